@@ -1,0 +1,90 @@
+//! Command-line arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Sovereign: your own models, on your own hardware, under your own keys.
+#[derive(Debug, Parser)]
+#[command(name = "sov", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The data home (default: ~/.sovereign).
+    #[arg(long, global = true, env = "SOV_HOME")]
+    pub home: Option<PathBuf>,
+    /// More log output (-v: info, -vv: debug, including llama.cpp's).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data home, its configuration and the owner's signing keys.
+    Init,
+    /// Manage the owned model store.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Ask a model a question (or start an interactive chat), loading it in this process.
+    Chat(ChatArgs),
+    /// Serve the OpenAI-compatible HTTP API.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Import a GGUF file into the store and sign its manifest.
+    Import {
+        /// The GGUF file.
+        file: PathBuf,
+        /// The name to serve it under (default: from the file name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the models in the store.
+    List,
+    /// Show one model's manifest.
+    Show {
+        /// The model's name.
+        name: String,
+    },
+    /// Check manifest signatures and every byte of the model files.
+    Verify {
+        /// The model's name (default: every model).
+        name: Option<String>,
+    },
+    /// Remove a model (and its file, if no other name uses it).
+    Rm {
+        /// The model's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The question; without it, an interactive session starts.
+    pub question: Option<String>,
+    /// The model to use (default: `chat.default_model`, or the only model in the store).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A system prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Sampling temperature (0 = always the most likely token).
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// The most tokens to generate per answer.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: u32,
+    /// Random seed, for repeatable answers.
+    #[arg(long)]
+    pub seed: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: `server.listen` in sov.toml, 127.0.0.1:8787).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}

@@ -1,0 +1,71 @@
+//! Loading a model for inference: verify it against its signed manifest, then start the engine.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use sov_engine::Engine;
+use sov_keys::OwnerPublicKeys;
+use sov_models::{Manifest, ModelStore};
+
+use crate::home::Config;
+
+/// A verified, loaded model.
+pub struct Loaded {
+    pub name: String,
+    pub manifest: Manifest,
+    pub engine: Engine,
+}
+
+/// Verifies `name` (manifest signature, then every byte) and loads it. Refuses a model that fails.
+pub fn load(
+    config: &Config,
+    store: &ModelStore,
+    owner: &OwnerPublicKeys,
+    name: &str,
+) -> Result<Loaded> {
+    let started = Instant::now();
+    let verified = store
+        .verify(name, owner)
+        .with_context(|| format!("refusing to load model `{name}`"))?;
+    tracing::info!(
+        model = name,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "model verified"
+    );
+    let started = Instant::now();
+    let engine = Engine::load(verified.path(), &config.engine.engine_config())
+        .with_context(|| format!("failed to load model `{name}`"))?;
+    tracing::info!(
+        model = name,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "model loaded"
+    );
+    Ok(Loaded {
+        name: name.to_owned(),
+        manifest: verified.manifest().clone(),
+        engine,
+    })
+}
+
+/// The model `sov chat` uses: the one asked for, the configured default, or the only one.
+pub fn pick(config: &Config, store: &ModelStore, asked: Option<&str>) -> Result<String> {
+    if let Some(name) = asked {
+        return Ok(name.to_owned());
+    }
+    if !config.chat.default_model.is_empty() {
+        return Ok(config.chat.default_model.clone());
+    }
+    let models = store.list().context("failed to list the model store")?;
+    match models.as_slice() {
+        [] => bail!("the model store is empty: import a model with `sov model import FILE.gguf`"),
+        [only] => Ok(only.name.clone()),
+        _ => bail!(
+            "several models are in the store ({}); choose one with --model or set chat.default_model",
+            models
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}

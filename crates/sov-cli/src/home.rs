@@ -1,0 +1,195 @@
+//! The data home: where the owner's configuration, keys and models live.
+//!
+//! ```text
+//! ~/.sovereign/            (0700; --home or SOV_HOME to move it)
+//!   sov.toml               the configuration, documented in place
+//!   keys/                  the owner's signing keys (secret files 0600)
+//!   models/                the content-addressed model store
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The configuration file `sov init` writes. Every key is shown with its default value.
+pub const DEFAULT_CONFIG: &str = r#"# Sovereign configuration.
+# Every key is optional: the value shown is the default used when it is absent.
+# An unknown key is an error, so a typo never silently falls back to a default.
+
+[server]
+# Where `sov serve` listens. Keep it on loopback unless a proxy with TLS is in front.
+listen = "127.0.0.1:8787"
+# Largest request body accepted, in bytes (larger ones get HTTP 413).
+max_body_bytes = 4194304
+# Models to load at start, by name. Empty: every model in the store.
+models = []
+
+[engine]
+# CPU threads for llama.cpp. 0: every core. More threads than free cores is slower.
+threads = 0
+# Tokens one request may use, prompt and answer together (capped at the model's own limit).
+context_length = 4096
+# Requests generated at the same time (continuous batching).
+parallel = 4
+# Tokens per decoding step, shared by the running requests.
+batch_size = 512
+# Requests that may wait for a free slot; beyond that the server answers 503.
+queue_depth = 64
+
+[chat]
+# The model `sov chat` uses without --model. Empty: the only model in the store.
+default_model = ""
+"#;
+
+/// The parsed configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub engine: EngineSection,
+    pub chat: ChatSection,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    pub threads: usize,
+    pub context_length: u32,
+    pub parallel: u32,
+    pub batch_size: u32,
+    pub queue_depth: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatSection {
+    pub default_model: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            max_body_bytes: 4 * 1024 * 1024,
+            models: Vec::new(),
+        }
+    }
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        let e = sov_engine::EngineConfig::default();
+        Self {
+            threads: e.threads,
+            context_length: e.context_length,
+            parallel: e.parallel,
+            batch_size: e.batch_size,
+            queue_depth: e.queue_depth,
+        }
+    }
+}
+
+impl EngineSection {
+    pub fn engine_config(&self) -> sov_engine::EngineConfig {
+        sov_engine::EngineConfig {
+            threads: self.threads,
+            context_length: self.context_length,
+            parallel: self.parallel,
+            batch_size: self.batch_size,
+            queue_depth: self.queue_depth,
+        }
+    }
+}
+
+/// A located home (which may not exist yet).
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// `--home`/`SOV_HOME` if given, else `~/.sovereign`.
+    pub fn locate(explicit: Option<&Path>) -> Result<Self> {
+        if let Some(path) = explicit {
+            return Ok(Self {
+                root: path.to_path_buf(),
+            });
+        }
+        let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+            bail!("cannot find the data home: $HOME is not set; pass --home or set SOV_HOME");
+        };
+        Ok(Self {
+            root: PathBuf::from(home).join(".sovereign"),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("sov.toml")
+    }
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    /// Fails with a hint when `sov init` has not been run.
+    pub fn require_initialised(&self) -> Result<()> {
+        if !self.config_path().is_file() {
+            bail!(
+                "no Sovereign home at {} (run `sov init` first, or pass --home)",
+                self.root.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads and checks `sov.toml`.
+    pub fn config(&self) -> Result<Config> {
+        self.require_initialised()?;
+        let path = self.config_path();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("failed to read {}", path.display()))?;
+        parse_config(&text).with_context(|| format!("failed to parse {}", path.display()))
+    }
+}
+
+/// Parses a configuration text.
+pub fn parse_config(text: &str) -> Result<Config> {
+    let config: Config = toml::from_str(text)?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_written_config_is_the_default() {
+        assert_eq!(parse_config(DEFAULT_CONFIG).unwrap(), Config::default());
+        assert_eq!(parse_config("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = parse_config("[server]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `listen_addr`"),
+            "{err:#}"
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! `sov`: the command line of Sovereign.
+//!
+//! A thin layer: it parses arguments ([`cli`]), finds the home and its configuration ([`home`]),
+//! and calls the library crates. Each command lives in `commands/<noun>/<verb>.rs`.
+
+mod cli;
+mod commands;
+pub mod home;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Runs `sov` with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose);
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`sov model list | head`) is not a failure.
+            if err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {err}");
+            for cause in err.chain().skip(1) {
+                let _ = writeln!(stderr, "  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    // llama.cpp's own logs arrive as debug events from the `llama-cpp-2` target: hidden unless -vv.
+    let default = match verbose {
+        0 => "warn,sov=info",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SOV_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,393 @@
+//! The `sov` binary as a user runs it: real home, real keys, real model, real server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn starter() -> PathBuf {
+    PathBuf::from(std::env::var_os("SOV_TEST_MODEL").unwrap_or_else(|| {
+        panic!("SOV_TEST_MODEL is not set: run the tests with `bash scripts/test`, which fetches the starter model")
+    }))
+}
+
+fn sov(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sov"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("SOV_HOME")
+        .env("SOV_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every path under `dir` with its bytes: to prove a failed command changed nothing.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.push((p.clone(), Vec::new()));
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn settings(home: &Path) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(&regex_escape(&home.display().to_string()), "[HOME]");
+    s.add_filter(r"owner key id:  [0-9a-f]{16}", "owner key id:  [KEY]");
+    s.add_filter(r"[0-9]+\.[0-9]{2} s\)", "[T] s)");
+    s
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_alphanumeric() || c == '/' {
+                vec![c]
+            } else {
+                vec!['\\', c]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn init_is_idempotent_and_keys_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let first = sov(&home, &["init"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let before = tree(&home);
+    let second = sov(&home, &["init"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(tree(&home), before, "a second init changed the home");
+    settings(&home).bind(|| {
+        insta::assert_snapshot!("init_first", stdout(&first));
+        insta::assert_snapshot!("init_second", stdout(&second));
+    });
+    assert_eq!(
+        std::fs::metadata(&home).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let mut secrets = 0;
+    for entry in std::fs::read_dir(home.join("keys")).unwrap() {
+        let path = entry.unwrap().path();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".pub.json") {
+            continue;
+        }
+        secrets += 1;
+        assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
+        // The secret never appears in anything the user sees.
+        let secret = std::fs::read_to_string(&path).unwrap();
+        for line in secret.lines().filter(|l| l.len() >= 32) {
+            assert!(!stdout(&first).contains(line) && !stderr(&first).contains(line));
+        }
+    }
+    assert_eq!(
+        secrets, 1,
+        "expected one secret key file (Ed25519 and ML-DSA-65 seeds)"
+    );
+    assert!(home.join("keys/owner.key").is_file());
+}
+
+#[test]
+fn commands_before_init_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sov(&dir.path().join("none"), &["model", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("run `sov init` first"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_bad_import_leaves_the_store_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    assert!(sov(&home, &["init"]).status.success());
+    let before = tree(&home);
+
+    let not_gguf = dir.path().join("notes.gguf");
+    std::fs::write(&not_gguf, b"this is not a model, just text").unwrap();
+    let out = sov(&home, &["model", "import", not_gguf.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not a GGUF file"), "{}", stderr(&out));
+    assert_eq!(tree(&home), before);
+
+    // The real model, cut short: its header parses but its tensors are missing.
+    let truncated = dir.path().join("cut.gguf");
+    let bytes = std::fs::read(starter()).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let out = sov(&home, &["model", "import", truncated.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).to_lowercase().contains("truncated"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(tree(&home), before);
+
+    let out = sov(
+        &home,
+        &[
+            "model",
+            "import",
+            dir.path().join("missing.gguf").to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(tree(&home), before);
+}
+
+fn home_with_starter() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    assert!(sov(&home, &["init"]).status.success());
+    let out = sov(
+        &home,
+        &[
+            "model",
+            "import",
+            starter().to_str().unwrap(),
+            "--name",
+            "smollm2",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    (dir, home)
+}
+
+#[test]
+fn import_list_show_verify_rm() {
+    let (_dir, home) = home_with_starter();
+    // Importing the same file again is a no-op.
+    let again = sov(
+        &home,
+        &[
+            "model",
+            "import",
+            starter().to_str().unwrap(),
+            "--name",
+            "smollm2",
+        ],
+    );
+    assert!(
+        stdout(&again).starts_with("Already in the store"),
+        "{}",
+        stdout(&again)
+    );
+    settings(&home).bind(|| {
+        insta::assert_snapshot!("model_list", stdout(&sov(&home, &["model", "list"])));
+        let show = stdout(&sov(&home, &["model", "show", "smollm2"]));
+        let show: String = show
+            .lines()
+            .filter(|l| !l.starts_with("imported at:") && !l.starts_with("signed by:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        insta::assert_snapshot!("model_show", show);
+        insta::assert_snapshot!("model_verify", stdout(&sov(&home, &["model", "verify"])));
+    });
+    let rm = sov(&home, &["model", "rm", "smollm2"]);
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    assert!(stdout(&sov(&home, &["model", "list"])).contains("The model store is empty"));
+    let blobs: Vec<_> = std::fs::read_dir(home.join("models/blobs/sha256"))
+        .unwrap()
+        .collect();
+    assert!(blobs.is_empty(), "the model file was not removed");
+}
+
+fn blob_of(home: &Path) -> PathBuf {
+    let dir = home.join("models/blobs/sha256");
+    let entry = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
+    entry.path()
+}
+
+#[test]
+fn a_model_altered_by_one_byte_is_refused_at_load() {
+    let (_dir, home) = home_with_starter();
+    let blob = blob_of(&home);
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let at = bytes.len() - 1000;
+    bytes[at] ^= 0x01;
+    std::fs::write(&blob, &bytes).unwrap();
+
+    let verify = sov(&home, &["model", "verify", "smollm2"]);
+    assert!(!verify.status.success());
+    assert!(
+        stdout(&verify).contains("FAILED  smollm2"),
+        "{}",
+        stdout(&verify)
+    );
+
+    for args in [
+        &["chat", "--model", "smollm2", "hi"][..],
+        &["serve", "--listen", "127.0.0.1:0"][..],
+    ] {
+        let out = sov(&home, args);
+        assert!(
+            !out.status.success(),
+            "{args:?} started with a tampered model"
+        );
+        let err = stderr(&out);
+        assert!(err.contains("refusing to load model `smollm2`"), "{err}");
+        assert!(err.contains("does not match its manifest"), "{err}");
+    }
+}
+
+#[test]
+fn a_tampered_manifest_is_refused_at_load() {
+    let (_dir, home) = home_with_starter();
+    let manifest = home.join("models/manifests/smollm2.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replacen("\"llama\"", "\"llamb\"", 1);
+    std::fs::write(&manifest, text).unwrap();
+    let out = sov(&home, &["chat", "--model", "smollm2", "hi"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("refusing to load model `smollm2`"), "{err}");
+    assert!(err.contains("signature"), "{err}");
+}
+
+#[test]
+fn chat_answers_a_question_in_process() {
+    let (_dir, home) = home_with_starter();
+    let out = sov(
+        &home,
+        &[
+            "chat",
+            "Which city is the capital of France?",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "40",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Paris"), "{}", stdout(&out));
+}
+
+#[test]
+fn interactive_chat_answers_each_line() {
+    let (_dir, home) = home_with_starter();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
+        .arg("--home")
+        .arg(&home)
+        .args(["chat", "--temperature", "0", "--max-tokens", "24"])
+        .env("SOV_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "Which city is the capital of France?").unwrap();
+        writeln!(stdin, "/reset").unwrap();
+        writeln!(stdin, "What is 2 + 2?").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Paris") && text.contains('4'), "{text}");
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `sov serve` on an ephemeral port and returns it with its base URL.
+fn serve(home: &Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
+        .arg("--home")
+        .arg(home)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SOV_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server(child);
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        line.starts_with("Sovereign is serving smollm2 at http://127.0.0.1:"),
+        "{line}"
+    );
+    (server, url)
+}
+
+#[test]
+fn the_official_openai_python_client_works_unchanged() {
+    let python = std::env::var_os("SOV_TEST_PYTHON").unwrap_or_else(|| {
+        panic!("SOV_TEST_PYTHON is not set: run the tests with `bash scripts/test`, which installs the openai client")
+    });
+    let (_dir, home) = home_with_starter();
+    let (_server, base) = serve(&home);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&base)
+        .arg("smollm2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["models"], serde_json::json!(["smollm2"]));
+    let chat = seen["chat"].as_str().unwrap();
+    assert!(chat.contains("Paris"), "{chat}");
+    assert_eq!(seen["stream"], seen["chat"]);
+    assert_eq!(seen["stream_usage"], seen["chat_usage"]);
+    assert!(seen["text"].as_str().unwrap().contains("Paris"), "{seen}");
+    assert_eq!(seen["embedding_dims"], serde_json::json!([576, 576]));
+    assert_eq!(
+        seen["not_found"],
+        serde_json::json!({"status": 404, "code": "model_not_found"})
+    );
+}
+
+#[test]
+fn serve_refuses_a_port_in_use() {
+    let (_dir, home) = home_with_starter();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = sov(&home, &["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("failed to listen on 127.0.0.1:{port}")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,34 @@
+//! Sovereign's local inference engine: llama.cpp behind a small, safe interface.
+//!
+//! Why this crate exists apart from the model store: it is the only crate that links llama.cpp
+//! (a C++ build of several minutes), and the only one that talks to it. Everything above it sees
+//! [`Engine`], which is `Send + Sync`, cheap to clone, and speaks in strings and tokens counts.
+//!
+//! How requests are served:
+//! - **Generation** runs on one worker thread that owns the llama.cpp context (a context is not
+//!   `Send`-safe to share). The worker does continuous batching: every step it puts one token of
+//!   each running sequence, plus chunks of waiting prompts, into one batch, decodes it, samples
+//!   each sequence, and admits new requests into free slots. A request waits in a bounded queue
+//!   when every slot is busy; when the queue is full, [`Engine::generate`] answers
+//!   [`EngineError::Busy`] at once.
+//! - **Embeddings** run on a second worker with its own context (mean pooling, one sequence at a
+//!   time, L2-normalised vectors), so they never wait behind long generations.
+//! - **Cancellation**: a generation stops at the next step after its [`Generation`] is dropped
+//!   (for example when an HTTP client disconnects), and its slot is freed.
+//!
+//! The crate has no `unsafe` of its own: `llama-cpp-2` wraps the C API, and the workspace forbids
+//! `unsafe` here as everywhere.
+
+mod embed;
+mod error;
+mod llama;
+mod params;
+mod template;
+mod text;
+mod worker;
+
+pub use error::EngineError;
+pub use llama::{Engine, EngineConfig, Generation, ModelInfo, Prompt};
+pub use params::SamplingParams;
+pub use template::{ChatMessage, ChatTemplate};
+pub use worker::{EngineStats, Event, FinishReason};

@@ -1,0 +1,201 @@
+//! Sampling parameters, checked before they reach llama.cpp.
+
+use llama_cpp_2::sampling::LlamaSampler;
+
+use crate::error::EngineError;
+
+/// How to pick each next token, with the OpenAI API's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// 0 picks the most likely token every time (greedy); higher is more random. 0..=2.
+    pub temperature: f32,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability adds up to this. (0, 1].
+    pub top_p: f32,
+    /// Keep only the k most likely tokens; 0 disables.
+    pub top_k: i32,
+    /// Random seed, for repeatable sampling. `None` picks one.
+    pub seed: Option<u32>,
+    /// The most tokens to generate; `None` means until the context window is full.
+    pub max_tokens: Option<u32>,
+    /// Generation stops before any of these strings (at most 4, none empty).
+    pub stop: Vec<String>,
+    /// Penalty for repeating recent tokens; 1 disables. (0, 10].
+    pub repeat_penalty: f32,
+    /// Keep generating past the model's end-of-answer token (for benchmarks: a fixed length).
+    pub ignore_eos: bool,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: None,
+            max_tokens: None,
+            stop: Vec::new(),
+            repeat_penalty: 1.0,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// How many recent tokens the repetition penalty looks at.
+const PENALTY_WINDOW: i32 = 64;
+
+impl SamplingParams {
+    /// Checks every field; the error names the first bad one with the API's name for it.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let bad = |param, reason: &str| EngineError::InvalidParam {
+            param,
+            reason: reason.to_owned(),
+        };
+        if !(0.0..=2.0).contains(&self.temperature) {
+            return Err(bad("temperature", "must be between 0 and 2"));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(bad("top_p", "must be greater than 0 and at most 1"));
+        }
+        if self.top_k < 0 {
+            return Err(bad("top_k", "must be 0 (disabled) or positive"));
+        }
+        if self.max_tokens == Some(0) {
+            return Err(bad("max_tokens", "must be at least 1"));
+        }
+        if self.stop.len() > 4 {
+            return Err(bad("stop", "at most 4 stop sequences are allowed"));
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return Err(bad("stop", "stop sequences must not be empty"));
+        }
+        if !(self.repeat_penalty > 0.0 && self.repeat_penalty <= 10.0) {
+            return Err(bad(
+                "repeat_penalty",
+                "must be greater than 0 and at most 10",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds llama.cpp's sampler chain: penalties, top-k, top-p, temperature, then a seeded draw
+    /// (or a greedy pick when the temperature is 0).
+    pub(crate) fn sampler(&self, n_vocab: i32) -> LlamaSampler {
+        let mut chain = Vec::new();
+        if (self.repeat_penalty - 1.0).abs() > f32::EPSILON {
+            chain.push(LlamaSampler::penalties(
+                n_vocab,
+                PENALTY_WINDOW,
+                self.repeat_penalty,
+                0.0,
+                0.0,
+            ));
+        }
+        if self.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+            return LlamaSampler::chain_simple(chain);
+        }
+        if self.top_k > 0 {
+            chain.push(LlamaSampler::top_k(self.top_k));
+        }
+        if self.top_p < 1.0 {
+            chain.push(LlamaSampler::top_p(self.top_p, 1));
+        }
+        chain.push(LlamaSampler::temp(self.temperature));
+        let seed = self.seed.unwrap_or_else(random_seed);
+        chain.push(LlamaSampler::dist(seed));
+        LlamaSampler::chain_simple(chain)
+    }
+}
+
+fn random_seed() -> u32 {
+    let mut bytes = [0u8; 4];
+    // A seed only decides which answer is drawn; if the OS cannot give randomness, a time-based
+    // seed is an acceptable fallback (it is not a secret).
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        return nanos;
+    }
+    u32::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        SamplingParams::default().validate().unwrap();
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(SamplingParams, &str)> = vec![
+            (
+                SamplingParams {
+                    temperature: 3.0,
+                    ..Default::default()
+                },
+                "temperature",
+            ),
+            (
+                SamplingParams {
+                    temperature: f32::NAN,
+                    ..Default::default()
+                },
+                "temperature",
+            ),
+            (
+                SamplingParams {
+                    top_p: 0.0,
+                    ..Default::default()
+                },
+                "top_p",
+            ),
+            (
+                SamplingParams {
+                    top_k: -1,
+                    ..Default::default()
+                },
+                "top_k",
+            ),
+            (
+                SamplingParams {
+                    max_tokens: Some(0),
+                    ..Default::default()
+                },
+                "max_tokens",
+            ),
+            (
+                SamplingParams {
+                    stop: vec!["".into()],
+                    ..Default::default()
+                },
+                "stop",
+            ),
+            (
+                SamplingParams {
+                    stop: vec!["a".into(); 5],
+                    ..Default::default()
+                },
+                "stop",
+            ),
+            (
+                SamplingParams {
+                    repeat_penalty: 0.0,
+                    ..Default::default()
+                },
+                "repeat_penalty",
+            ),
+        ];
+        for (p, name) in cases {
+            match p.validate() {
+                Err(EngineError::InvalidParam { param, .. }) => assert_eq!(param, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+}

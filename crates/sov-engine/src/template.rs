@@ -1,0 +1,148 @@
+//! Chat templates: the model's own Jinja template, rendered faithfully.
+//!
+//! llama.cpp's built-in template matcher recognises a template by looking for marker strings and
+//! then formats messages with hand-written C++; parts of a template it does not model (SmolLM2's
+//! default system prompt, for example) are silently dropped. We render the template itself with
+//! minijinja, with the Python-compatible string methods (`.strip()`, `.startswith()`, ...) and the
+//! helpers that Hugging Face templates expect (`raise_exception`, `strftime_now`).
+
+use minijinja::{Environment, Error as JinjaError, ErrorKind, Value, context};
+use serde::Serialize;
+
+use crate::error::EngineError;
+
+/// One message of a conversation, as the OpenAI API carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant` (or another role the template knows).
+    pub role: String,
+    /// The message text.
+    pub content: String,
+}
+
+/// A compiled chat template with the special-token strings it refers to.
+#[derive(Debug)]
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+const NAME: &str = "chat";
+
+impl ChatTemplate {
+    /// Compiles `source`. Fails if the template does not parse.
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self, EngineError> {
+        let mut env = Environment::new();
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_trim_blocks(false);
+        env.set_lstrip_blocks(false);
+        env.add_function("raise_exception", raise_exception);
+        env.add_function("strftime_now", strftime_now);
+        env.add_template_owned(NAME, source.to_owned())
+            .map_err(|source| EngineError::Template { source })?;
+        Ok(Self {
+            env,
+            bos_token: bos_token.to_owned(),
+            eos_token: eos_token.to_owned(),
+        })
+    }
+
+    /// Renders `messages` with the generation prompt for the assistant's turn appended.
+    pub fn render(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
+        let template = self
+            .env
+            .get_template(NAME)
+            .map_err(|source| EngineError::Template { source })?;
+        template
+            .render(context! {
+                messages => messages,
+                add_generation_prompt => true,
+                bos_token => self.bos_token,
+                eos_token => self.eos_token,
+            })
+            .map_err(|source| EngineError::Template { source })
+    }
+}
+
+fn raise_exception(message: String) -> Result<Value, JinjaError> {
+    Err(JinjaError::new(ErrorKind::InvalidOperation, message))
+}
+
+fn strftime_now(format: String) -> Result<Value, JinjaError> {
+    let now = time::OffsetDateTime::now_utc();
+    // The formats templates use in practice; anything else is an error rather than a guess.
+    let rendered = match format.as_str() {
+        "%d %b %Y" => now
+            .format(time::macros::format_description!(
+                "[day] [month repr:short] [year]"
+            ))
+            .map_err(|e| JinjaError::new(ErrorKind::InvalidOperation, e.to_string()))?,
+        "%Y-%m-%d" => now
+            .format(time::macros::format_description!("[year]-[month]-[day]"))
+            .map_err(|e| JinjaError::new(ErrorKind::InvalidOperation, e.to_string()))?,
+        "%B %d, %Y" => now
+            .format(time::macros::format_description!(
+                "[month repr:long] [day], [year]"
+            ))
+            .map_err(|e| JinjaError::new(ErrorKind::InvalidOperation, e.to_string()))?,
+        other => {
+            return Err(JinjaError::new(
+                ErrorKind::InvalidOperation,
+                format!("strftime_now: unsupported format {other:?}"),
+            ));
+        }
+    };
+    Ok(Value::from(rendered))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// SmolLM2-135M-Instruct's template, as shipped in its GGUF (`tokenizer.chat_template`).
+    const SMOLLM2: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    fn msg(role: &str, content: &str) -> ChatMessage {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn smollm2_keeps_its_default_system_prompt() {
+        let t = ChatTemplate::new(SMOLLM2, "<|im_start|>", "<|im_end|>").unwrap();
+        let out = t.render(&[msg("user", "Hi")]).unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn explicit_system_prompt_replaces_default() {
+        let t = ChatTemplate::new(SMOLLM2, "", "").unwrap();
+        let out = t
+            .render(&[msg("system", "Be brief."), msg("user", "Hi")])
+            .unwrap();
+        assert!(out.starts_with("<|im_start|>system\nBe brief.<|im_end|>\n"));
+        assert!(!out.contains("SmolLM"));
+    }
+
+    #[test]
+    fn python_methods_and_raise_exception() {
+        let src = "{% if messages[0]['role'] == 'bad' %}{{ raise_exception('no bad roles') }}{% endif %}{{ bos_token }}{{ messages[0]['content'].strip() }}";
+        let t = ChatTemplate::new(src, "<s>", "</s>").unwrap();
+        assert_eq!(t.render(&[msg("user", "  x  ")]).unwrap(), "<s>x");
+        let err = t.render(&[msg("bad", "x")]).unwrap_err();
+        let reason = std::error::Error::source(&err).unwrap().to_string();
+        assert!(reason.contains("no bad roles"), "{reason}");
+    }
+
+    #[test]
+    fn broken_template_is_an_error() {
+        assert!(ChatTemplate::new("{% for %}", "", "").is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! The generation worker: one thread, one llama.cpp context, continuous batching over slots.
+//!
+//! Each step builds one batch from (1) the last sampled token of every generating sequence and
+//! (2) chunks of the prompts still being read, up to the batch size; decodes it once; then samples
+//! every sequence whose logits are ready. New requests take a free slot between steps, so a long
+//! answer never blocks a short one. The queue in front of the worker is bounded: the worker only
+//! takes a request off it when a slot is free.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::params::SamplingParams;
+use crate::text::{Scan, StopScanner, Utf8Stream};
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended its answer, or a stop sequence was reached.
+    Stop,
+    /// `max_tokens` or the context window was reached.
+    Length,
+}
+
+impl FinishReason {
+    /// The OpenAI API's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
+}
+
+/// What a running generation reports, in order: text pieces, then exactly one `Done` or `Failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// More answer text (never splits a UTF-8 character, never contains a stop sequence).
+    Text(String),
+    /// The answer is complete.
+    Done {
+        /// Why it ended.
+        finish_reason: FinishReason,
+        /// Tokens generated (the end-of-generation token is not counted: it is not part of the text).
+        completion_tokens: usize,
+    },
+    /// The engine failed while generating; the message is for logs, not for clients.
+    Failed(String),
+}
+
+/// Counters the worker keeps, readable from any thread.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub running: AtomicUsize,
+    pub peak_running: AtomicUsize,
+    pub completed: AtomicUsize,
+    pub cancelled: AtomicUsize,
+    pub failed: AtomicUsize,
+}
+
+/// A snapshot of what the generation worker has done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Sequences generating right now.
+    pub running: usize,
+    /// The most sequences that were ever generating at the same time.
+    pub peak_running: usize,
+    /// Generations that finished (stop or length).
+    pub completed: usize,
+    /// Generations abandoned because their client went away.
+    pub cancelled: usize,
+    /// Generations ended by an engine failure.
+    pub failed: usize,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> EngineStats {
+        EngineStats {
+            running: self.running.load(Ordering::Relaxed),
+            peak_running: self.peak_running.load(Ordering::Relaxed),
+            completed: self.completed.load(Ordering::Relaxed),
+            cancelled: self.cancelled.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A request waiting for a slot.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub tokens: Vec<LlamaToken>,
+    pub params: SamplingParams,
+    pub events: UnboundedSender<Event>,
+}
+
+/// Fixed settings of the worker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WorkerConfig {
+    pub slots: u32,
+    pub context_length: u32,
+    pub batch_size: u32,
+    pub n_vocab: i32,
+}
+
+struct Slot {
+    seq: i32,
+    events: UnboundedSender<Event>,
+    tokens: Vec<LlamaToken>,
+    sampler: LlamaSampler,
+    /// Prompt tokens already in the KV cache.
+    fed: usize,
+    /// Position of the next token in this sequence.
+    pos: i32,
+    generated: usize,
+    max_new: usize,
+    /// The token sampled last, to be decoded next step.
+    next: Option<LlamaToken>,
+    /// Where this slot's logits are in the current batch.
+    logits_at: Option<i32>,
+    utf8: Utf8Stream,
+    stops: StopScanner,
+    ignore_eos: bool,
+}
+
+/// Runs until the queue's senders are all gone and no sequence is running.
+pub(crate) fn run(
+    model: &LlamaModel,
+    mut ctx: LlamaContext<'_>,
+    queue: Receiver<Job>,
+    cfg: WorkerConfig,
+    counters: &Arc<Counters>,
+) {
+    let vocab = model.vocab();
+    let mut batch = LlamaBatch::new(cfg.batch_size as usize, 1);
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut free: Vec<i32> = (0..cfg.slots as i32).rev().collect();
+    let mut open = true;
+    loop {
+        // Admit waiting requests into free slots; block only when there is nothing to do.
+        while open && !free.is_empty() {
+            let job = if slots.is_empty() {
+                match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            } else {
+                match queue.try_recv() {
+                    Ok(job) => job,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            };
+            if job.events.is_closed() {
+                continue;
+            }
+            if let Some(seq) = free.pop() {
+                slots.push(Slot::new(seq, job, &cfg));
+                counters.running.store(slots.len(), Ordering::Relaxed);
+                counters
+                    .peak_running
+                    .fetch_max(slots.len(), Ordering::Relaxed);
+            }
+        }
+        // Drop sequences whose client has gone away.
+        slots.retain(|slot| {
+            let keep = !slot.events.is_closed();
+            if !keep {
+                release(&mut ctx, &mut free, slot.seq);
+                counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+            keep
+        });
+        counters.running.store(slots.len(), Ordering::Relaxed);
+        if slots.is_empty() {
+            if !open {
+                return;
+            }
+            continue;
+        }
+
+        if let Err(reason) = fill_batch(&mut batch, &mut slots, cfg.batch_size as usize) {
+            counters.failed.fetch_add(slots.len(), Ordering::Relaxed);
+            fail_all(&mut ctx, &mut slots, &mut free, &reason);
+            counters.running.store(0, Ordering::Relaxed);
+            continue;
+        }
+        if let Err(err) = crate::llama::exclusive(|| ctx.decode(&mut batch)) {
+            counters.failed.fetch_add(slots.len(), Ordering::Relaxed);
+            fail_all(&mut ctx, &mut slots, &mut free, &err.to_string());
+            counters.running.store(0, Ordering::Relaxed);
+            continue;
+        }
+
+        let mut finished = Vec::new();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let Some(at) = slot.logits_at.take() else {
+                continue;
+            };
+            let token = slot.sampler.sample(&ctx, at);
+            if vocab.is_eog(token) && !slot.ignore_eos {
+                slot.finish(FinishReason::Stop);
+                finished.push(i);
+                continue;
+            }
+            slot.generated += 1;
+            let piece = vocab.token_to_piece(token, false, None);
+            let text = slot.utf8.push(&piece);
+            match slot.stops.push(&text) {
+                Scan::Stopped(text) => {
+                    slot.send_text(text);
+                    slot.done(FinishReason::Stop);
+                    finished.push(i);
+                    continue;
+                }
+                Scan::Continue(text) => slot.send_text(text),
+            }
+            if slot.generated >= slot.max_new {
+                slot.finish(FinishReason::Length);
+                finished.push(i);
+                continue;
+            }
+            slot.next = Some(token);
+        }
+        for i in finished.into_iter().rev() {
+            let slot = slots.swap_remove(i);
+            release(&mut ctx, &mut free, slot.seq);
+            counters.completed.fetch_add(1, Ordering::Relaxed);
+        }
+        counters.running.store(slots.len(), Ordering::Relaxed);
+    }
+}
+
+impl Slot {
+    fn new(seq: i32, job: Job, cfg: &WorkerConfig) -> Self {
+        let mut sampler = job.params.sampler(cfg.n_vocab);
+        // The repetition penalty also looks at the end of the prompt, as llama.cpp's tools do.
+        let tail = job.tokens.len().saturating_sub(64);
+        sampler.accept_many(job.tokens.iter().skip(tail));
+        let room = (cfg.context_length as usize).saturating_sub(job.tokens.len());
+        let max_new = job
+            .params
+            .max_tokens
+            .map_or(room, |m| (m as usize).min(room));
+        Self {
+            seq,
+            stops: StopScanner::new(&job.params.stop),
+            events: job.events,
+            tokens: job.tokens,
+            sampler,
+            fed: 0,
+            pos: 0,
+            generated: 0,
+            max_new,
+            next: None,
+            logits_at: None,
+            utf8: Utf8Stream::default(),
+            ignore_eos: job.params.ignore_eos,
+        }
+    }
+
+    fn send_text(&self, text: String) {
+        if !text.is_empty() {
+            // A closed channel means the client left; the slot is dropped on the next step.
+            let _ = self.events.send(Event::Text(text));
+        }
+    }
+
+    fn done(&self, finish_reason: FinishReason) {
+        let _ = self.events.send(Event::Done {
+            finish_reason,
+            completion_tokens: self.generated,
+        });
+    }
+
+    /// Ends a generation that stopped for a reason other than a stop sequence: flush held text.
+    fn finish(&mut self, reason: FinishReason) {
+        let tail = self.utf8.finish();
+        match self.stops.push(&tail) {
+            Scan::Stopped(text) => {
+                self.send_text(text);
+                self.done(FinishReason::Stop);
+            }
+            Scan::Continue(text) => {
+                self.send_text(text);
+                let rest = self.stops.finish();
+                self.send_text(rest);
+                self.done(reason);
+            }
+        }
+    }
+}
+
+/// Puts one token per generating sequence, then prompt chunks, into the batch.
+fn fill_batch(
+    batch: &mut LlamaBatch<'_>,
+    slots: &mut [Slot],
+    capacity: usize,
+) -> Result<(), String> {
+    batch.clear();
+    let mut used = 0usize;
+    for slot in slots.iter_mut() {
+        if let Some(token) = slot.next.take() {
+            slot.logits_at = Some(used as i32);
+            batch
+                .add(token, slot.pos, &[slot.seq], true)
+                .map_err(|e| e.to_string())?;
+            slot.pos += 1;
+            used += 1;
+        }
+    }
+    for slot in slots.iter_mut() {
+        if used >= capacity {
+            break;
+        }
+        let remaining = slot.tokens.len() - slot.fed;
+        if remaining == 0 {
+            continue;
+        }
+        let take = remaining.min(capacity - used);
+        let last_chunk = take == remaining;
+        for (k, token) in slot.tokens.iter().skip(slot.fed).take(take).enumerate() {
+            let is_last = last_chunk && k + 1 == take;
+            batch
+                .add(*token, slot.pos, &[slot.seq], is_last)
+                .map_err(|e| e.to_string())?;
+            if is_last {
+                slot.logits_at = Some(used as i32);
+            }
+            slot.pos += 1;
+            used += 1;
+        }
+        slot.fed += take;
+    }
+    Ok(())
+}
+
+fn release(ctx: &mut LlamaContext<'_>, free: &mut Vec<i32>, seq: i32) {
+    if let Err(err) = ctx.clear_kv_cache_seq(Some(seq as u32), None, None) {
+        tracing::error!(%err, seq, "failed to clear a finished sequence from the KV cache");
+    }
+    free.push(seq);
+}
+
+fn fail_all(ctx: &mut LlamaContext<'_>, slots: &mut Vec<Slot>, free: &mut Vec<i32>, reason: &str) {
+    tracing::error!(
+        reason,
+        running = slots.len(),
+        "decoding failed; ending the running generations"
+    );
+    for slot in slots.drain(..) {
+        let _ = slot.events.send(Event::Failed(reason.to_owned()));
+        free.push(slot.seq);
+    }
+    ctx.clear_kv_cache();
+}

@@ -1,0 +1,183 @@
+//! Errors in OpenAI's shape, and the JSON extractor that produces them.
+//!
+//! Every error a client sees is `{"error": {"message", "type", "param", "code"}}` with the status
+//! OpenAI uses for it. Internal failures become a generic 500; their detail goes to the log only.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sov_engine::EngineError;
+
+/// An error answered to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    kind: &'static str,
+    param: Option<String>,
+    code: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    /// 400: the request is malformed or a field is out of range.
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: param.map(str::to_owned),
+            code: None,
+        }
+    }
+
+    /// 404: no such model is served.
+    pub fn model_not_found(model: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: format!("The model `{model}` does not exist or is not served here."),
+            kind: "invalid_request_error",
+            param: Some("model".into()),
+            code: Some("model_not_found"),
+        }
+    }
+
+    /// 404 for an unknown path.
+    pub fn route_not_found() -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: "No such endpoint.".into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("unknown_url"),
+        }
+    }
+
+    /// 500 with nothing internal in it; `detail` is logged.
+    pub fn internal(detail: &str) -> Self {
+        tracing::error!(detail, "request failed inside the server");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "The server failed to handle the request; the details are in its log.".into(),
+            kind: "server_error",
+            param: None,
+            code: None,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::InvalidParam { param, .. } => Self::invalid(err.to_string(), Some(param)),
+            EngineError::ContextExceeded { .. } => Self {
+                code: Some("context_length_exceeded"),
+                ..Self::invalid(err.to_string(), Some("messages"))
+            },
+            EngineError::EmptyPrompt => Self::invalid(err.to_string(), None),
+            EngineError::NoChatTemplate => Self::invalid(err.to_string(), Some("model")),
+            EngineError::Template { .. } => {
+                // A template error comes from the conversation the client sent (e.g. roles the
+                // template refuses with raise_exception), so the client sees the reason.
+                let mut message = err.to_string();
+                if let Some(source) = std::error::Error::source(&err) {
+                    message = format!("{message}: {source}");
+                }
+                Self::invalid(message, Some("messages"))
+            }
+            EngineError::Busy { .. } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: err.to_string(),
+                kind: "server_error",
+                param: None,
+                code: Some("engine_busy"),
+            },
+            other => Self::internal(&other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: Inner {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param.as_deref(),
+                code: self.code,
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// A JSON body whose every rejection is an [`ApiError`]: 413 over the body limit, 400 otherwise.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: "The request body is larger than this server accepts.".into(),
+                    kind: "invalid_request_error",
+                    param: None,
+                    code: Some("request_too_large"),
+                }
+            } else {
+                ApiError::invalid(
+                    format!("Failed to read the request body: {rejection}"),
+                    None,
+                )
+            }
+        })?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error(&mut de)?;
+        de.end()
+            .map_err(|e| ApiError::invalid(format!("The body is not valid JSON: {e}"), None))?;
+        Ok(Self(value))
+    }
+}
+
+fn serde_path_to_error<'de, T: DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+) -> Result<T, ApiError> {
+    T::deserialize(de).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::invalid(format!("The body is not valid JSON: {e}"), None)
+            }
+            Category::Data => ApiError::invalid(format!("Invalid request: {e}"), None),
+        }
+    })
+}

@@ -1,0 +1,145 @@
+//! Sovereign's HTTP API: the OpenAI-compatible endpoints, served by axum over the local engine.
+//!
+//! Why OpenAI's API: the tools an institution already has (the `openai` SDKs, LangChain, editors)
+//! speak it, so an owned model is a base URL away. The shape of the crate follows axum's own
+//! advice: [`app`] builds the router from an [`AppState`] (tested in-process with `oneshot`), a
+//! JSON extractor of our own turns every rejection into OpenAI's error body, internal errors
+//! become a generic 500 with the detail in the log, and the body size is limited explicitly.
+
+mod completions;
+mod embeddings;
+mod error;
+mod openai;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::json;
+use sov_engine::Engine;
+
+pub use error::ApiError;
+
+/// A model the server answers for.
+#[derive(Debug, Clone)]
+pub struct ServedModel {
+    /// The engine with the model loaded.
+    pub engine: Engine,
+    /// Unix time of the model's import, shown as `created`.
+    pub created: i64,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body accepted, in bytes; larger ones get a 413.
+    pub max_body_bytes: usize,
+    /// Shown as `owned_by` in the model list.
+    pub owner: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            owner: "owner".into(),
+        }
+    }
+}
+
+/// What every handler can see.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+#[derive(Debug)]
+struct StateInner {
+    models: BTreeMap<String, ServedModel>,
+    config: ServerConfig,
+}
+
+impl AppState {
+    /// State for the given models, keyed by the name clients use.
+    pub fn new(models: BTreeMap<String, ServedModel>, config: ServerConfig) -> Self {
+        Self {
+            inner: Arc::new(StateInner { models, config }),
+        }
+    }
+
+    pub(crate) fn engine(&self, name: &str) -> Result<&Engine, ApiError> {
+        self.inner
+            .models
+            .get(name)
+            .map(|m| &m.engine)
+            .ok_or_else(|| ApiError::model_not_found(name))
+    }
+}
+
+/// The router with every endpoint.
+pub fn app(state: AppState) -> Router {
+    let limit = state.inner.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{id}", get(get_model))
+        .route("/v1/chat/completions", post(completions::chat))
+        .route("/v1/completions", post(completions::text))
+        .route("/v1/embeddings", post(embeddings::embed))
+        .fallback(|| async { ApiError::route_not_found() })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+fn card(state: &AppState, id: &str, model: &ServedModel) -> openai::ModelCard {
+    openai::ModelCard {
+        id: id.to_owned(),
+        object: "model",
+        created: model.created,
+        owned_by: state.inner.config.owner.clone(),
+    }
+}
+
+async fn list_models(State(state): State<AppState>) -> impl IntoResponse {
+    let data: Vec<_> = state
+        .inner
+        .models
+        .iter()
+        .map(|(id, m)| card(&state, id, m))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data}))
+}
+
+async fn get_model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let model = state
+        .inner
+        .models
+        .get(&id)
+        .ok_or_else(|| ApiError::model_not_found(&id))?;
+    Ok(axum::Json(card(&state, &id, model)))
+}
+
+/// Serves `app` on an already-bound listener until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,66 @@
+//! Shared by the server's tests: the real starter model, loaded once per test binary.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use sov_engine::{Engine, EngineConfig};
+use sov_server::{AppState, ServedModel, ServerConfig};
+
+pub const MODEL: &str = "smollm2";
+
+/// The starter GGUF. `bash scripts/test` sets SOV_TEST_MODEL; without it these tests cannot run.
+pub fn model_path() -> PathBuf {
+    let path = std::env::var_os("SOV_TEST_MODEL").unwrap_or_else(|| {
+        panic!("SOV_TEST_MODEL is not set: run the tests with `bash scripts/test`, which fetches the starter model")
+    });
+    PathBuf::from(path)
+}
+
+/// The shared engine: 8 slots, so concurrency tests really run concurrently.
+pub fn engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let config = EngineConfig {
+                context_length: 2048,
+                parallel: 8,
+                queue_depth: 32,
+                ..EngineConfig::default()
+            };
+            Engine::load(&model_path(), &config).expect("the starter model loads")
+        })
+        .clone()
+}
+
+pub fn state_with(engine: Engine, max_body_bytes: usize) -> AppState {
+    let mut models = BTreeMap::new();
+    models.insert(
+        MODEL.to_owned(),
+        ServedModel {
+            engine,
+            created: 1_700_000_000,
+        },
+    );
+    AppState::new(
+        models,
+        ServerConfig {
+            max_body_bytes,
+            owner: "owner:test".into(),
+        },
+    )
+}
+
+pub fn state() -> AppState {
+    state_with(engine(), 64 * 1024)
+}
+
+/// Serves `state` on an ephemeral loopback port; returns the base URL.
+pub async fn spawn(state: AppState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sov_server::serve(listener, state, std::future::pending()));
+    format!("http://{addr}")
+}
