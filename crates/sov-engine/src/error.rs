@@ -61,7 +61,7 @@ pub enum EngineError {
     #[error("the prompt is empty")]
     EmptyPrompt,
     /// The request queue is full.
-    #[error("the engine is busy: {queued} requests are already waiting; retry later")]
+    #[error("the engine is busy: its queue of {queued} waiting requests is full; retry later")]
     Busy {
         /// The queue's capacity.
         queued: usize,

@@ -161,6 +161,8 @@ pub(crate) fn run(
                 }
             };
             if job.events.is_closed() {
+                // The client left while the request was queued.
+                counters.cancelled.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             if let Some(seq) = free.pop() {

@@ -81,7 +81,7 @@ pub enum StoreError {
     #[error("failed to sign the manifest")]
     Sign(#[source] sov_keys::KeyError),
     /// The manifest's owner signature does not verify. Opaque on purpose.
-    #[error("failed to verify model `{name}`: the manifest signature is not valid")]
+    #[error("failed to verify model `{name}`: the manifest's signature is not valid")]
     ManifestSignature {
         /// The model name.
         name: String,
@@ -96,7 +96,7 @@ pub enum StoreError {
     },
     /// The blob's size differs from the manifest.
     #[error(
-        "failed to verify model `{name}`: blob is {actual} bytes, the manifest says {expected}"
+        "failed to verify model `{name}`: the file does not match its signed manifest: it is {actual} bytes, the manifest says {expected}"
     )]
     BlobSize {
         /// The model name.
@@ -108,16 +108,16 @@ pub enum StoreError {
     },
     /// A chunk of the blob does not hash to the value in the manifest.
     #[error(
-        "failed to verify model `{name}`: content differs from the manifest in the chunk at byte {offset} (expected sha256 {expected}, found {actual})"
+        "failed to verify model `{name}`: the file does not match its signed manifest: the chunk at byte {offset} hashes to BLAKE3 {actual}, the manifest says {expected}"
     )]
     DigestMismatch {
         /// The model name.
         name: String,
         /// Start of the first bad chunk.
         offset: u64,
-        /// Expected chunk SHA-256 (hex).
+        /// Expected chunk BLAKE3 (hex).
         expected: String,
-        /// Actual chunk SHA-256 (hex).
+        /// Actual chunk BLAKE3 (hex).
         actual: String,
     },
     /// The system clock could not be formatted.

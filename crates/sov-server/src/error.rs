@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use sov_engine::EngineError;
 
 /// An error answered to the client.
@@ -161,23 +162,24 @@ where
             }
         })?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error(&mut de)?;
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            match inner.classify() {
+                Category::Syntax | Category::Eof | Category::Io => {
+                    ApiError::invalid(format!("The body is not valid JSON: {inner}"), None)
+                }
+                // A data error names the field it is about, as OpenAI's `param` does.
+                Category::Data if path == "." => {
+                    ApiError::invalid(format!("Invalid request: {inner}"), None)
+                }
+                Category::Data => {
+                    ApiError::invalid(format!("Invalid request: `{path}`: {inner}"), Some(&path))
+                }
+            }
+        })?;
         de.end()
             .map_err(|e| ApiError::invalid(format!("The body is not valid JSON: {e}"), None))?;
         Ok(Self(value))
     }
-}
-
-fn serde_path_to_error<'de, T: DeserializeOwned>(
-    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
-) -> Result<T, ApiError> {
-    T::deserialize(de).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::invalid(format!("The body is not valid JSON: {e}"), None)
-            }
-            Category::Data => ApiError::invalid(format!("Invalid request: {e}"), None),
-        }
-    })
 }

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use sov_engine::ChatMessage;
 
-const QUESTION: &str = "Which city is the capital of France?";
+const QUESTION: &str = "Name the capital city of France.";
 
 fn question() -> Value {
     json!([{"role": "user", "content": QUESTION}])
@@ -286,7 +286,14 @@ async fn a_client_that_disconnects_frees_its_slot() {
     let base = common::spawn(common::state_with(engine.clone(), 64 * 1024)).await;
     let res = post(&base, "/v1/chat/completions", json!({"model": common::MODEL, "messages": question(), "max_tokens": 2000, "ignore_eos": true, "stream": true})).await;
     let mut stream = res.bytes_stream();
-    stream.next().await.unwrap().unwrap();
+    // Read until the model has produced text, so the generation is surely running.
+    let mut seen = String::new();
+    while !seen.contains("\"content\":\"") || seen.matches("data:").count() < 3 {
+        seen.push_str(&String::from_utf8_lossy(
+            &stream.next().await.unwrap().unwrap(),
+        ));
+    }
+    assert_eq!(engine.stats().running, 1);
     drop(stream);
     // The worker notices the closed stream at its next step and frees the slot. Wait for that
     // (2000 tokens would take tens of seconds; the cap below is only a liveness bound).

@@ -30,6 +30,13 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
     if names.is_empty() {
         bail!("there is no model to serve: import one with `sov model import FILE.gguf`");
     }
+    // Take the port before loading anything: a port in use fails at once, not after a long load.
+    let listen = args.listen.unwrap_or(config.server.listen);
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("failed to listen on {listen}"))?;
+    listener
+        .set_nonblocking(true)
+        .context("failed to configure the listening socket")?;
     let mut models = BTreeMap::new();
     for name in &names {
         let loaded = load::load(&config, &store, &owner, name)?;
@@ -42,7 +49,6 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
             },
         );
     }
-    let listen = args.listen.unwrap_or(config.server.listen);
     let server_config = ServerConfig {
         max_body_bytes: config.server.max_body_bytes,
         owner: format!("owner:{}", owner.key_id),
@@ -54,9 +60,7 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
         .build()
         .context("failed to start the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("failed to listen on {listen}"))?;
+        let listener = tokio::net::TcpListener::from_std(listener).context("failed to listen")?;
         let local = listener
             .local_addr()
             .context("failed to read the listening address")?;
