@@ -71,9 +71,9 @@ pub struct ChatArgs {
     /// A system prompt.
     #[arg(long)]
     pub system: Option<String>,
-    /// Sampling temperature (0 = always the most likely token).
-    #[arg(long, default_value_t = 0.7)]
-    pub temperature: f32,
+    /// Sampling temperature (0 = always the most likely token; default 0.8).
+    #[arg(long)]
+    pub temperature: Option<f32>,
     /// The most tokens to generate per answer.
     #[arg(long, default_value_t = 512)]
     pub max_tokens: u32,

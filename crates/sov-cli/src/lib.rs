@@ -39,7 +39,8 @@ pub fn main() -> ExitCode {
 fn init_logging(verbose: u8) {
     // llama.cpp's own logs arrive as debug events from the `llama-cpp-2` target: hidden unless -vv.
     let default = match verbose {
-        0 => "warn,sov=info",
+        // llama.cpp's own warnings (e.g. about pooling defaults) are for -v, not for every start.
+        0 => "warn,llama-cpp-2=error,sov=info",
         1 => "info",
         _ => "debug",
     };

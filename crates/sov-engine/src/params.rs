@@ -4,7 +4,11 @@ use llama_cpp_2::sampling::LlamaSampler;
 
 use crate::error::EngineError;
 
-/// How to pick each next token, with the OpenAI API's defaults.
+/// How to pick each next token.
+///
+/// The defaults are llama.cpp's tuned ones (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05),
+/// not OpenAI's (temperature 1, nothing cut): small local models ramble at temperature 1 with the
+/// full tail of the distribution, and a request that states a value always gets that value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingParams {
     /// 0 picks the most likely token every time (greedy); higher is more random. 0..=2.
@@ -13,6 +17,8 @@ pub struct SamplingParams {
     pub top_p: f32,
     /// Keep only the k most likely tokens; 0 disables.
     pub top_k: i32,
+    /// Drop tokens less likely than this fraction of the most likely one; 0 disables. [0, 1].
+    pub min_p: f32,
     /// Random seed, for repeatable sampling. `None` picks one.
     pub seed: Option<u32>,
     /// The most tokens to generate; `None` means until the context window is full.
@@ -28,9 +34,10 @@ pub struct SamplingParams {
 impl Default for SamplingParams {
     fn default() -> Self {
         Self {
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
+            temperature: 0.8,
+            top_p: 0.95,
+            top_k: 40,
+            min_p: 0.05,
             seed: None,
             max_tokens: None,
             stop: Vec::new(),
@@ -59,6 +66,9 @@ impl SamplingParams {
         if self.top_k < 0 {
             return Err(bad("top_k", "must be 0 (disabled) or positive"));
         }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return Err(bad("min_p", "must be between 0 and 1"));
+        }
         if self.max_tokens == Some(0) {
             return Err(bad("max_tokens", "must be at least 1"));
         }
@@ -77,7 +87,7 @@ impl SamplingParams {
         Ok(())
     }
 
-    /// Builds llama.cpp's sampler chain: penalties, top-k, top-p, temperature, then a seeded draw
+    /// Builds llama.cpp's sampler chain: penalties, top-k, top-p, min-p, temperature, then a seeded draw
     /// (or a greedy pick when the temperature is 0).
     pub(crate) fn sampler(&self, n_vocab: i32) -> LlamaSampler {
         let mut chain = Vec::new();
@@ -99,6 +109,9 @@ impl SamplingParams {
         }
         if self.top_p < 1.0 {
             chain.push(LlamaSampler::top_p(self.top_p, 1));
+        }
+        if self.min_p > 0.0 {
+            chain.push(LlamaSampler::min_p(self.min_p, 1));
         }
         chain.push(LlamaSampler::temp(self.temperature));
         let seed = self.seed.unwrap_or_else(random_seed);

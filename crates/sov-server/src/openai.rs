@@ -64,6 +64,8 @@ pub struct Sampling {
     pub top_p: Option<f32>,
     /// Not in OpenAI's API; llama.cpp's servers accept it too.
     pub top_k: Option<i32>,
+    /// Not in OpenAI's API; llama.cpp's servers accept it too.
+    pub min_p: Option<f32>,
     pub seed: Option<i64>,
     pub max_tokens: Option<u32>,
     pub max_completion_tokens: Option<u32>,
@@ -154,6 +156,7 @@ impl Sampling {
             temperature: self.temperature.unwrap_or(defaults.temperature),
             top_p: self.top_p.unwrap_or(defaults.top_p),
             top_k: self.top_k.unwrap_or(defaults.top_k),
+            min_p: self.min_p.unwrap_or(defaults.min_p),
             seed,
             max_tokens: self.max_completion_tokens.or(self.max_tokens),
             stop: self

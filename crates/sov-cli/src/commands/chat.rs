@@ -19,12 +19,14 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
         .context("failed to load the owner's public keys")?;
     let name = load::pick(&config, &store, args.model.as_deref())?;
     let loaded = load::load(&config, &store, &owner, &name)?;
+    let defaults = SamplingParams::default();
     let params = SamplingParams {
-        temperature: args.temperature,
+        temperature: args.temperature.unwrap_or(defaults.temperature),
         max_tokens: Some(args.max_tokens),
         seed: args.seed,
-        ..SamplingParams::default()
+        ..defaults
     };
+    params.validate()?;
     let mut conversation = Vec::new();
     if let Some(system) = &args.system {
         conversation.push(ChatMessage {
