@@ -98,6 +98,8 @@ pub(crate) struct Job {
     pub tokens: Vec<LlamaToken>,
     pub params: SamplingParams,
     pub events: UnboundedSender<Event>,
+    /// Deliver the answer in one piece at the end instead of token by token.
+    pub whole: bool,
 }
 
 /// Fixed settings of the worker.
@@ -127,6 +129,8 @@ struct Slot {
     utf8: Utf8Stream,
     stops: StopScanner,
     ignore_eos: bool,
+    /// `Some` when the answer is delivered whole: the text so far.
+    held: Option<String>,
 }
 
 /// Runs until the queue's senders are all gone and no sequence is running.
@@ -267,17 +271,27 @@ impl Slot {
             logits_at: None,
             utf8: Utf8Stream::default(),
             ignore_eos: job.params.ignore_eos,
+            held: job.whole.then(String::new),
         }
     }
 
-    fn send_text(&self, text: String) {
+    fn send_text(&mut self, text: String) {
+        if let Some(held) = &mut self.held {
+            // Every event wakes the receiving thread, which competes with llama.cpp's threads
+            // for the cores; a client that waits for the whole answer needs only one.
+            held.push_str(&text);
+            return;
+        }
         if !text.is_empty() {
             // A closed channel means the client left; the slot is dropped on the next step.
             let _ = self.events.send(Event::Text(text));
         }
     }
 
-    fn done(&self, finish_reason: FinishReason) {
+    fn done(&mut self, finish_reason: FinishReason) {
+        if let Some(held) = self.held.take() {
+            self.send_text(held);
+        }
         let _ = self.events.send(Event::Done {
             finish_reason,
             completion_tokens: self.generated,

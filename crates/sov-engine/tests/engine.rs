@@ -188,3 +188,19 @@ fn embeddings_are_normalised_and_deterministic() {
     let norm: f32 = vectors[2].iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() < 1e-4);
 }
+
+#[test]
+fn a_whole_answer_arrives_in_one_piece_with_the_same_text() {
+    let engine = engine();
+    let prompt = engine
+        .chat_prompt(&user("Name the capital city of France."))
+        .unwrap();
+    let (streamed, _, tokens) = run(prompt.clone(), greedy(24));
+    let mut generation = engine.generate_whole(prompt, greedy(24)).unwrap();
+    let events: Vec<Event> = std::iter::from_fn(|| generation.blocking_next()).collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0], Event::Text(streamed));
+    assert!(
+        matches!(events[1], Event::Done { completion_tokens, .. } if completion_tokens == tokens)
+    );
+}

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use futures::stream::{self, Stream};
 use serde_json::{Value, json};
-use sov_engine::{Event, FinishReason, Generation, SamplingParams};
+use sov_engine::{Engine, Event, FinishReason, Generation, Prompt, SamplingParams};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiJson};
@@ -34,7 +34,7 @@ pub async fn chat(
             .await
             .map_err(|e| ApiError::internal(&e.to_string()))??
     };
-    let generation = engine.generate(prompt, params)?;
+    let generation = start(engine, prompt, params, req.sampling.stream)?;
     respond(
         Kind::Chat,
         req.model,
@@ -65,7 +65,7 @@ pub async fn text(
             .await
             .map_err(|e| ApiError::internal(&e.to_string()))?
     };
-    let generation = engine.generate(prompt, params)?;
+    let generation = start(engine, prompt, params, req.sampling.stream)?;
     respond(
         Kind::Text,
         req.model,
@@ -74,6 +74,20 @@ pub async fn text(
         req.sampling.include_usage(),
     )
     .await
+}
+
+fn start(
+    engine: &Engine,
+    prompt: Prompt,
+    params: SamplingParams,
+    stream: bool,
+) -> Result<Generation, ApiError> {
+    let generation = if stream {
+        engine.generate(prompt, params)
+    } else {
+        engine.generate_whole(prompt, params)
+    };
+    Ok(generation?)
 }
 
 async fn respond(
