@@ -4,8 +4,8 @@
 //!   tokens/s = N / time from `Engine::generate` to the first event (the prompt is decoded in one
 //!   batch of up to `batch_size` tokens, like llama-bench's `n_ubatch = 512`).
 //! - **tg** (text generation, `tg128`): a one-token prompt, M tokens generated greedily with
-//!   `ignore_eos`; tokens/s = (tokens after the first) / time from the first `Text` event to
-//!   `Done`, so the prompt phase is not counted.
+//!   `ignore_eos` and delivered whole; that is exactly M decode steps of one token, as in
+//!   llama-bench, so tokens/s = M / time from `Engine::generate_whole` to `Done`.
 //!
 //! Each test runs once as a warm-up, then `--reps` times; the JSON printed on stdout has every
 //! sample, the mean and the standard deviation (as llama-bench reports `avg_ts` and `stddev_ts`).
@@ -156,27 +156,28 @@ fn measure_pp(engine: &Engine, prompt: &Prompt) -> Result<f64> {
     Ok(per_second(n, elapsed))
 }
 
-/// Generated tokens per second, from the first text to the end (excludes the prompt phase).
+/// Generated tokens per second, counted as llama-bench counts tg: one decode step per token.
+///
+/// The prompt is a single token and the answer is delivered whole (`generate_whole`, no wake-up
+/// of this thread per token), so the run is exactly `tokens` decode steps of one token each:
+/// the prompt's step produces the first token, and each generated token but the last is decoded
+/// to produce the next.
 fn measure_tg(engine: &Engine, prompt: &Prompt, tokens: u32) -> Result<f64> {
-    let mut generation = engine.generate(prompt.clone(), greedy(tokens, true))?;
-    let mut first_text: Option<Instant> = None;
+    if prompt.len() != 1 {
+        bail!("the tg prompt must be one token, not {}", prompt.len());
+    }
+    let start = Instant::now();
+    let mut generation = engine.generate_whole(prompt.clone(), greedy(tokens, true))?;
     loop {
         match generation.blocking_next().context("the engine stopped")? {
-            Event::Text(_) => {
-                first_text.get_or_insert_with(Instant::now);
-            }
+            Event::Text(_) => {}
             Event::Done {
                 completion_tokens, ..
             } => {
-                let end = Instant::now();
-                let Some(first) = first_text else {
-                    bail!("the generation produced no text")
-                };
-                if completion_tokens < 2 {
-                    bail!("only {completion_tokens} tokens were generated");
+                if completion_tokens != tokens as usize {
+                    bail!("{completion_tokens} tokens were generated, not {tokens}");
                 }
-                // The first token arrived at `first`; the rest were generated after it.
-                return Ok(per_second(completion_tokens - 1, end - first));
+                return Ok(per_second(completion_tokens, start.elapsed()));
             }
             Event::Failed(reason) => bail!("generation failed: {reason}"),
         }
