@@ -40,7 +40,7 @@ fn init_logging(verbose: u8) {
     // llama.cpp's own logs arrive as debug events from the `llama-cpp-2` target: hidden unless -vv.
     let default = match verbose {
         // llama.cpp's own warnings (e.g. about pooling defaults) are for -v, not for every start.
-        0 => "warn,llama-cpp-2=error,sov=info",
+        0 => "warn,llama-cpp-2=error",
         1 => "info",
         _ => "debug",
     };

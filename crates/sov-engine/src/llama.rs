@@ -364,12 +364,10 @@ impl Engine {
             events,
             whole,
         };
-        self.inner.generate.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => EngineError::Busy {
-                queued: self.inner.queue_depth,
-            },
-            TrySendError::Disconnected(_) => EngineError::Stopped,
-        })?;
+        self.inner
+            .generate
+            .try_send(job)
+            .map_err(|e| self.refused(&e))?;
         Ok(Generation {
             events: rx,
             prompt_tokens,
@@ -402,14 +400,19 @@ impl Engine {
                 inputs: tokenized,
                 reply,
             })
-            .map_err(|e| match e {
-                TrySendError::Full(_) => EngineError::Busy {
-                    queued: self.inner.queue_depth,
-                },
-                TrySendError::Disconnected(_) => EngineError::Stopped,
-            })?;
+            .map_err(|e| self.refused(&e))?;
         let vectors = rx.await.map_err(|_| EngineError::Stopped)??;
         Ok((vectors, used))
+    }
+
+    /// Why a worker's queue did not take a job: full (busy) or gone (stopped).
+    fn refused<T>(&self, err: &TrySendError<T>) -> EngineError {
+        match err {
+            TrySendError::Full(_) => EngineError::Busy {
+                queued: self.inner.queue_depth,
+            },
+            TrySendError::Disconnected(_) => EngineError::Stopped,
+        }
     }
 }
 

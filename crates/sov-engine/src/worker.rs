@@ -182,6 +182,8 @@ pub(crate) fn run(
             let keep = !slot.events.is_closed();
             if !keep {
                 release(&mut ctx, &mut free, slot.seq);
+                // No longer running before it counts as cancelled, so readers never see both.
+                counters.running.fetch_sub(1, Ordering::Relaxed);
                 counters.cancelled.fetch_add(1, Ordering::Relaxed);
             }
             keep
@@ -214,7 +216,7 @@ pub(crate) fn run(
             };
             let token = slot.sampler.sample(&ctx, at);
             if vocab.is_eog(token) && !slot.ignore_eos {
-                slot.finish(FinishReason::Stop);
+                slot.finish(FinishReason::Stop, counters);
                 finished.push(i);
                 continue;
             }
@@ -224,14 +226,14 @@ pub(crate) fn run(
             match slot.stops.push(&text) {
                 Scan::Stopped(text) => {
                     slot.send_text(text);
-                    slot.done(FinishReason::Stop);
+                    slot.done(FinishReason::Stop, counters);
                     finished.push(i);
                     continue;
                 }
                 Scan::Continue(text) => slot.send_text(text),
             }
             if slot.generated >= slot.max_new {
-                slot.finish(FinishReason::Length);
+                slot.finish(FinishReason::Length, counters);
                 finished.push(i);
                 continue;
             }
@@ -240,7 +242,6 @@ pub(crate) fn run(
         for i in finished.into_iter().rev() {
             let slot = slots.swap_remove(i);
             release(&mut ctx, &mut free, slot.seq);
-            counters.completed.fetch_add(1, Ordering::Relaxed);
         }
         counters.running.store(slots.len(), Ordering::Relaxed);
     }
@@ -288,10 +289,13 @@ impl Slot {
         }
     }
 
-    fn done(&mut self, finish_reason: FinishReason) {
+    /// Counts the generation as completed, then tells the client: whoever sees `Done` also
+    /// sees it in [`EngineStats::completed`].
+    fn done(&mut self, finish_reason: FinishReason, counters: &Counters) {
         if let Some(held) = self.held.take() {
             self.send_text(held);
         }
+        counters.completed.fetch_add(1, Ordering::Relaxed);
         let _ = self.events.send(Event::Done {
             finish_reason,
             completion_tokens: self.generated,
@@ -299,18 +303,18 @@ impl Slot {
     }
 
     /// Ends a generation that stopped for a reason other than a stop sequence: flush held text.
-    fn finish(&mut self, reason: FinishReason) {
+    fn finish(&mut self, reason: FinishReason, counters: &Counters) {
         let tail = self.utf8.finish();
         match self.stops.push(&tail) {
             Scan::Stopped(text) => {
                 self.send_text(text);
-                self.done(FinishReason::Stop);
+                self.done(FinishReason::Stop, counters);
             }
             Scan::Continue(text) => {
                 self.send_text(text);
                 let rest = self.stops.finish();
                 self.send_text(rest);
-                self.done(reason);
+                self.done(reason, counters);
             }
         }
     }

@@ -17,8 +17,6 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
     let store = open_store(home)?;
     let owner = OwnerPublicKeys::load(&home.keys_dir())
         .context("failed to load the owner's public keys")?;
-    let name = load::pick(&config, &store, args.model.as_deref())?;
-    let loaded = load::load(&config, &store, &owner, &name)?;
     let defaults = SamplingParams::default();
     let params = SamplingParams {
         temperature: args.temperature.unwrap_or(defaults.temperature),
@@ -26,7 +24,10 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
         seed: args.seed,
         ..defaults
     };
+    // Refuse bad options before spending seconds on verifying and loading the model.
     params.validate()?;
+    let name = load::pick(&config, &store, args.model.as_deref())?;
+    let loaded = load::load(&config, &store, &owner, &name)?;
     let mut conversation = Vec::new();
     if let Some(system) = &args.system {
         conversation.push(ChatMessage {
