@@ -82,7 +82,7 @@ pub enum KeyError {
     #[error("failed to gather randomness from the operating system")]
     Random(#[source] getrandom::Error),
     /// ML-DSA signing failed (rejection sampling exhausted; practically impossible).
-    #[error("failed to produce an ML-DSA-65 signature")]
+    #[error("ML-DSA signing failed")]
     Sign,
     /// A signature did not verify. Opaque on purpose.
     #[error("signature verification failed")]

@@ -40,6 +40,7 @@
 
 mod error;
 mod fsutil;
+mod log_key;
 mod public;
 
 use std::fmt;
@@ -51,6 +52,7 @@ use ml_dsa::{ExpandedSigningKey, MlDsa65};
 use zeroize::Zeroizing;
 
 pub use error::KeyError;
+pub use log_key::{LOG_KEY_FILE, LogKey};
 pub use public::{OwnerPublicKeys, Signatures};
 
 /// File name of the secret key file.

@@ -1,0 +1,225 @@
+//! The Open Audit Record's log on disk: durable group-commit appends, tiles in the C2SP
+//! tlog-tiles layout, checkpoints signed with Ed25519 and ML-DSA-44, crash recovery, receipts,
+//! proofs and export.
+//!
+//! Formats (entries, tiles, notes, checkpoints, receipts) live in [`sov_audit_core`]; this crate
+//! only stores them. Plain std threads, no async: [`AuditLog::submit`] takes a callback, which
+//! an async server can use to fill a oneshot channel.
+//!
+//! # Directory layout
+//!
+//! | file | content | written |
+//! |---|---|---|
+//! | `origin` | the log origin and `\n` | once, at creation; opening with another origin fails |
+//! | `entries.wal` | the source of truth, append-only (below) | every batch, fdatasync before acknowledging |
+//! | `tile/<L>/<N>[.p/<W>]` | hash tiles, all levels (C2SP) | full ones when complete; partial ones for checkpointed sizes |
+//! | `tile/entries/<N>[.p/<W>]` | entry bundles (C2SP) | likewise |
+//! | `signed` | `"<size>\n<root base64>\n"`: the last tree head the log signed | before each checkpoint is signed |
+//! | `checkpoint` | the latest signed checkpoint note (C2SP tlog-checkpoint) | every `checkpoint_interval` while entries arrive |
+//! | `vkeys` | the log's verifier keys, one signed-note vkey per line (Ed25519, then ML-DSA-44) | at creation; opening with another key fails |
+//! | `lock` | `flock`ed exclusively by the writer for its whole life | |
+//! | `running` | empty marker: present while a writer has the log open | created at open, removed by [`AuditLog::close`] |
+//!
+//! **`entries.wal`**: per batch, each entry as a big-endian `u16` length then the entry's bytes
+//! ([`sov_audit_core::entry`]), then the terminator `u16 0x0000` (entries are never empty). A
+//! batch holds at most `max_batch` entries and [`MAX_BATCH_BYTES`] (4 MiB) framing included.
+//!
+//! **Checkpoints**: origin line = origin, no extensions; signed with the log key
+//! ([`sov_keys::LogKey`]) as an Ed25519 note signature (type 0x01, key name = origin) over the
+//! note text, and as an ML-DSA-44 `subtree/v1` cosignature (type 0x06, cosigner name = origin,
+//! start 0, end = size, timestamp = signing time in seconds; the signature bytes are
+//! `u64 BE timestamp || ML-DSA-44 signature`). They verify with
+//! [`sov_audit_core::checkpoint::verify_checkpoint`] and the keys in `vkeys`.
+//!
+//! # Threads and write order
+//!
+//! * The **sequencer** thread owns `entries.wal`. It takes every queued draft (up to
+//!   `max_batch`), fills in index, time (`max(now, previous time)` in ms), previous leaf hash and
+//!   node, encodes each (a draft that fails to encode gets its error and consumes no index),
+//!   writes the batch with one `write`, `fdatasync`s, and only then acknowledges the entries
+//!   (group commit: while one batch syncs, the next one queues).
+//! * The **publisher** thread receives the acknowledged entries and writes the tiles: full tiles
+//!   and bundles as they complete (temporary file + rename, not yet fsynced). At least every
+//!   `checkpoint_interval` while the tree grows (and on [`AuditLog::sign_now`] and
+//!   [`AuditLog::close`]) it publishes a checkpoint, in this order:
+//!   1. write the partial tiles and bundle for the current size;
+//!   2. fsync every tile written since the last checkpoint, then their directories;
+//!   3. write `signed` (temporary file, fsync, rename, fsync directory);
+//!   4. sign, write `checkpoint` (temporary file, fsync, rename, fsync directory);
+//!   5. remove the partial tiles of tiles that are now full (C2SP allows it once the full tile
+//!      is available; readers fall back to the full tile).
+//!
+//! So a published checkpoint only ever refers to durable tiles, and `signed` is never behind a
+//! published checkpoint.
+//!
+//! # Recovery (at every open)
+//!
+//! 1. Scan `entries.wal`, validating every entry: it decodes, its index is its position, its
+//!    `prev` is the leaf hash of the entry before (zeros for the first), its time does not go
+//!    backwards. Keep everything up to the end of the last complete valid batch.
+//! 2. What follows is a **torn tail** if it is at most one batch long (4 MiB) and no valid entry
+//!    can be found after the first bad record by following the framing; anything else (a longer
+//!    bad region, or damage with valid entries after it) is **corruption**: open fails with
+//!    [`AuditError::Corrupt`] naming the byte offset, and nothing is changed.
+//! 3. The recovered tree must extend the tree in `signed` (and in `checkpoint`): at least that
+//!    size, and that root at that size. Otherwise open fails with [`AuditError::Inconsistent`],
+//!    naming both, because the log must never sign two inconsistent checkpoints.
+//! 4. Truncate the torn tail (ftruncate + fsync), rebuild the tiles from the WAL (rewrite any full
+//!    tile that is missing or differs), and, if `running` was there (the previous run did not
+//!    close) or bytes were cut, append a [`Kind::Recovery`] entry with attributes
+//!    `recovered_size`, `truncated_bytes` and `unclean`. Then sign a checkpoint.
+//!
+//! **Why acknowledged entries survive `kill -9` and power loss**: an entry is acknowledged only
+//! after its whole batch, terminator included, was written and fdatasynced, and the next batch
+//! is written only after that; so every acknowledged batch lies, complete, before the one batch
+//! that can be torn, and the scan keeps it. The tiles and checkpoints are derived from the WAL
+//! and are rebuilt from it.
+//!
+//! A torn tail cannot be told apart from damage to the very last batch (there is no checksum
+//! beyond the entries' own structure); such damage older than the last checkpoint is caught by
+//! step 3, and any cut is recorded in the recovery entry.
+//!
+//! # Failures
+//!
+//! If writing or fdatasyncing the WAL, or writing tiles or a checkpoint fails, the log stops:
+//! the entries of the failed batch and every later call get [`AuditError::Failed`] (an
+//! fdatasync error leaves the page cache state unknown, so retrying would be unsafe). Reopening
+//! recovers as after a crash. An entry whose append reported an error may still be in the log
+//! after a restart (its bytes may have reached the disk); an acknowledged one always is.
+//!
+//! Callbacks given to [`AuditLog::submit`] run on the sequencer thread, in index order; they must
+//! be quick and must not block on the log. A panicking callback is caught and logged.
+//!
+//! Partial tiles are kept until the full tile is durable (C2SP: a log must serve the partial
+//! tiles of every size it checkpointed, and may delete them once the full tile is available);
+//! [`LogReader`] serves a missing partial tile from the full tile, or from a wider partial one.
+//!
+//! # Reading
+//!
+//! [`LogReader`] reads only the published files (checkpoint, tiles, bundles), takes no lock, and
+//! works beside a running writer in another process.
+
+mod error;
+mod fsx;
+mod reader;
+mod sign;
+mod tiles;
+mod wal;
+mod writer;
+
+use std::time::Duration;
+
+pub use error::AuditError;
+pub use reader::LogReader;
+pub use sov_audit_core::entry::{Kind, Outcome};
+pub use sov_audit_core::hash::Hash;
+pub use wal::MAX_BATCH_BYTES;
+pub use writer::AuditLog;
+
+/// File name of the origin file.
+pub const ORIGIN_FILE: &str = "origin";
+/// File name of the write-ahead log.
+pub const ENTRIES_FILE: &str = "entries.wal";
+/// File name of the last signed tree head.
+pub const SIGNED_FILE: &str = "signed";
+/// File name of the latest checkpoint.
+pub const CHECKPOINT_FILE: &str = "checkpoint";
+/// File name of the verifier keys.
+pub const VKEYS_FILE: &str = "vkeys";
+/// File name of the writer's lock.
+pub const LOCK_FILE: &str = "lock";
+/// File name of the "a writer is running" marker.
+pub const RUNNING_FILE: &str = "running";
+
+/// How a log is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// The checkpoint origin (a valid key name: no spaces, no `+`, at most 255 bytes), e.g.
+    /// `sovereign.example/audit`.
+    pub origin: String,
+    /// The node id written into every entry (1 to 255 bytes, no control characters).
+    pub node: String,
+    /// How often a checkpoint is published while entries arrive (default 1 s).
+    pub checkpoint_interval: Duration,
+    /// The most entries in one WAL batch (default 4096).
+    pub max_batch: usize,
+}
+
+impl LogConfig {
+    /// A configuration with the default interval (1 s) and batch size (4096).
+    pub fn new(origin: impl Into<String>, node: impl Into<String>) -> Self {
+        Self {
+            origin: origin.into(),
+            node: node.into(),
+            checkpoint_interval: Duration::from_secs(1),
+            max_batch: 4096,
+        }
+    }
+}
+
+/// An entry to append; the sequencer fills in index, time, previous hash and node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// What happened.
+    pub kind: Kind,
+    /// Who asked (`system` for the node itself).
+    pub principal: String,
+    /// What it was about.
+    pub resource: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why (refusal reason, error message).
+    pub reason: String,
+    /// SHA-256 of the model used.
+    pub model: Option<Hash>,
+    /// Commitment to the inputs.
+    pub input: Option<Hash>,
+    /// Commitment to the outputs.
+    pub output: Option<Hash>,
+    /// Further facts (any order: they are sorted by key; keys must be unique).
+    pub attrs: Vec<(String, String)>,
+}
+
+impl Draft {
+    /// A draft with the given kind, principal, resource and outcome, and nothing else.
+    pub fn new(
+        kind: Kind,
+        principal: impl Into<String>,
+        resource: impl Into<String>,
+        outcome: Outcome,
+    ) -> Self {
+        Self {
+            kind,
+            principal: principal.into(),
+            resource: resource.into(),
+            outcome,
+            reason: String::new(),
+            model: None,
+            input: None,
+            output: None,
+            attrs: Vec::new(),
+        }
+    }
+}
+
+/// A durable entry: its index and leaf hash (`SHA-256(0x00 || entry bytes)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The entry's index.
+    pub index: u64,
+    /// The entry's leaf hash.
+    pub leaf: Hash,
+}
+
+/// What [`AuditLog::open`] recovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Entries found in the WAL (before any recovery entry).
+    pub size: u64,
+    /// Bytes of a torn tail cut from the WAL.
+    pub truncated_bytes: u64,
+    /// Whether the previous run did not close cleanly (`running` was present).
+    pub unclean: bool,
+    /// The recovery entry appended, if any (when `unclean` or bytes were cut).
+    pub entry: Option<Appended>,
+}

@@ -1,0 +1,393 @@
+//! Writing the C2SP tlog-tiles layout as the log grows, and reading it back.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sov_audit_core::hash::Hash;
+use sov_audit_core::merkle::CompactRange;
+use sov_audit_core::tile::{
+    TILE_WIDTH, Tile, TileKind, parse_bundle, parse_hash_tile, subtree_root,
+};
+
+use crate::{AuditError, fsx};
+
+const WIDTH: usize = 256;
+
+/// The tiles of a growing tree: the right edge (the partial tile at each level and the partial
+/// entry bundle) in memory, everything else on disk.
+///
+/// Full tiles are written (temporary file + rename) as soon as they complete; partial tiles only
+/// by [`TileBuilder::write_partials`], for sizes about to be checkpointed. Nothing is fsynced until
+/// [`TileBuilder::sync`]. In repair mode (recovery), a full tile already on disk with the right
+/// content is left alone, and one that is missing or differs is rewritten.
+#[derive(Debug)]
+pub(crate) struct TileBuilder {
+    dir: PathBuf,
+    repair: bool,
+    /// `levels[l]`: the hashes of the current (partial) tile at level `l`, fewer than 256.
+    levels: Vec<Vec<Hash>>,
+    /// `full[l]`: how many full tiles level `l` has, which is the index of its current tile.
+    full: Vec<u64>,
+    /// The current partial entry bundle, encoded.
+    bundle: Vec<u8>,
+    bundle_count: usize,
+    range: CompactRange,
+    dirty_files: Vec<PathBuf>,
+    dirty_dirs: BTreeSet<PathBuf>,
+    known_dirs: HashSet<PathBuf>,
+    /// `.p` directories of tiles that are now full, removed after the next checkpoint.
+    stale: Vec<PathBuf>,
+    /// Full tiles rewritten in repair mode.
+    pub repaired: u64,
+}
+
+impl TileBuilder {
+    pub(crate) fn new(dir: &Path, repair: bool) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            repair,
+            levels: vec![Vec::with_capacity(WIDTH)],
+            full: vec![0],
+            bundle: Vec::new(),
+            bundle_count: 0,
+            range: CompactRange::new(),
+            dirty_files: Vec::new(),
+            dirty_dirs: BTreeSet::new(),
+            known_dirs: HashSet::new(),
+            stale: Vec::new(),
+            repaired: 0,
+        }
+    }
+
+    pub(crate) fn set_repair(&mut self, repair: bool) {
+        self.repair = repair;
+    }
+
+    /// The tree size.
+    pub(crate) fn size(&self) -> u64 {
+        self.range.size()
+    }
+
+    /// The tree root.
+    pub(crate) fn root(&self) -> Hash {
+        self.range.root()
+    }
+
+    /// Appends an entry (bytes and leaf hash), writing every tile it completes.
+    pub(crate) fn push(&mut self, entry: &[u8], leaf: Hash) -> Result<(), AuditError> {
+        let len = u16::try_from(entry.len()).map_err(|_| AuditError::TooLarge {
+            size: entry.len(),
+            max: usize::from(u16::MAX),
+        })?;
+        self.range.push(leaf);
+        self.bundle.extend_from_slice(&len.to_be_bytes());
+        self.bundle.extend_from_slice(entry);
+        self.bundle_count = self.bundle_count.saturating_add(1);
+        let mut hash = leaf;
+        let mut level = 0usize;
+        loop {
+            while self.levels.len() <= level {
+                self.levels.push(Vec::with_capacity(WIDTH));
+                self.full.push(0);
+            }
+            let (Some(current), Some(&index)) = (self.levels.get_mut(level), self.full.get(level))
+            else {
+                break;
+            };
+            current.push(hash);
+            if current.len() < WIDTH {
+                break;
+            }
+            let bytes = current.concat();
+            hash = subtree_root(current);
+            current.clear();
+            let Ok(level_u8) = u8::try_from(level) else {
+                break;
+            };
+            self.put(hash_tile(level_u8, index, WIDTH), &bytes)?;
+            if level == 0 {
+                let bundle = std::mem::take(&mut self.bundle);
+                self.bundle_count = 0;
+                self.put(bundle_tile(index, WIDTH), &bundle)?;
+            }
+            if let Some(f) = self.full.get_mut(level) {
+                *f = f.saturating_add(1);
+            }
+            level = level.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// Writes the partial tiles and bundle of the current size (those a checkpoint of this size
+    /// needs); an identical file already there is kept.
+    pub(crate) fn write_partials(&mut self) -> Result<(), AuditError> {
+        let mut partials = Vec::new();
+        for (level, hashes) in self.levels.iter().enumerate() {
+            if hashes.is_empty() {
+                continue;
+            }
+            let (Ok(level), Some(&index)) = (u8::try_from(level), self.full.get(level)) else {
+                continue;
+            };
+            partials.push((hash_tile(level, index, hashes.len()), hashes.concat()));
+        }
+        if self.bundle_count > 0 {
+            let index = self.full.first().copied().unwrap_or(0);
+            partials.push((bundle_tile(index, self.bundle_count), self.bundle.clone()));
+        }
+        for (tile, bytes) in partials {
+            let path = self.dir.join(tile.path());
+            if fs::read(&path).is_ok_and(|old| old == bytes) {
+                continue;
+            }
+            self.put_file(&path, &bytes)?;
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, tile: Tile, bytes: &[u8]) -> Result<(), AuditError> {
+        let path = self.dir.join(tile.path());
+        if tile.is_full() {
+            let mut p = path.clone().into_os_string();
+            p.push(".p");
+            self.stale.push(PathBuf::from(p));
+        }
+        if self.repair {
+            if fs::read(&path).is_ok_and(|old| old == bytes) {
+                return Ok(());
+            }
+            self.repaired = self.repaired.saturating_add(1);
+        }
+        self.put_file(&path, bytes)
+    }
+
+    fn put_file(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+        let parent = fsx::parent(path).to_path_buf();
+        self.ensure_dir(&parent)?;
+        fsx::write_atomic(path, bytes, false)?;
+        self.dirty_files.push(path.to_path_buf());
+        self.dirty_dirs.insert(parent);
+        Ok(())
+    }
+
+    /// Creates `dir` and its missing ancestors, remembering the parents whose entries changed.
+    fn ensure_dir(&mut self, dir: &Path) -> Result<(), AuditError> {
+        if self.known_dirs.contains(dir) {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        let mut cur = dir;
+        while !fsx::exists(cur)? {
+            missing.push(cur.to_path_buf());
+            match cur.parent() {
+                Some(p) => cur = p,
+                None => break,
+            }
+        }
+        for d in missing.iter().rev() {
+            match fs::create_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(AuditError::Io {
+                        path: d.clone(),
+                        source,
+                    });
+                }
+            }
+            self.dirty_dirs.insert(fsx::parent(d).to_path_buf());
+        }
+        self.known_dirs.insert(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Makes every tile written since the last call durable: the files, then their directories.
+    pub(crate) fn sync(&mut self) -> Result<(), AuditError> {
+        for path in std::mem::take(&mut self.dirty_files) {
+            fsx::sync_file(&path)?;
+        }
+        // Deepest first, so a new directory is durable before the entry naming it.
+        let dirs = std::mem::take(&mut self.dirty_dirs);
+        for dir in dirs.iter().rev() {
+            fsx::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the partial tiles of tiles that are now full (called once the full tiles are
+    /// durable and a checkpoint no longer needs the partials). Failures are only logged.
+    pub(crate) fn remove_stale(&mut self) {
+        for dir in std::mem::take(&mut self.stale) {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %dir.display(), error = %e, "could not remove old partial tiles")
+                }
+            }
+        }
+    }
+}
+
+fn hash_tile(level: u8, index: u64, width: usize) -> Tile {
+    Tile {
+        kind: TileKind::Hash { level },
+        index,
+        width: u16::try_from(width).unwrap_or(256),
+    }
+}
+
+fn bundle_tile(index: u64, width: usize) -> Tile {
+    Tile {
+        kind: TileKind::Entries,
+        index,
+        width: u16::try_from(width).unwrap_or(256),
+    }
+}
+
+/// The first `width` entries of an entry bundle, or `None` if it holds fewer.
+fn bundle_prefix(bytes: &[u8], width: usize) -> Option<Vec<u8>> {
+    let mut pos = 0usize;
+    for _ in 0..width {
+        let len = bytes.get(pos..pos.checked_add(2)?)?;
+        let n = usize::from(u16::from_be_bytes([*len.first()?, *len.get(1)?]));
+        pos = pos.checked_add(2)?.checked_add(n)?;
+        if pos > bytes.len() {
+            return None;
+        }
+    }
+    bytes.get(..pos).map(<[u8]>::to_vec)
+}
+
+/// The first `width` items of a tile's content (hashes or entries), if it holds that many.
+fn prefix(tile: &Tile, bytes: &[u8]) -> Option<Vec<u8>> {
+    let width = usize::from(tile.width);
+    match tile.kind {
+        TileKind::Hash { .. } => bytes.get(..width.checked_mul(32)?).map(<[u8]>::to_vec),
+        TileKind::Entries => bundle_prefix(bytes, width),
+    }
+}
+
+/// Reads a tile or entry bundle from the log directory, checking its size (hash tiles) or framing
+/// (bundles). A missing partial tile is served from the full tile, or else from any wider
+/// partial tile of the same index, taking the prefix.
+pub(crate) fn read_tile(dir: &Path, tile: &Tile) -> Result<Vec<u8>, AuditError> {
+    let rel = tile.path();
+    let path = dir.join(&rel);
+    let found = match fsx::read_optional(&path, max_tile_bytes(tile))? {
+        Some(bytes) => Some(bytes),
+        None if !tile.is_full() => fallback(dir, tile)?,
+        None => None,
+    };
+    let Some(bytes) = found else {
+        return Err(AuditError::NotFound { path: rel });
+    };
+    check_tile(&path, tile, &bytes)?;
+    Ok(bytes)
+}
+
+fn max_tile_bytes(tile: &Tile) -> u64 {
+    match tile.kind {
+        TileKind::Hash { .. } => TILE_WIDTH * 32,
+        TileKind::Entries => TILE_WIDTH * (2 + 65_535),
+    }
+}
+
+fn fallback(dir: &Path, tile: &Tile) -> Result<Option<Vec<u8>>, AuditError> {
+    let full = Tile {
+        width: 256,
+        ..*tile
+    };
+    let full_path = dir.join(full.path());
+    if let Some(bytes) = fsx::read_optional(&full_path, max_tile_bytes(&full))? {
+        return Ok(prefix(tile, &bytes));
+    }
+    let mut pdir = full_path.into_os_string();
+    pdir.push(".p");
+    let pdir = PathBuf::from(pdir);
+    let entries = match fs::read_dir(&pdir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(AuditError::Io { path: pdir, source }),
+    };
+    let mut wider: Vec<u16> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u16>().ok()))
+        .filter(|w| *w > tile.width && *w < 256)
+        .collect();
+    wider.sort_unstable();
+    for w in wider {
+        let other = Tile { width: w, ..*tile };
+        if let Some(bytes) = fsx::read_optional(&dir.join(other.path()), max_tile_bytes(&other))?
+            && let Some(p) = prefix(tile, &bytes)
+        {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+fn check_tile(path: &Path, tile: &Tile, bytes: &[u8]) -> Result<(), AuditError> {
+    let result = match tile.kind {
+        TileKind::Hash { .. } => parse_hash_tile(bytes, tile).map(|_| ()),
+        TileKind::Entries => parse_bundle(bytes, tile).map(|_| ()),
+    };
+    result.map_err(|e| AuditError::Malformed {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use sov_audit_core::hash::leaf_hash;
+    use sov_audit_core::merkle::MemoryTree;
+    use sov_audit_core::tile::encode_bundle;
+
+    use super::*;
+
+    #[test]
+    fn bundle_prefix_takes_whole_entries() {
+        let entries: Vec<Vec<u8>> = (1..=5u8).map(|n| vec![n; usize::from(n)]).collect();
+        let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        let bundle = encode_bundle(&refs).unwrap();
+        for w in 0..=5 {
+            let want = encode_bundle(&refs[..w]).unwrap();
+            assert_eq!(bundle_prefix(&bundle, w).unwrap(), want);
+        }
+        assert!(bundle_prefix(&bundle, 6).is_none());
+        assert!(bundle_prefix(&bundle[..bundle.len() - 1], 5).is_none());
+        assert!(bundle_prefix(&[0x00], 1).is_none());
+    }
+
+    #[test]
+    fn builder_writes_the_c2sp_tiles() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut b = TileBuilder::new(tmp.path(), false);
+        let mut tree = MemoryTree::new();
+        for i in 0..(256u32 * 256 + 300) {
+            let e = i.to_be_bytes();
+            b.push(&e, leaf_hash(&e)).unwrap();
+            tree.push(leaf_hash(&e));
+        }
+        b.write_partials().unwrap();
+        b.sync().unwrap();
+        assert_eq!(b.root(), tree.root());
+        let size = b.size();
+        for tile in Tile::hash_tiles_for_size(size)
+            .into_iter()
+            .chain(Tile::entry_bundles_for_size(size))
+        {
+            let bytes = read_tile(tmp.path(), &tile).unwrap();
+            check_tile(Path::new("x"), &tile, &bytes).unwrap();
+        }
+        // Level 1 tile 0 is full (65,536 leaves), level 2 has one hash.
+        assert!(tmp.path().join("tile/1/000").is_file());
+        assert!(tmp.path().join("tile/2/000.p/1").is_file());
+        assert!(tmp.path().join("tile/1/001.p/1").is_file());
+        assert!(tmp.path().join("tile/0/257.p/44").is_file());
+    }
+}
