@@ -30,6 +30,46 @@ pub enum Command {
     Chat(ChatArgs),
     /// Serve the OpenAI-compatible HTTP API.
     Serve(ServeArgs),
+    /// Read, prove, export and verify the Open Audit Record.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Show the latest entries (those covered by the latest signed checkpoint).
+    Tail {
+        /// How many entries.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        count: u64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry in full.
+    Show {
+        /// The entry's index.
+        index: u64,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a receipt (c2sp.org/tlog-proof@v1) for one entry: `sov audit proof N > N.tlog-proof`.
+    Proof {
+        /// The entry's index.
+        index: u64,
+    },
+    /// Write a static copy of the record (checkpoint, tiles, entry bundles, vkeys) to DIR.
+    Export {
+        /// The folder to create (must not exist, or be empty).
+        dir: PathBuf,
+    },
+    /// Verify the whole record: every entry, hash, tile, the chain and the checkpoint signatures.
+    Verify {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

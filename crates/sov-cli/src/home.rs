@@ -3,8 +3,9 @@
 //! ```text
 //! ~/.sovereign/            (0700; --home or SOV_HOME to move it)
 //!   sov.toml               the configuration, documented in place
-//!   keys/                  the owner's signing keys (secret files 0600)
+//!   keys/                  the owner's and the audit log's signing keys (secret files 0600)
 //!   models/                the content-addressed model store
+//!   audit/                 the Open Audit Record (C2SP tlog-tiles layout, see sov-audit)
 //! ```
 
 use std::net::SocketAddr;
@@ -41,6 +42,15 @@ queue_depth = 64
 [chat]
 # The model `sov chat` uses without --model. Empty: the only model in the store.
 default_model = ""
+
+[audit]
+# The longest a durable entry waits for a signed checkpoint that covers it, in milliseconds.
+checkpoint_interval_ms = 1000
+# The log's name (C2SP checkpoint origin and key name); fixed once the log exists.
+# Empty: "sovereign/<node>".
+origin = ""
+# This node's name in every entry. Empty: "sov-" and 8 hex digits of the log key's hash.
+node = ""
 "#;
 
 /// The parsed configuration.
@@ -50,6 +60,25 @@ pub struct Config {
     pub server: ServerSection,
     pub engine: EngineSection,
     pub chat: ChatSection,
+    pub audit: AuditSection,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    pub checkpoint_interval_ms: u64,
+    pub origin: String,
+    pub node: String,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_ms: 1000,
+            origin: String::new(),
+            node: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -144,6 +173,9 @@ impl Home {
     }
     pub fn models_dir(&self) -> PathBuf {
         self.root.join("models")
+    }
+    pub fn audit_dir(&self) -> PathBuf {
+        self.root.join("audit")
     }
 
     /// Fails with a hint when `sov init` has not been run.

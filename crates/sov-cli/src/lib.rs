@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 pub mod home;
+mod record;
 
 use std::io::Write;
 use std::process::ExitCode;

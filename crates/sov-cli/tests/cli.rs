@@ -65,6 +65,7 @@ fn settings(home: &Path) -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.add_filter(&regex_escape(&home.display().to_string()), "[HOME]");
     s.add_filter(r"owner key id:  [0-9a-f]{16}", "owner key id:  [KEY]");
+    s.add_filter(r"sovereign/sov-[0-9a-f]{8}", "sovereign/sov-[NODE]");
     s.add_filter(r"[0-9]+\.[0-9]{2} s\)", "[T] s)");
     s
 }
@@ -116,10 +117,12 @@ fn init_is_idempotent_and_keys_are_private() {
         }
     }
     assert_eq!(
-        secrets, 1,
-        "expected one secret key file (Ed25519 and ML-DSA-65 seeds)"
+        secrets, 2,
+        "expected two secret key files (the owner's, the audit log's)"
     );
     assert!(home.join("keys/owner.key").is_file());
+    assert!(home.join("keys/log.key").is_file());
+    assert!(home.join("audit/checkpoint").is_file());
 }
 
 #[test]
@@ -134,19 +137,37 @@ fn commands_before_init_say_what_to_do() {
     );
 }
 
+/// The home without its audit record (which grows with every action, refusals included).
+fn store_tree(home: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    tree(home)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(home.join("audit")))
+        .collect()
+}
+
+/// The record's entries (as covered by its latest checkpoint), as JSON.
+fn audit_entries(home: &Path) -> Vec<Value> {
+    let out = sov(home, &["audit", "tail", "-n", "100000", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn a_bad_import_leaves_the_store_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     assert!(sov(&home, &["init"]).status.success());
-    let before = tree(&home);
+    let before = store_tree(&home);
 
     let not_gguf = dir.path().join("notes.gguf");
     std::fs::write(&not_gguf, b"this is not a model, just text").unwrap();
     let out = sov(&home, &["model", "import", not_gguf.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not a GGUF file"), "{}", stderr(&out));
-    assert_eq!(tree(&home), before);
+    assert_eq!(store_tree(&home), before);
 
     // The real model, cut short: its header parses but its tensors are missing.
     let truncated = dir.path().join("cut.gguf");
@@ -159,7 +180,7 @@ fn a_bad_import_leaves_the_store_unchanged() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(tree(&home), before);
+    assert_eq!(store_tree(&home), before);
 
     let out = sov(
         &home,
@@ -170,7 +191,21 @@ fn a_bad_import_leaves_the_store_unchanged() {
         ],
     );
     assert!(!out.status.success());
-    assert_eq!(tree(&home), before);
+    assert_eq!(store_tree(&home), before);
+
+    // Each refusal is in the record, with its reason.
+    let entries = audit_entries(&home);
+    let refused: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["kind"] == "model.import" && e["outcome"] == "denied")
+        .collect();
+    assert_eq!(refused.len(), 3, "{entries:?}");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a GGUF file")
+    );
 }
 
 fn home_with_starter() -> (tempfile::TempDir, PathBuf) {
@@ -267,6 +302,12 @@ fn a_model_altered_by_one_byte_is_refused_at_load() {
         assert!(err.contains("refusing to load model `smollm2`"), "{err}");
         assert!(err.contains("does not match its signed manifest"), "{err}");
     }
+    // Both refusals are recorded.
+    let denied = audit_entries(&home)
+        .into_iter()
+        .filter(|e| e["kind"] == "model.load" && e["outcome"] == "denied")
+        .count();
+    assert_eq!(denied, 2);
 }
 
 #[test]
@@ -330,10 +371,25 @@ fn interactive_chat_answers_each_line() {
 }
 
 struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// Stops the server as an operator would (SIGTERM), so it records its stop.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -402,4 +458,153 @@ fn serve_refuses_a_port_in_use() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The standalone verifier, built beside `sov` by the workspace's tests.
+fn sov_verify() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_sov")).with_file_name("sov-verify");
+    assert!(
+        path.is_file(),
+        "{} is missing: run the workspace's tests (`bash scripts/test`), which build it",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn a_served_session_is_recorded_and_its_export_verifies_offline() {
+    let _running = inference();
+    let (dir, home) = home_with_starter();
+    let (mut server, base) = serve(&home);
+    let res = reqwest::blocking::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .json(
+            &serde_json::json!({"model": "smollm2", "max_tokens": 8, "temperature": 0,
+            "messages": [{"role": "user", "content": "Name the capital city of France."}]}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let index: u64 = res.headers()["sov-audit-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // One writer per record: a command that records is refused while the server runs.
+    let rm = sov(&home, &["model", "rm", "smollm2"]);
+    assert!(!rm.status.success());
+    assert!(stderr(&rm).contains("another process"), "{}", stderr(&rm));
+    assert!(stdout(&sov(&home, &["model", "list"])).contains("smollm2"));
+    server.stop();
+
+    // The session, in order: import, load, start, the answer, stop.
+    let entries = audit_entries(&home);
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let pos = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("no {k}: {kinds:?}"))
+    };
+    assert!(pos("model.import") < pos("model.load"));
+    assert!(pos("model.load") < pos("server.start"));
+    assert!(pos("server.start") < index as usize);
+    assert!((index as usize) < pos("server.stop"));
+    assert_eq!(entries[index as usize]["kind"], "inference");
+    assert!(
+        !kinds.contains(&"recovery"),
+        "a clean stop needs no recovery: {kinds:?}"
+    );
+
+    let show = sov(&home, &["audit", "show", &index.to_string()]);
+    assert!(show.status.success(), "{}", stderr(&show));
+    assert!(
+        stdout(&show).contains("kind:      inference (6)"),
+        "{}",
+        stdout(&show)
+    );
+    let verify = sov(&home, &["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
+    assert!(stdout(&verify).contains("OK"), "{}", stdout(&verify));
+
+    // A receipt and an export, checked by the standalone verifier alone: a fresh folder holding
+    // only the binary, the export, the receipt and the keys; no environment; no network where
+    // the kernel lets us take it away.
+    let proof = sov(&home, &["audit", "proof", &index.to_string()]);
+    assert!(proof.status.success(), "{}", stderr(&proof));
+    let export = sov(
+        &home,
+        &[
+            "audit",
+            "export",
+            dir.path().join("x/record").to_str().unwrap(),
+        ],
+    );
+    assert!(export.status.success(), "{}", stderr(&export));
+    let keys: String = stdout(&export)
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    assert_eq!(keys.lines().count(), 2, "{}", stdout(&export));
+    let alone = dir.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::rename(dir.path().join("x/record"), alone.join("record")).unwrap();
+    std::fs::copy(sov_verify(), alone.join("sov-verify")).unwrap();
+    std::fs::write(alone.join("keys"), &keys).unwrap();
+    std::fs::write(alone.join("answer.tlog-proof"), &proof.stdout).unwrap();
+    let offline = |args: &[&str]| -> Output {
+        // `unshare -n` gives the verifier a network namespace with no interfaces, if allowed.
+        let isolated = Command::new("unshare")
+            .args(["-n", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+        let mut cmd = if isolated {
+            let mut c = Command::new("unshare");
+            c.args(["-n", "./sov-verify"]);
+            c
+        } else {
+            Command::new("./sov-verify")
+        };
+        cmd.args(args)
+            .current_dir(&alone)
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let out = offline(&["log", "record", "--key", "keys"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("OK"), "{}", stdout(&out));
+    let out = offline(&["proof", "answer.tlog-proof", "--key", "keys", "--json"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["entry"]["index"], index);
+    assert_eq!(report["entry"]["kind"], "inference");
+
+    // One flipped bit in the exported entries is found and named.
+    let bundle = std::fs::read_dir(alone.join("record/tile/entries"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_file())
+        .or_else(|| {
+            let partial = std::fs::read_dir(alone.join("record/tile/entries/000.p")).ok()?;
+            partial.map(|e| e.unwrap().path()).next()
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&bundle, bytes).unwrap();
+    let out = offline(&["log", "record", "--key", "keys"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("tile/entries/"), "{}", stderr(&out));
 }

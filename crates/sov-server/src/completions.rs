@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 use sov_engine::{Engine, Event, FinishReason, Generation, Prompt, SamplingParams};
 
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::error::{ApiError, ApiJson};
 use crate::openai::{ChatRequest, CompletionRequest, Usage};
 
@@ -22,9 +24,10 @@ enum Kind {
 
 pub async fn chat(
     State(state): State<AppState>,
+    Extension(note): Extension<AuditNote>,
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let engine = state.engine(&req.model)?;
+    let engine = state.engine(&req.model, &note)?;
     let params = req.sampling.to_params()?;
     let conversation = req.conversation()?;
     // Rendering and tokenising a long conversation is CPU work: keep it off the async threads.
@@ -36,6 +39,7 @@ pub async fn chat(
     };
     let generation = start(engine, prompt, params, req.sampling.stream)?;
     respond(
+        note,
         Kind::Chat,
         req.model,
         generation,
@@ -47,9 +51,10 @@ pub async fn chat(
 
 pub async fn text(
     State(state): State<AppState>,
+    Extension(note): Extension<AuditNote>,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let engine = state.engine(&req.model)?;
+    let engine = state.engine(&req.model, &note)?;
     let params: SamplingParams = req.sampling.to_params()?;
     let mut prompts = req.prompt.clone().into_vec();
     if prompts.len() != 1 {
@@ -67,6 +72,7 @@ pub async fn text(
     };
     let generation = start(engine, prompt, params, req.sampling.stream)?;
     respond(
+        note,
         Kind::Text,
         req.model,
         generation,
@@ -91,6 +97,7 @@ fn start(
 }
 
 async fn respond(
+    note: AuditNote,
     kind: Kind,
     model: String,
     generation: Generation,
@@ -104,7 +111,7 @@ async fn respond(
         model,
     };
     if stream {
-        let events = sse_stream(meta, generation, include_usage);
+        let events = sse_stream(meta, generation, include_usage, note);
         return Ok(Sse::new(events)
             .keep_alive(KeepAlive::default())
             .into_response());
@@ -118,6 +125,12 @@ async fn respond(
                 finish_reason,
                 completion_tokens,
             }) => {
+                note_usage(
+                    &note,
+                    generation.prompt_tokens(),
+                    completion_tokens,
+                    finish_reason,
+                );
                 let usage = Usage::new(generation.prompt_tokens(), completion_tokens);
                 return Ok(axum::Json(meta.whole(&text, finish_reason, usage)).into_response());
             }
@@ -203,9 +216,12 @@ fn sse_stream(
     meta: Meta,
     generation: Generation,
     include_usage: bool,
+    note: AuditNote,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let state = (meta, generation, Phase::Start);
-    stream::unfold(state, move |(meta, mut generation, phase)| async move {
+    stream::unfold(state, move |(meta, mut generation, phase)| {
+        let note = note.clone();
+        async move {
         let mut out: Vec<String> = Vec::new();
         let next_phase = match phase {
             Phase::Finished => return None,
@@ -219,6 +235,7 @@ fn sse_stream(
                     Phase::Running
                 }
                 Some(Event::Done { finish_reason, completion_tokens }) => {
+                    note_usage(&note, generation.prompt_tokens(), completion_tokens, finish_reason);
                     out.push(meta.chunk(Delta::None, Some(finish_reason)).to_string());
                     if include_usage {
                         let usage = Usage::new(generation.prompt_tokens(), completion_tokens);
@@ -230,6 +247,7 @@ fn sse_stream(
                 Some(Event::Failed(reason)) => {
                     // Logged with its detail; the client gets a generic error event.
                     let _ = ApiError::internal(&reason);
+                    note.failed();
                     out.push(json!({"error": {"message": "The server failed during generation; the details are in its log.",
                                               "type": "server_error", "param": null, "code": null}}).to_string());
                     Phase::Finished
@@ -239,8 +257,20 @@ fn sse_stream(
         };
         let events: Vec<Result<SseEvent, Infallible>> = out.into_iter().map(|d| Ok(SseEvent::default().data(d))).collect();
         Some((stream::iter(events), (meta, generation, next_phase)))
+        }
     })
     .flatten()
+}
+
+fn note_usage(
+    note: &AuditNote,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    finish: FinishReason,
+) {
+    note.attr("prompt_tokens", prompt_tokens);
+    note.attr("completion_tokens", completion_tokens);
+    note.attr("finish_reason", finish.as_str());
 }
 
 fn new_id(kind: Kind) -> String {

@@ -1,11 +1,13 @@
 //! `POST /v1/embeddings`: pooled, normalised vectors from a loaded model.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::error::{ApiError, ApiJson};
 use crate::openai::EmbeddingRequest;
 
@@ -14,9 +16,10 @@ const MAX_INPUTS: usize = 2048;
 
 pub async fn embed(
     State(state): State<AppState>,
+    Extension(note): Extension<AuditNote>,
     ApiJson(req): ApiJson<EmbeddingRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let engine = state.engine(&req.model)?;
+    let engine = state.engine(&req.model, &note)?;
     let as_base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
@@ -56,6 +59,8 @@ pub async fn embed(
         ),
         other => ApiError::from(other),
     })?;
+    note.attr("inputs", inputs.len());
+    note.attr("prompt_tokens", tokens);
     let data: Vec<Value> = vectors
         .iter()
         .enumerate()

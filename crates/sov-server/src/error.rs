@@ -70,6 +70,39 @@ impl ApiError {
         }
     }
 
+    /// 404 for something that does not exist (an audit entry, a tile).
+    pub fn not_found(message: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.to_owned(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("not_found"),
+        }
+    }
+
+    /// 413: the body is over the configured limit.
+    pub fn too_large() -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: "The request body is larger than this server accepts.".into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("request_too_large"),
+        }
+    }
+
+    /// 503: the audit record cannot be written, so nothing is done.
+    pub fn audit_unavailable() -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "The audit record cannot be written, so the request was not carried out; the details are in the server's log.".into(),
+            kind: "server_error",
+            param: None,
+            code: Some("audit_unavailable"),
+        }
+    }
+
     /// 500 with nothing internal in it; `detail` is logged.
     pub fn internal(detail: &str) -> Self {
         tracing::error!(detail, "request failed inside the server");
@@ -147,13 +180,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError {
-                    status: StatusCode::PAYLOAD_TOO_LARGE,
-                    message: "The request body is larger than this server accepts.".into(),
-                    kind: "invalid_request_error",
-                    param: None,
-                    code: Some("request_too_large"),
-                }
+                ApiError::too_large()
             } else {
                 ApiError::invalid(
                     format!("Failed to read the request body: {rejection}"),

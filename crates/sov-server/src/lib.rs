@@ -5,7 +5,11 @@
 //! advice: [`app`] builds the router from an [`AppState`] (tested in-process with `oneshot`), a
 //! JSON extractor of our own turns every rejection into OpenAI's error body, internal errors
 //! become a generic 500 with the detail in the log, and the body size is limited explicitly.
+//!
+//! Every request that acts is recorded in the Open Audit Record by the [`audit`] layer before
+//! its answer leaves, and the record itself is published read-only under `/v1/audit/`.
 
+pub mod audit;
 mod completions;
 mod embeddings;
 mod error;
@@ -20,6 +24,8 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::json;
+use sov_audit::AuditLog;
+use sov_audit_core::hash::Hash;
 use sov_engine::Engine;
 
 pub use error::ApiError;
@@ -31,6 +37,8 @@ pub struct ServedModel {
     pub engine: Engine,
     /// Unix time of the model's import, shown as `created`.
     pub created: i64,
+    /// SHA-256 of the model file (its content address), recorded in every audit entry it serves.
+    pub sha256: Hash,
 }
 
 /// Settings of the HTTP layer.
@@ -61,22 +69,38 @@ pub struct AppState {
 struct StateInner {
     models: BTreeMap<String, ServedModel>,
     config: ServerConfig,
+    audit: AuditLog,
 }
 
 impl AppState {
-    /// State for the given models, keyed by the name clients use.
-    pub fn new(models: BTreeMap<String, ServedModel>, config: ServerConfig) -> Self {
+    /// State for the given models, keyed by the name clients use, recording into `audit`.
+    pub fn new(
+        models: BTreeMap<String, ServedModel>,
+        config: ServerConfig,
+        audit: AuditLog,
+    ) -> Self {
         Self {
-            inner: Arc::new(StateInner { models, config }),
+            inner: Arc::new(StateInner {
+                models,
+                config,
+                audit,
+            }),
         }
     }
 
-    pub(crate) fn engine(&self, name: &str) -> Result<&Engine, ApiError> {
-        self.inner
+    /// The engine serving `name`; notes the model (and its digest) for the audit entry.
+    pub(crate) fn engine(&self, name: &str, note: &audit::AuditNote) -> Result<&Engine, ApiError> {
+        let model = self
+            .inner
             .models
             .get(name)
-            .map(|m| &m.engine)
-            .ok_or_else(|| ApiError::model_not_found(name))
+            .ok_or_else(|| ApiError::model_not_found(name))?;
+        note.model(name, model.sha256);
+        Ok(&model.engine)
+    }
+
+    pub(crate) fn audit(&self) -> &AuditLog {
+        &self.inner.audit
     }
 }
 
@@ -90,8 +114,17 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/chat/completions", post(completions::chat))
         .route("/v1/completions", post(completions::text))
         .route("/v1/embeddings", post(embeddings::embed))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint))
+        .route("/v1/audit/vkeys", get(audit::vkeys))
+        .route("/v1/audit/tile/{*path}", get(audit::tile))
+        .route("/v1/audit/entries/{index}", get(audit::entry))
+        .route("/v1/audit/proof/{index}", get(audit::proof))
         .fallback(|| async { ApiError::route_not_found() })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::layer,
+        ))
         .with_state(state)
 }
 

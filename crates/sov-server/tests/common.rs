@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use sha2::{Digest as _, Sha256};
+use sov_audit::{AuditLog, LogConfig};
 use sov_engine::{Engine, EngineConfig};
+use sov_keys::LogKey;
 use sov_server::{AppState, ServedModel, ServerConfig};
 
 pub const MODEL: &str = "smollm2";
@@ -35,13 +38,32 @@ pub fn engine() -> Engine {
         .clone()
 }
 
-pub fn state_with(engine: Engine, max_body_bytes: usize) -> AppState {
+/// SHA-256 of the starter model file, computed once.
+pub fn model_sha256() -> [u8; 32] {
+    static DIGEST: OnceLock<[u8; 32]> = OnceLock::new();
+    *DIGEST.get_or_init(|| Sha256::digest(std::fs::read(model_path()).unwrap()).into())
+}
+
+pub const ORIGIN: &str = "test.example/sovereign";
+
+/// A real audit log in a fresh temporary folder (kept for the test process's life).
+pub fn audit_log() -> (AuditLog, PathBuf) {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let key = LogKey::init_or_load(&dir.join("keys")).unwrap();
+    let mut config = LogConfig::new(ORIGIN.to_owned(), "test-node".to_owned());
+    config.checkpoint_interval = std::time::Duration::from_millis(50);
+    let (log, _) = AuditLog::open(&dir.join("audit"), key, config).unwrap();
+    (log, dir)
+}
+
+pub fn state_with_log(engine: Engine, max_body_bytes: usize, log: AuditLog) -> AppState {
     let mut models = BTreeMap::new();
     models.insert(
         MODEL.to_owned(),
         ServedModel {
             engine,
             created: 1_700_000_000,
+            sha256: model_sha256(),
         },
     );
     AppState::new(
@@ -50,7 +72,12 @@ pub fn state_with(engine: Engine, max_body_bytes: usize) -> AppState {
             max_body_bytes,
             owner: "owner:test".into(),
         },
+        log,
     )
+}
+
+pub fn state_with(engine: Engine, max_body_bytes: usize) -> AppState {
+    state_with_log(engine, max_body_bytes, audit_log().0)
 }
 
 pub fn state() -> AppState {

@@ -4,6 +4,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use sov_audit::AuditLog;
+use sov_audit_core::entry::{Kind, Outcome, commitment};
 use sov_engine::{ChatMessage, Event, SamplingParams};
 use sov_keys::OwnerPublicKeys;
 
@@ -11,6 +13,7 @@ use super::load::{self, Loaded};
 use super::model::open_store;
 use crate::cli::ChatArgs;
 use crate::home::Home;
+use crate::record;
 
 pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
     let config = home.config()?;
@@ -27,7 +30,29 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
     // Refuse bad options before spending seconds on verifying and loading the model.
     params.validate()?;
     let name = load::pick(&config, &store, args.model.as_deref())?;
-    let loaded = load::load(&config, &store, &owner, &name)?;
+    let log = record::open(home, &config)?;
+    let result = chat(&log, &config, &store, &owner, &name, args, &params);
+    let closed = log.close().context("failed to close the audit record");
+    let code = result?;
+    closed?;
+    Ok(code)
+}
+
+fn chat(
+    log: &AuditLog,
+    config: &crate::home::Config,
+    store: &sov_models::ModelStore,
+    owner: &OwnerPublicKeys,
+    name: &str,
+    args: &ChatArgs,
+    params: &SamplingParams,
+) -> Result<ExitCode> {
+    let loaded = load::load(config, store, owner, name, log)?;
+    let chat = Chat {
+        loaded: &loaded,
+        log,
+        params,
+    };
     let mut conversation = Vec::new();
     if let Some(system) = &args.system {
         conversation.push(ChatMessage {
@@ -41,44 +66,94 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
                 role: "user".into(),
                 content: question.clone(),
             });
-            answer(&loaded, &conversation, &params)?;
+            chat.answer(&conversation)?;
             Ok(ExitCode::SUCCESS)
         }
-        None => interactive(&loaded, conversation, &params),
+        None => interactive(&chat, conversation),
     }
 }
 
-/// Streams one answer to stdout and returns its text.
-fn answer(
-    loaded: &Loaded,
-    conversation: &[ChatMessage],
-    params: &SamplingParams,
-) -> Result<String> {
-    let prompt = loaded.engine.chat_prompt(conversation)?;
-    let mut generation = loaded.engine.generate(prompt, params.clone())?;
-    let mut out = std::io::stdout().lock();
-    let mut text = String::new();
-    loop {
-        match generation.blocking_next() {
-            Some(Event::Text(piece)) => {
-                out.write_all(piece.as_bytes())?;
-                out.flush()?;
-                text.push_str(&piece);
-            }
-            Some(Event::Done { .. }) => break,
-            Some(Event::Failed(reason)) => bail!("generation failed: {reason}"),
-            None => bail!("the engine stopped during the answer"),
+struct Chat<'a> {
+    loaded: &'a Loaded,
+    log: &'a AuditLog,
+    params: &'a SamplingParams,
+}
+
+impl Chat<'_> {
+    /// Streams one answer to stdout, records it, and returns its text.
+    fn answer(&self, conversation: &[ChatMessage]) -> Result<String> {
+        let mut tokens = None;
+        let result = self.generate(conversation, &mut tokens);
+        // Commitments to the question and the answer, under a salt that is not kept: the record
+        // shows that this exchange happened, never what was said.
+        let mut salt = [0u8; 32];
+        getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let question = conversation.last().map_or("", |m| m.content.as_str());
+        let (outcome, reason, answer) = match &result {
+            Ok(text) => (Outcome::Ok, String::new(), text.as_str()),
+            Err(err) => (Outcome::Error, record::reason(err), ""),
+        };
+        let mut attrs = vec![("route", "sov chat".to_owned())];
+        if let Some((prompt, completion)) = tokens {
+            attrs.push(("completion_tokens", format!("{completion}")));
+            attrs.push(("prompt_tokens", format!("{prompt}")));
         }
+        let draft = sov_audit::Draft {
+            kind: Kind::Inference,
+            principal: record::local_principal(),
+            resource: self.loaded.name.clone(),
+            outcome,
+            reason: sov_audit_core::entry::clean_text(&reason, 2048),
+            model: record::digest(&self.loaded.manifest.sha256),
+            input: Some(commitment("input", &salt, question.as_bytes())),
+            output: Some(commitment("output", &salt, answer.as_bytes())),
+            attrs: {
+                let mut a: Vec<(String, String)> =
+                    attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                a.sort();
+                a
+            },
+        };
+        self.log
+            .append(draft)
+            .context("failed to write the audit record")?;
+        result
     }
-    writeln!(out)?;
-    Ok(text)
+
+    fn generate(
+        &self,
+        conversation: &[ChatMessage],
+        tokens: &mut Option<(usize, usize)>,
+    ) -> Result<String> {
+        let engine = &self.loaded.engine;
+        let prompt = engine.chat_prompt(conversation)?;
+        let mut generation = engine.generate(prompt, self.params.clone())?;
+        let mut out = std::io::stdout().lock();
+        let mut text = String::new();
+        loop {
+            match generation.blocking_next() {
+                Some(Event::Text(piece)) => {
+                    out.write_all(piece.as_bytes())?;
+                    out.flush()?;
+                    text.push_str(&piece);
+                }
+                Some(Event::Done {
+                    completion_tokens, ..
+                }) => {
+                    *tokens = Some((generation.prompt_tokens(), completion_tokens));
+                    break;
+                }
+                Some(Event::Failed(reason)) => bail!("generation failed: {reason}"),
+                None => bail!("the engine stopped during the answer"),
+            }
+        }
+        writeln!(out)?;
+        Ok(text)
+    }
 }
 
-fn interactive(
-    loaded: &Loaded,
-    mut conversation: Vec<ChatMessage>,
-    params: &SamplingParams,
-) -> Result<ExitCode> {
+fn interactive(chat: &Chat<'_>, mut conversation: Vec<ChatMessage>) -> Result<ExitCode> {
+    let loaded = chat.loaded;
     let start = conversation.clone();
     let tty = std::io::stdin().is_terminal();
     if tty {
@@ -111,7 +186,7 @@ fn interactive(
             role: "user".into(),
             content: line.to_owned(),
         });
-        match answer(loaded, &conversation, params) {
+        match chat.answer(&conversation) {
             Ok(text) => conversation.push(ChatMessage {
                 role: "assistant".into(),
                 content: text,

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use sov_keys::{InitOutcome, OwnerKeys, OwnerPublicKeys};
 
 use crate::home::{DEFAULT_CONFIG, Home};
+use crate::record;
 
 pub fn run(home: &Home) -> Result<ExitCode> {
     let root = home.root();
@@ -53,6 +54,14 @@ pub fn run(home: &Home) -> Result<ExitCode> {
     sov_models::ModelStore::open(&home.models_dir()).context("failed to create the model store")?;
     let public = OwnerPublicKeys::load(&home.keys_dir())
         .context("failed to read the owner's public keys")?;
+    // The audit record starts empty, with a signed checkpoint of size 0 and its key.
+    let had_record = home.audit_dir().join("checkpoint").is_file();
+    let log = record::open(home, &home.config()?)?;
+    log.close().context("failed to close the audit record")?;
+    if !had_record {
+        created.push("audit record");
+    }
+    let vkeys = record::own_vkeys(home, &home.config()?)?;
 
     let mut out = std::io::stdout().lock();
     if created.is_empty() {
@@ -75,5 +84,8 @@ pub fn run(home: &Home) -> Result<ExitCode> {
         "  owner key id:  {} (Ed25519 + ML-DSA-65)",
         public.key_id
     )?;
+    if let Some(v) = vkeys.first() {
+        writeln!(out, "  audit record:  {} (Ed25519 + ML-DSA-44)", v.name)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

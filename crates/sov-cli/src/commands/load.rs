@@ -3,11 +3,14 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use sov_audit::AuditLog;
+use sov_audit_core::entry::{Kind, Outcome};
 use sov_engine::Engine;
 use sov_keys::OwnerPublicKeys;
 use sov_models::{Manifest, ModelStore};
 
 use crate::home::Config;
+use crate::record;
 
 /// A verified, loaded model.
 pub struct Loaded {
@@ -16,8 +19,39 @@ pub struct Loaded {
     pub engine: Engine,
 }
 
-/// Verifies `name` (manifest signature, then every byte) and loads it. Refuses a model that fails.
+/// Verifies `name` (manifest signature, then every byte) and loads it. Refuses a model that
+/// fails. The load, or the refusal, is recorded in `log`.
 pub fn load(
+    config: &Config,
+    store: &ModelStore,
+    owner: &OwnerPublicKeys,
+    name: &str,
+    log: &AuditLog,
+) -> Result<Loaded> {
+    let result = verify_and_load(config, store, owner, name);
+    let (outcome, reason, digest) = match &result {
+        Ok(loaded) => (
+            Outcome::Ok,
+            String::new(),
+            record::digest(&loaded.manifest.sha256),
+        ),
+        Err(err) => {
+            // A model that fails verification is refused; one that verifies but will not start
+            // is an error.
+            let outcome = if format!("{err}").starts_with("refusing") {
+                Outcome::Denied
+            } else {
+                Outcome::Error
+            };
+            let digest = store.get(name).ok().and_then(|m| record::digest(&m.sha256));
+            (outcome, record::reason(err), digest)
+        }
+    };
+    record::append(log, Kind::ModelLoad, name, outcome, &reason, digest, vec![])?;
+    result
+}
+
+fn verify_and_load(
     config: &Config,
     store: &ModelStore,
     owner: &OwnerPublicKeys,

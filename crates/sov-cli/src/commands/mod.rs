@@ -1,5 +1,6 @@
 //! One module per command: `commands/<noun>/<verb>.rs`.
 
+mod audit;
 mod chat;
 mod init;
 mod load;
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, ModelCommand};
+use crate::cli::{AuditCommand, Cli, Command, ModelCommand};
 use crate::home::Home;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -28,5 +29,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Chat(args) => chat::run(&home, &args),
         Command::Serve(args) => serve::run(&home, &args),
+        Command::Audit(cmd) => match cmd {
+            AuditCommand::Tail { count, json } => audit::tail::run(&home, count, json),
+            AuditCommand::Show { index, json } => audit::show::run(&home, index, json),
+            AuditCommand::Proof { index } => audit::proof::run(&home, index),
+            AuditCommand::Export { dir } => audit::export::run(&home, &dir),
+            AuditCommand::Verify { json } => audit::verify::run(&home, json),
+        },
     }
 }

@@ -1,16 +1,20 @@
 //! `sov serve [--listen ADDR:PORT]`: verify and load the models, then serve the HTTP API.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use sov_audit::AuditLog;
+use sov_audit_core::entry::{Kind, Outcome};
 use sov_keys::OwnerPublicKeys;
 use sov_server::{AppState, ServedModel, ServerConfig};
 
 use super::load;
 use super::model::open_store;
 use crate::cli::ServeArgs;
-use crate::home::Home;
+use crate::home::{Config, Home};
+use crate::record;
 
 pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
     let config = home.config()?;
@@ -37,15 +41,38 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
     listener
         .set_nonblocking(true)
         .context("failed to configure the listening socket")?;
+    let log = record::open(home, &config)?;
+    let result = serve(&config, &store, &owner, &names, listener, &log);
+    // Whatever happened, the record ends with a signed checkpoint covering every entry.
+    let closed = log.close().context("failed to close the audit record");
+    result?;
+    closed?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(
+    config: &Config,
+    store: &sov_models::ModelStore,
+    owner: &OwnerPublicKeys,
+    names: &[String],
+    listener: std::net::TcpListener,
+    log: &AuditLog,
+) -> Result<()> {
+    let listen = listener
+        .local_addr()
+        .context("failed to read the listening address")?;
     let mut models = BTreeMap::new();
-    for name in &names {
-        let loaded = load::load(&config, &store, &owner, name)?;
+    for name in names {
+        let loaded = load::load(config, store, owner, name, log)?;
         let created = time_of(&loaded.manifest.imported_at);
+        let sha256 = record::digest(&loaded.manifest.sha256)
+            .with_context(|| format!("model `{name}` has a malformed sha256 in its manifest"))?;
         models.insert(
             loaded.name.clone(),
             ServedModel {
                 engine: loaded.engine,
                 created,
+                sha256,
             },
         );
     }
@@ -53,7 +80,17 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
         max_body_bytes: config.server.max_body_bytes,
         owner: format!("owner:{}", owner.key_id),
     };
-    let state = AppState::new(models, server_config);
+    let state = AppState::new(models, server_config, log.clone());
+    let model_list = names.join(",");
+    record::append(
+        log,
+        Kind::ServerStart,
+        &format!("http://{listen}/v1"),
+        Outcome::Ok,
+        "",
+        None,
+        vec![("models", model_list.clone())],
+    )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,13 +106,27 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
             "Sovereign is serving {} at http://{local}/v1",
             names.join(", ")
         );
-        sov_server::serve(listener, state, shutdown_signal())
+        let served = sov_server::serve(listener, state, shutdown_signal())
             .await
-            .context("the HTTP server failed")?;
-        println!("Sovereign stopped.");
+            .context("the HTTP server failed");
+        let (outcome, reason) = match &served {
+            Ok(()) => (Outcome::Ok, String::new()),
+            Err(err) => (Outcome::Error, record::reason(err)),
+        };
+        record::append(
+            log,
+            Kind::ServerStop,
+            &format!("http://{local}/v1"),
+            outcome,
+            &reason,
+            None,
+            vec![("models", model_list)],
+        )?;
+        served?;
+        // stdout may be gone by now (a closed pipe); the stop is already recorded.
+        let _ = writeln!(std::io::stdout(), "Sovereign stopped.");
         Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 async fn shutdown_signal() {
