@@ -80,6 +80,10 @@ pub fn local_principal() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_default();
+    if user.is_empty() {
+        // No user name in the environment (a service, a container): say so rather than guess.
+        return "local".to_owned();
+    }
     clean_text(&format!("local:{user}"), 255)
 }
 

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use sov_audit::LogReader;
-use sov_audit_core::entry::{hex, json_str, rfc3339_ms};
+use sov_audit_core::entry::{json_str, rfc3339_ms};
+use sov_audit_core::hash::hash_to_base64;
 use sov_audit_core::verify::{LogFiles, verify_log};
 
 use super::reader;
@@ -48,12 +49,12 @@ pub fn run(home: &Home, json: bool) -> Result<ExitCode> {
                     "{{\"ok\":true,\"origin\":{},\"size\":{},\"root\":\"{}\"}}",
                     json_str(&report.origin),
                     report.size,
-                    hex(&report.root)
+                    hash_to_base64(&report.root)
                 )?;
             } else {
                 writeln!(out, "origin:  {}", report.origin)?;
                 writeln!(out, "entries: {}", report.size)?;
-                writeln!(out, "root:    {}", hex(&report.root))?;
+                writeln!(out, "root:    {}", hash_to_base64(&report.root))?;
                 if let (Some(first), Some(last)) = (report.first_time_ms, report.last_time_ms) {
                     writeln!(
                         out,
