@@ -5,6 +5,30 @@
 //! one binary. See [`cli::USAGE`] for the commands. Exit status: 0 verified, 1 verification
 //! failed (the failure's location and what is wrong on stderr), 2 usage error.
 
+/// `println!` that ignores a closed stdout (`sov-verify ... | head` is not a crash).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod cli;
 mod dir;
 mod report;
@@ -44,11 +68,11 @@ fn run(args: Args) -> ExitCode {
     };
     let (command, result): (&str, Result<Out, Failure>) = match &args.command {
         Command::Help => {
-            print!("{USAGE}");
+            out!("{USAGE}");
             return ExitCode::SUCCESS;
         }
         Command::Version => {
-            println!("sov-verify {}", env!("CARGO_PKG_VERSION"));
+            outln!("sov-verify {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
         Command::Log { dir, keys } => {
@@ -81,10 +105,10 @@ fn run(args: Args) -> ExitCode {
     match result {
         Ok(out) => {
             if json {
-                println!("{}", out.json(command));
+                outln!("{}", out.json(command));
             } else {
-                print!("{}", out.human());
-                println!("OK");
+                out!("{}", out.human());
+                outln!("OK");
             }
             ExitCode::SUCCESS
         }

@@ -226,23 +226,23 @@ impl Out {
 /// stdout.
 pub fn failure(command: &str, f: &Failure, json: bool) {
     if json {
-        println!(
+        outln!(
             "{{\"ok\":false,\"command\":{},\"failure\":{{\"location\":{},\"what\":{}}}}}",
             json_str(command),
             json_str(&f.location),
             json_str(&f.what)
         );
     } else {
-        eprintln!("FAILED: {}: {}", safe(&f.location), safe(&f.what));
+        errln!("FAILED: {}: {}", safe(&f.location), safe(&f.what));
     }
 }
 
 /// Reports a usage error (exit status 2).
 pub fn usage_error(message: &str, json: bool) {
     if json {
-        println!("{{\"ok\":false,\"usage_error\":{}}}", json_str(message));
+        outln!("{{\"ok\":false,\"usage_error\":{}}}", json_str(message));
     } else {
-        eprintln!(
+        errln!(
             "sov-verify: {}\n(run `sov-verify --help` for usage)",
             safe(message)
         );
