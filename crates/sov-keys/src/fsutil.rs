@@ -5,7 +5,46 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use crate::KeyError;
+
+/// A 32-byte seed.
+pub(crate) type Seed = Zeroizing<[u8; 32]>;
+
+/// Parses a secret key file of the form `header\n<ed_label> <64 hex>\n<ml_label> <64 hex>\n`
+/// (the owner's and the log's keys share it), naming what is wrong with the file at `path`.
+pub(crate) fn parse_seed_file(
+    path: &Path,
+    text: &str,
+    header: &str,
+    ed_label: &str,
+    ml_label: &str,
+) -> Result<(Seed, Seed), KeyError> {
+    let malformed = |reason: String| KeyError::Malformed {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some(header) {
+        return Err(malformed(format!("missing `{header}` header")));
+    }
+    let ed_seed = parse_seed(lines.next(), ed_label)
+        .ok_or_else(|| malformed(format!("bad {ed_label} line (want `{ed_label} <64 hex>`)")))?;
+    let ml_seed = parse_seed(lines.next(), ml_label)
+        .ok_or_else(|| malformed(format!("bad {ml_label} line (want `{ml_label} <64 hex>`)")))?;
+    if lines.any(|l| !l.trim().is_empty()) {
+        return Err(malformed("unexpected trailing content".to_owned()));
+    }
+    Ok((ed_seed, ml_seed))
+}
+
+fn parse_seed(line: Option<&str>, label: &str) -> Option<Seed> {
+    let hex_part = line?.strip_prefix(label)?.strip_prefix(' ')?.trim_end();
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(hex_part, seed.as_mut()).ok()?;
+    Some(seed)
+}
 
 /// Creates `dir` (and parents) with mode 0700 if it does not exist yet.
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), KeyError> {

@@ -135,21 +135,8 @@ impl OwnerKeys {
     pub fn load(keys_dir: &Path) -> Result<OwnerKeys, KeyError> {
         let path = keys_dir.join(SECRET_FILE);
         let text = fsutil::read_secret(&path)?;
-        let malformed = |reason: &str| KeyError::Malformed {
-            path: path.clone(),
-            reason: reason.to_owned(),
-        };
-        let mut lines = text.lines();
-        if lines.next() != Some(HEADER) {
-            return Err(malformed("missing `sovereign-owner-key v1` header"));
-        }
-        let ed_seed = parse_seed(lines.next(), "ed25519-seed")
-            .ok_or_else(|| malformed("bad ed25519-seed line"))?;
-        let ml_seed = parse_seed(lines.next(), "ml-dsa-65-seed")
-            .ok_or_else(|| malformed("bad ml-dsa-65-seed line"))?;
-        if lines.any(|l| !l.trim().is_empty()) {
-            return Err(malformed("unexpected trailing content"));
-        }
+        let (ed_seed, ml_seed) =
+            fsutil::parse_seed_file(&path, &text, HEADER, "ed25519-seed", "ml-dsa-65-seed")?;
         Ok(Self::from_seeds(&ed_seed, &ml_seed))
     }
 
@@ -191,13 +178,6 @@ impl OwnerKeys {
             ml_dsa_65: base64::engine::general_purpose::STANDARD.encode(ml.encode()),
         })
     }
-}
-
-fn parse_seed(line: Option<&str>, label: &str) -> Option<Zeroizing<[u8; 32]>> {
-    let hex_part = line?.strip_prefix(label)?.strip_prefix(' ')?.trim_end();
-    let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(hex_part, seed.as_mut()).ok()?;
-    Some(seed)
 }
 
 fn exists(path: &Path) -> Result<bool, KeyError> {

@@ -95,21 +95,7 @@ impl LogKey {
     pub fn load(keys_dir: &Path) -> Result<LogKey, KeyError> {
         let path = keys_dir.join(LOG_KEY_FILE);
         let text = fsutil::read_secret(&path)?;
-        let malformed = |reason: &str| KeyError::Malformed {
-            path: path.clone(),
-            reason: reason.to_owned(),
-        };
-        let mut lines = text.lines();
-        if lines.next() != Some(HEADER) {
-            return Err(malformed("missing `sovereign-log-key v1` header"));
-        }
-        let ed_seed = parse_seed(lines.next(), ED_LABEL)
-            .ok_or_else(|| malformed("bad ed25519-seed line (want `ed25519-seed <64 hex>`)"))?;
-        let ml_seed = parse_seed(lines.next(), ML_LABEL)
-            .ok_or_else(|| malformed("bad ml-dsa-44-seed line (want `ml-dsa-44-seed <64 hex>`)"))?;
-        if lines.any(|l| !l.trim().is_empty()) {
-            return Err(malformed("unexpected trailing content"));
-        }
+        let (ed_seed, ml_seed) = fsutil::parse_seed_file(&path, &text, HEADER, ED_LABEL, ML_LABEL)?;
         Ok(Self::from_seeds(&ed_seed, &ml_seed))
     }
 
@@ -151,13 +137,6 @@ impl LogKey {
             .map_err(|_| KeyError::Sign)?;
         Ok(sig.encode().to_vec())
     }
-}
-
-fn parse_seed(line: Option<&str>, label: &str) -> Option<Zeroizing<[u8; 32]>> {
-    let hex_part = line?.strip_prefix(label)?.strip_prefix(' ')?.trim_end();
-    let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(hex_part, seed.as_mut()).ok()?;
-    Some(seed)
 }
 
 #[cfg(test)]
