@@ -87,6 +87,33 @@ pub fn local_principal() -> String {
     clean_text(&format!("local:{user}"), 255)
 }
 
+/// An entry for a local action (no commitments; the caller may add them).
+pub fn draft(
+    kind: Kind,
+    resource: &str,
+    outcome: Outcome,
+    reason: &str,
+    model: Option<Hash>,
+    attrs: Vec<(&str, String)>,
+) -> Draft {
+    let mut attrs: Vec<(String, String)> = attrs
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), clean_text(&v, 1024)))
+        .collect();
+    attrs.sort();
+    Draft {
+        kind,
+        principal: local_principal(),
+        resource: clean_text(resource, 1024),
+        outcome,
+        reason: clean_text(reason, 2048),
+        model,
+        input: None,
+        output: None,
+        attrs,
+    }
+}
+
 /// Appends an entry for a local action and waits until it is durable.
 pub fn append(
     log: &AuditLog,
@@ -97,22 +124,11 @@ pub fn append(
     model: Option<Hash>,
     attrs: Vec<(&str, String)>,
 ) -> Result<Appended> {
-    let mut attrs: Vec<(String, String)> = attrs
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), clean_text(&v, 1024)))
-        .collect();
-    attrs.sort();
-    let draft = Draft {
-        kind,
-        principal: local_principal(),
-        resource: clean_text(resource, 1024),
-        outcome,
-        reason: clean_text(reason, 2048),
-        model,
-        input: None,
-        output: None,
-        attrs,
-    };
+    append_draft(log, draft(kind, resource, outcome, reason, model, attrs))
+}
+
+/// Appends `draft` and waits until it is durable.
+pub fn append_draft(log: &AuditLog, draft: Draft) -> Result<Appended> {
     log.append(draft)
         .context("failed to write the audit record")
 }

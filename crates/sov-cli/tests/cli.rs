@@ -341,6 +341,24 @@ fn chat_answers_a_question_in_process() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("Paris"), "{}", stdout(&out));
+    // The answer is recorded with commitments to the question and the answer, not the text.
+    let entries = audit_entries(&home);
+    let chat = entries
+        .iter()
+        .find(|e| e["kind"] == "inference")
+        .unwrap_or_else(|| panic!("no inference entry: {entries:?}"));
+    assert_eq!(chat["outcome"], "ok");
+    assert_eq!(chat["attrs"]["route"], "sov chat");
+    assert!(
+        chat["input"].is_string() && chat["output"].is_string(),
+        "{chat}"
+    );
+    assert!(!chat.to_string().contains("France"), "{chat}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["kind"] == "model.load" && e["outcome"] == "ok")
+    );
 }
 
 #[test]

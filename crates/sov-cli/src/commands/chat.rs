@@ -98,25 +98,17 @@ impl Chat<'_> {
             attrs.push(("completion_tokens", format!("{completion}")));
             attrs.push(("prompt_tokens", format!("{prompt}")));
         }
-        let draft = sov_audit::Draft {
-            kind: Kind::Inference,
-            principal: record::local_principal(),
-            resource: self.loaded.name.clone(),
+        let mut draft = record::draft(
+            Kind::Inference,
+            &self.loaded.name,
             outcome,
-            reason: sov_audit_core::entry::clean_text(&reason, 2048),
-            model: record::digest(&self.loaded.manifest.sha256),
-            input: Some(commitment("input", &salt, question.as_bytes())),
-            output: Some(commitment("output", &salt, answer.as_bytes())),
-            attrs: {
-                let mut a: Vec<(String, String)> =
-                    attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-                a.sort();
-                a
-            },
-        };
-        self.log
-            .append(draft)
-            .context("failed to write the audit record")?;
+            &reason,
+            record::digest(&self.loaded.manifest.sha256),
+            attrs,
+        );
+        draft.input = Some(commitment("input", &salt, question.as_bytes()));
+        draft.output = Some(commitment("output", &salt, answer.as_bytes()));
+        record::append_draft(self.log, draft)?;
         result
     }
 

@@ -55,10 +55,9 @@ pub fn run(home: &Home) -> Result<ExitCode> {
     let public = OwnerPublicKeys::load(&home.keys_dir())
         .context("failed to read the owner's public keys")?;
     // The audit record starts empty, with a signed checkpoint of size 0 and its key.
-    let had_record = home.audit_dir().join("checkpoint").is_file();
-    let log = record::open(home, &home.config()?)?;
-    log.close().context("failed to close the audit record")?;
-    if !had_record {
+    if !home.audit_dir().join("checkpoint").is_file() {
+        let log = record::open(home, &home.config()?)?;
+        log.close().context("failed to close the audit record")?;
         created.push("audit record");
     }
     let vkeys = record::own_vkeys(home, &home.config()?)?;

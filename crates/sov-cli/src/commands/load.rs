@@ -20,7 +20,8 @@ pub struct Loaded {
 }
 
 /// Verifies `name` (manifest signature, then every byte) and loads it. Refuses a model that
-/// fails. The load, or the refusal, is recorded in `log`.
+/// fails. The load, or the refusal, is recorded in `log`: a model that fails verification is
+/// `denied`; one that verifies but will not start is an `error`.
 pub fn load(
     config: &Config,
     store: &ModelStore,
@@ -28,55 +29,59 @@ pub fn load(
     name: &str,
     log: &AuditLog,
 ) -> Result<Loaded> {
-    let result = verify_and_load(config, store, owner, name);
-    let (outcome, reason, digest) = match &result {
-        Ok(loaded) => (
-            Outcome::Ok,
-            String::new(),
-            record::digest(&loaded.manifest.sha256),
-        ),
+    let started = Instant::now();
+    let verified = match store.verify(name, owner) {
+        Ok(verified) => verified,
         Err(err) => {
-            // A model that fails verification is refused; one that verifies but will not start
-            // is an error.
-            let outcome = if format!("{err}").starts_with("refusing") {
-                Outcome::Denied
-            } else {
-                Outcome::Error
-            };
+            let err = anyhow::Error::new(err).context(format!("refusing to load model `{name}`"));
             let digest = store.get(name).ok().and_then(|m| record::digest(&m.sha256));
-            (outcome, record::reason(err), digest)
+            let reason = record::reason(&err);
+            record::append(
+                log,
+                Kind::ModelLoad,
+                name,
+                Outcome::Denied,
+                &reason,
+                digest,
+                vec![],
+            )?;
+            return Err(err);
         }
     };
-    record::append(log, Kind::ModelLoad, name, outcome, &reason, digest, vec![])?;
-    result
-}
-
-fn verify_and_load(
-    config: &Config,
-    store: &ModelStore,
-    owner: &OwnerPublicKeys,
-    name: &str,
-) -> Result<Loaded> {
-    let started = Instant::now();
-    let verified = store
-        .verify(name, owner)
-        .with_context(|| format!("refusing to load model `{name}`"))?;
     tracing::info!(
         model = name,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "model verified"
     );
+    let manifest = verified.manifest().clone();
+    let digest = record::digest(&manifest.sha256);
     let started = Instant::now();
-    let engine = Engine::load(verified.path(), &config.engine.engine_config())
-        .with_context(|| format!("failed to load model `{name}`"))?;
+    let engine = match Engine::load(verified.path(), &config.engine.engine_config()) {
+        Ok(engine) => engine,
+        Err(err) => {
+            let err = anyhow::Error::new(err).context(format!("failed to load model `{name}`"));
+            let reason = record::reason(&err);
+            record::append(
+                log,
+                Kind::ModelLoad,
+                name,
+                Outcome::Error,
+                &reason,
+                digest,
+                vec![],
+            )?;
+            return Err(err);
+        }
+    };
     tracing::info!(
         model = name,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "model loaded"
     );
+    record::append(log, Kind::ModelLoad, name, Outcome::Ok, "", digest, vec![])?;
     Ok(Loaded {
         name: name.to_owned(),
-        manifest: verified.manifest().clone(),
+        manifest,
         engine,
     })
 }
