@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::hash::{HASH_SIZE, Hash, empty_root, node_hash};
+use crate::hash::{HASH_SIZE, Hash, empty_root};
 use crate::merkle::SubtreeSource;
 
 /// The height of a tile: the number of Merkle tree levels one tile spans.
@@ -486,24 +486,25 @@ pub fn parse_bundle<'a>(bytes: &'a [u8], tile: &Tile) -> Result<Vec<&'a [u8]>, T
 }
 
 /// MTH of exactly 256 hashes (the hash a full tile contributes to the level above), or of 2^k
-/// hashes: the hashes are nodes, combined pairwise with [`node_hash`] (no leaf hashing).
+/// hashes: the hashes are nodes, combined pairwise with [`node_hash`](crate::hash::node_hash) (no leaf hashing).
 ///
 /// For other counts this is the RFC 6962 shape over the given nodes (largest power of two on the
 /// left), and [`empty_root`] for none.
 #[must_use]
 pub fn subtree_root(hashes: &[Hash]) -> Hash {
-    match hashes.len() {
-        0 => empty_root(),
-        1 => hashes.first().copied().unwrap_or_else(empty_root),
-        n => {
-            let mut k = 1usize;
-            while k.saturating_mul(2) < n {
-                k = k.saturating_mul(2);
-            }
-            let (left, right) = hashes.split_at(k.min(n));
-            node_hash(&subtree_root(left), &subtree_root(right))
-        }
+    // Pairing neighbours level by level, an odd last node carried up, builds the same tree as
+    // RFC 6962's split at the largest power of two (the left subtrees are always full).
+    let Some(first) = hashes.first() else {
+        return empty_root();
+    };
+    if hashes.len() == 1 {
+        return *first;
     }
+    let mut level = crate::hash::parent_level(hashes);
+    while level.len() > 1 {
+        level = crate::hash::parent_level(&level);
+    }
+    level.first().copied().unwrap_or_else(empty_root)
 }
 
 /// A [`SubtreeSource`] over stored tiles: resolves `subtree(level, index)` by reading the tile at
@@ -615,7 +616,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::hash::leaf_hash;
+    use crate::hash::{leaf_hash, node_hash};
     use crate::merkle::{
         MemoryTree, consistency_proof, inclusion_proof, tree_hash, verify_consistency,
         verify_inclusion,

@@ -28,7 +28,7 @@ use base64::Engine as _;
 
 use crate::checkpoint::{self, Checkpoint, CheckpointError, VerifiedBy, VerifiedCheckpoint};
 use crate::entry::{Entry, hex};
-use crate::hash::{Hash, hash_from_slice, hash_to_base64, leaf_hash};
+use crate::hash::{Hash, hash_from_slice, hash_to_base64, leaf_hash, leaf_hashes};
 use crate::merkle::{self, ProofError};
 use crate::note::{Note, Vkey};
 use crate::receipt::TlogProof;
@@ -611,7 +611,13 @@ fn verify_bundle_inner(w: &Work, first: &mut Option<Edge>) -> Result<Summary, Fa
     let mut kinds: Vec<(u16, u64)> = Vec::new();
     let mut last: Option<Tail> = None;
     let base = loc.first_index();
-    for (pos, (bytes, tile_hash)) in entries.iter().zip(hashes.iter()).enumerate() {
+    let leaves = leaf_hashes(&entries);
+    for (pos, ((bytes, tile_hash), &leaf)) in entries
+        .iter()
+        .zip(hashes.iter())
+        .zip(leaves.iter())
+        .enumerate()
+    {
         let entry = Entry::decode(bytes)
             .map_err(|e| Failure::new(loc.entry_location(pos), format!("does not decode: {e}")))?;
         match last {
@@ -641,7 +647,6 @@ fn verify_bundle_inner(w: &Work, first: &mut Option<Edge>) -> Result<Summary, Fa
         if let Some(prev) = last {
             check_link(loc, pos, &entry, &prev)?;
         }
-        let leaf = leaf_hash(bytes);
         let code = entry.kind.code();
         match kinds.iter_mut().find(|(c, _)| *c == code) {
             Some((_, n)) => *n = n.saturating_add(1),
