@@ -83,13 +83,15 @@ pub enum Kind {
     SealAttestation,
     /// 13: the log recovered from an unclean stop.
     Recovery,
+    /// 14: a change to the directory (a principal added or disabled, a token issued or revoked).
+    IdentityChange,
     /// Any other non-zero code: written by a newer version, kept as is.
     Other(u16),
 }
 
 impl Kind {
     /// The kinds this version knows, in code order.
-    pub const KNOWN: [Kind; 13] = [
+    pub const KNOWN: [Kind; 14] = [
         Kind::ServerStart,
         Kind::ServerStop,
         Kind::ModelImport,
@@ -103,6 +105,7 @@ impl Kind {
         Kind::KeyRotation,
         Kind::SealAttestation,
         Kind::Recovery,
+        Kind::IdentityChange,
     ];
 
     /// The kind's code in the format.
@@ -121,6 +124,7 @@ impl Kind {
             Kind::KeyRotation => 11,
             Kind::SealAttestation => 12,
             Kind::Recovery => 13,
+            Kind::IdentityChange => 14,
             Kind::Other(code) => code,
         }
     }
@@ -154,6 +158,7 @@ impl Kind {
             Kind::KeyRotation => "key.rotation",
             Kind::SealAttestation => "seal.attestation",
             Kind::Recovery => "recovery",
+            Kind::IdentityChange => "identity.change",
             Kind::Other(code) => return format!("kind.{code}"),
         };
         known.to_owned()

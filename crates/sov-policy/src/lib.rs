@@ -1,0 +1,23 @@
+//! Identity and permission: principals, API tokens and Cedar authorisation.
+//!
+//! - [`store::Directory`]: principals (people and services, with roles and attributes) and API
+//!   tokens in SQLite; tokens stored as hashes and checked in constant time ([`token`]); every
+//!   change queued with its audit entry in one transaction (the outbox).
+//! - [`policy::Policies`]: the Cedar policy set from `policies/*.cedar`, validated against
+//!   [`policy::SCHEMA`] at load; decisions name the policies that made them; default deny.
+//! - [`limit::RateLimiter`]: per-key token buckets for request rates and failed logins.
+//!
+//! The HTTP side (401/403/429, the audit entry of every decision) is in `sov-server`.
+
+pub mod limit;
+pub mod policy;
+pub mod principal;
+pub mod store;
+pub mod token;
+
+pub use limit::{Rate, RateLimiter};
+pub use policy::{
+    Action, Basis, Decision, Policies, PolicyError, PolicyFile, PolicySource, Resource,
+};
+pub use principal::{Principal, PrincipalKind};
+pub use store::{AuthError, Caller, Directory, NewPrincipal, StoreError, TokenInfo};

@@ -1,0 +1,256 @@
+//! The directory against real SQLite: principals, the token lifecycle, scopes, the outbox.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sov_audit::{AuditLog, LogConfig};
+use sov_audit_core::entry::{Entry, Kind};
+use sov_policy::store::now_ms;
+use sov_policy::{Action, AuthError, Directory, NewPrincipal, PrincipalKind, StoreError};
+
+fn dir() -> (tempfile::TempDir, Directory) {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Directory::open(&tmp.path().join("state/identity.db")).unwrap();
+    (tmp, d)
+}
+
+fn person(name: &str, roles: &[&str]) -> NewPrincipal {
+    NewPrincipal {
+        name: name.into(),
+        kind: PrincipalKind::Person,
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        attrs: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn principals_are_added_listed_and_disabled() {
+    let (_t, d) = dir();
+    let mut ana = person("ana", &["analyst"]);
+    ana.attrs.insert("clearance".into(), "2".into());
+    let added = d.add_principal(&ana, "local:root").unwrap();
+    assert_eq!(added.roles, BTreeSet::from(["analyst".to_owned()]));
+    assert!(matches!(
+        d.add_principal(&ana, "local:root"),
+        Err(StoreError::Exists(_))
+    ));
+    assert!(matches!(
+        d.add_principal(&person("Bad Name", &[]), "x"),
+        Err(StoreError::Invalid(_))
+    ));
+    let mut bad = person("bo", &[]);
+    bad.attrs.insert("clearance".into(), "top".into());
+    assert!(matches!(
+        d.add_principal(&bad, "x"),
+        Err(StoreError::Invalid(_))
+    ));
+    d.add_principal(&person("bo", &[]), "x").unwrap();
+    let names: Vec<_> = d
+        .principals()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["ana", "bo"]);
+    let shown = d.principal("ana").unwrap().unwrap();
+    assert_eq!(shown.attrs["clearance"], "2");
+    assert!(shown.disabled_ms.is_none());
+    let disabled = d.disable_principal("ana", "x").unwrap();
+    assert!(disabled.disabled_ms.is_some());
+    assert!(matches!(
+        d.disable_principal("zed", "x"),
+        Err(StoreError::NoPrincipal(_))
+    ));
+    // A disabled principal gets no new token.
+    assert!(matches!(
+        d.issue_token("ana", None, None, "x"),
+        Err(StoreError::Disabled(_))
+    ));
+}
+
+#[test]
+fn the_token_lifecycle() {
+    let (_t, d) = dir();
+    d.add_principal(&person("ana", &["analyst"]), "x").unwrap();
+    let now = now_ms();
+    let (token, info) = d.issue_token("ana", Some(now + 60_000), None, "x").unwrap();
+    assert!(token.secret().starts_with("sov_"));
+    assert_eq!(info.id, token.id());
+
+    // Valid now.
+    let caller = d.authenticate(Some(token.secret()), now).unwrap().unwrap();
+    assert_eq!(caller.principal.name, "ana");
+    assert_eq!(caller.token_id, token.id());
+    assert!(caller.in_scope(Action::ReadAudit));
+
+    // Expired after its time.
+    let err = d
+        .authenticate(Some(token.secret()), now + 60_000)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AuthError::Expired {
+            id: token.id().into()
+        }
+    );
+
+    // The same id with another secret is unknown, as is a token never issued.
+    let mut forged = token.secret().to_owned();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'Q' } else { 'A' });
+    let err = d.authenticate(Some(&forged), now).unwrap().unwrap_err();
+    assert_eq!(err.code(), "unknown", "{err:?}");
+    let other = sov_policy::token::NewToken::generate().unwrap();
+    assert_eq!(
+        d.authenticate(Some(other.secret()), now)
+            .unwrap()
+            .unwrap_err()
+            .code(),
+        "unknown"
+    );
+    assert_eq!(
+        d.authenticate(None, now).unwrap().unwrap_err(),
+        AuthError::Missing
+    );
+    assert_eq!(
+        d.authenticate(Some("sk-1234"), now)
+            .unwrap()
+            .unwrap_err()
+            .code(),
+        "malformed"
+    );
+
+    // Revoked.
+    d.revoke_token(token.id(), "x").unwrap();
+    assert_eq!(
+        d.authenticate(Some(token.secret()), now)
+            .unwrap()
+            .unwrap_err(),
+        AuthError::Revoked {
+            id: token.id().into()
+        }
+    );
+    // Revoking again changes nothing; an unknown id is an error.
+    assert!(
+        d.revoke_token(token.id(), "x")
+            .unwrap()
+            .revoked_ms
+            .is_some()
+    );
+    assert!(matches!(
+        d.revoke_token("nope", "x"),
+        Err(StoreError::NoToken(_))
+    ));
+
+    // Disabled principal: its other tokens stop working.
+    let (t2, _) = d.issue_token("ana", None, None, "x").unwrap();
+    assert!(d.authenticate(Some(t2.secret()), now).unwrap().is_ok());
+    d.disable_principal("ana", "x").unwrap();
+    assert_eq!(
+        d.authenticate(Some(t2.secret()), now).unwrap().unwrap_err(),
+        AuthError::Disabled { id: t2.id().into() }
+    );
+
+    // Listing never shows secrets; states are reported.
+    let list = d.tokens(Some("ana")).unwrap();
+    assert_eq!(list.len(), 2);
+    let states: BTreeSet<_> = list.iter().map(|t| t.state(now)).collect();
+    assert_eq!(states, BTreeSet::from(["active", "revoked"]));
+
+    // An expiry in the past is refused.
+    assert!(matches!(
+        d.issue_token("bo", None, None, "x"),
+        Err(StoreError::NoPrincipal(_))
+    ));
+    d.add_principal(&person("bo", &[]), "x").unwrap();
+    assert!(matches!(
+        d.issue_token("bo", Some(1), None, "x"),
+        Err(StoreError::Expiry)
+    ));
+}
+
+#[test]
+fn scoped_tokens_carry_their_scope() {
+    let (_t, d) = dir();
+    d.add_principal(&person("svc", &["service"]), "x").unwrap();
+    let scope = BTreeSet::from([Action::Infer]);
+    let (t, info) = d.issue_token("svc", None, Some(&scope), "x").unwrap();
+    assert_eq!(info.scope, Some(vec!["infer".to_owned()]));
+    let caller = d.authenticate(Some(t.secret()), now_ms()).unwrap().unwrap();
+    assert!(caller.in_scope(Action::Infer));
+    assert!(!caller.in_scope(Action::ReadAudit));
+}
+
+#[test]
+fn only_hashes_are_stored() {
+    let (tmp, d) = dir();
+    d.add_principal(&person("ana", &[]), "x").unwrap();
+    let (t, _) = d.issue_token("ana", None, None, "x").unwrap();
+    drop(d);
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(tmp.path().join("state")).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let secret = t.secret().as_bytes();
+    let body = &secret[4 + 12..];
+    assert!(
+        !bytes.windows(body.len()).any(|w| w == body),
+        "the token's secret part is in the database files"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(tmp.path().join("state/identity.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+}
+
+#[test]
+fn every_change_reaches_the_audit_record_through_the_outbox() {
+    let (tmp, d) = dir();
+    d.add_principal(&person("ana", &["analyst"]), "local:owner")
+        .unwrap();
+    let (t, _) = d.issue_token("ana", None, None, "local:owner").unwrap();
+    d.revoke_token(t.id(), "local:owner").unwrap();
+    d.disable_principal("ana", "local:owner").unwrap();
+    // No-op changes add nothing.
+    d.revoke_token(t.id(), "local:owner").unwrap();
+    d.disable_principal("ana", "local:owner").unwrap();
+    assert_eq!(d.outbox().unwrap().len(), 4);
+
+    let key = sov_keys::LogKey::init_or_load(&tmp.path().join("keys")).unwrap();
+    let (log, _) = AuditLog::open(
+        &tmp.path().join("audit"),
+        key,
+        LogConfig::new("test/log", "n1"),
+    )
+    .unwrap();
+    assert_eq!(d.drain_outbox(&log).unwrap(), 4);
+    assert_eq!(d.outbox().unwrap().len(), 0);
+    assert_eq!(d.drain_outbox(&log).unwrap(), 0);
+    log.close().unwrap();
+
+    let reader = sov_audit::LogReader::open(&tmp.path().join("audit")).unwrap();
+    let mut changes = Vec::new();
+    for i in 0..4 {
+        let e = Entry::decode(&reader.entry(i).unwrap()).unwrap();
+        assert_eq!(e.kind, Kind::IdentityChange);
+        assert_eq!(e.principal, "local:owner");
+        assert_eq!(e.resource, "ana");
+        assert!(e.attr("outbox").is_some());
+        changes.push(e.attr("change").unwrap().to_owned());
+        if let Some(tok) = e.attr("token") {
+            assert_eq!(tok, t.id());
+        }
+    }
+    assert_eq!(
+        changes,
+        [
+            "principal.add",
+            "token.issue",
+            "token.revoke",
+            "principal.disable"
+        ]
+    );
+}
