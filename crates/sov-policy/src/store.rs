@@ -182,6 +182,8 @@ pub struct OutboxItem {
 pub struct Directory {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// One drain at a time, so no outbox row is appended twice by two drains.
+    drain: Mutex<()>,
 }
 
 const SCHEMA_SQL: &str = "
@@ -270,6 +272,7 @@ impl Directory {
         Ok(Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),
+            drain: Mutex::new(()),
         })
     }
 
@@ -731,6 +734,10 @@ impl Directory {
     /// Appends every outbox entry to `log`, deleting each once it is durable. Returns how many
     /// were moved.
     pub fn drain_outbox(&self, log: &AuditLog) -> Result<usize, StoreError> {
+        let _one = match self.drain.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
         let items = self.outbox()?;
         for item in &items {
             log.append(item.draft.clone())

@@ -57,6 +57,8 @@ impl NewToken {
 /// Why a presented string is not a well-formed token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
+    #[error("the Authorization header is not `Bearer <token>`")]
+    Scheme,
     #[error("the token does not start with `{PREFIX}`")]
     Prefix,
     #[error("the token is not `{PREFIX}` followed by {BODY_CHARS} base64url characters")]
@@ -100,6 +102,46 @@ impl<'a> Presented<'a> {
     }
 }
 
+/// Parses a token lifetime: `90d`, `12h`, `30m`, `never`, or an RFC 3339 time (`2027-01-31T00:00:00Z`).
+/// Returns the expiry in Unix milliseconds (`None`: never), which must be in the future.
+pub fn parse_expiry(s: &str, now_ms: u64) -> Result<Option<u64>, String> {
+    let s = s.trim();
+    if s == "never" {
+        return Ok(None);
+    }
+    let unit_ms = match s.chars().last() {
+        Some('d') => Some(86_400_000u64),
+        Some('h') => Some(3_600_000),
+        Some('m') => Some(60_000),
+        _ => None,
+    };
+    let at = match unit_ms {
+        Some(unit) if s.len() > 1 && s[..s.len() - 1].bytes().all(|b| b.is_ascii_digit()) => {
+            let n: u64 = s[..s.len() - 1]
+                .parse()
+                .map_err(|_| format!("`{s}` is too large"))?;
+            if n == 0 {
+                return Err("a lifetime of zero would expire at once".into());
+            }
+            n.checked_mul(unit)
+                .and_then(|d| now_ms.checked_add(d))
+                .ok_or_else(|| format!("`{s}` is too far in the future"))?
+        }
+        _ => {
+            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    format!("`{s}` is not a lifetime (90d, 12h, 30m, never) or an RFC 3339 time")
+                })?;
+            let ms = t.unix_timestamp_nanos() / 1_000_000;
+            u64::try_from(ms).map_err(|_| format!("`{s}` is before 1970"))?
+        }
+    };
+    if at <= now_ms {
+        return Err(format!("`{s}` is not in the future"));
+    }
+    Ok(Some(at))
+}
+
 fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -120,6 +162,30 @@ mod tests {
         let other = NewToken::generate().unwrap();
         assert!(!p.matches(&other.hash()));
         assert_ne!(t.secret(), other.secret());
+    }
+
+    #[test]
+    fn lifetimes_parse() {
+        let now = 1_800_000_000_000;
+        assert_eq!(parse_expiry("90d", now), Ok(Some(now + 90 * 86_400_000)));
+        assert_eq!(parse_expiry("12h", now), Ok(Some(now + 12 * 3_600_000)));
+        assert_eq!(parse_expiry("30m", now), Ok(Some(now + 30 * 60_000)));
+        assert_eq!(parse_expiry("never", now), Ok(None));
+        assert_eq!(
+            parse_expiry("2030-01-01T00:00:00Z", now),
+            Ok(Some(1_893_456_000_000))
+        );
+        for bad in [
+            "0d",
+            "d",
+            "5w",
+            "-3d",
+            "2020-01-01T00:00:00Z",
+            "soon",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_expiry(bad, now).is_err(), "{bad}");
+        }
     }
 
     #[test]
