@@ -47,14 +47,14 @@ fn chat(extra: Value) -> String {
 async fn invalid_json_is_400() {
     let (status, body) = post("/v1/chat/completions", "{\"model\": ").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
 async fn trailing_garbage_is_400() {
     let (status, body) = post("/v1/chat/completions", format!("{} x", chat(json!({})))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
@@ -65,42 +65,42 @@ async fn missing_field_is_400() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
 async fn wrong_type_is_400() {
     let (status, body) = post("/v1/chat/completions", chat(json!({"max_tokens": "many"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
 async fn out_of_range_parameter_is_400_naming_it() {
     let (status, body) = post("/v1/chat/completions", chat(json!({"temperature": 5.0}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
 async fn unsupported_n_is_400() {
     let (status, body) = post("/v1/chat/completions", chat(json!({"n": 2}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
 async fn empty_messages_is_400() {
     let (status, body) = post("/v1/chat/completions", chat(json!({"messages": []}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
 async fn unknown_model_is_404() {
     let (status, body) = post("/v1/chat/completions", chat(json!({"model": "gpt-4o"}))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
     let (status, _) = call(
         sov_server::app(common::state()),
         "GET",
@@ -123,7 +123,7 @@ async fn body_over_the_limit_is_413() {
     let big = chat(json!({"messages": [{"role": "user", "content": "x".repeat(4096)}]}));
     let (status, body) = call(app, "POST", "/v1/chat/completions", big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
@@ -153,7 +153,7 @@ async fn unknown_route_is_404() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
@@ -162,7 +162,7 @@ async fn non_text_content_part_is_400() {
         json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]);
     let (status, body) = post("/v1/chat/completions", chat(json!({"messages": messages}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
@@ -173,7 +173,7 @@ async fn bad_embedding_format_is_400() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
 }
 
 #[tokio::test]
@@ -222,7 +222,7 @@ async fn full_queue_is_503() {
         .unwrap();
     assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = third.json().await.unwrap();
-    insta::assert_json_snapshot!(body);
+    insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!(body) });
     assert_eq!(first.await.unwrap(), StatusCode::OK);
     assert_eq!(second.await.unwrap(), StatusCode::OK);
 }
