@@ -8,9 +8,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sov_policy::policy::STARTER;
 use sov_policy::store::now_ms;
-use sov_policy::{Action, Directory, NewPrincipal, Policies, PolicyFile, PrincipalKind, Resource};
+use sov_policy::{Action, Directory, NewPrincipal, Policies, PrincipalKind, Resource};
 
 fn setup() -> (tempfile::TempDir, Directory, Policies, String) {
     let tmp = tempfile::tempdir().unwrap();
@@ -27,14 +26,7 @@ fn setup() -> (tempfile::TempDir, Directory, Policies, String) {
         dir.issue_token(&p.name, None, None, "bench").unwrap();
     }
     let (token, _) = dir.issue_token("user500", None, None, "bench").unwrap();
-    let files: Vec<PolicyFile> = STARTER
-        .iter()
-        .map(|(n, t)| PolicyFile {
-            name: (*n).to_owned(),
-            text: (*t).to_owned(),
-        })
-        .collect();
-    let policies = Policies::from_files(&files).unwrap();
+    let policies = Policies::starter().unwrap();
     (tmp, dir, policies, token.secret().to_owned())
 }
 

@@ -374,6 +374,18 @@ impl Policies {
         Self::from_files(&files)
     }
 
+    /// The starter set, as `sov init` installs it.
+    pub fn starter() -> Result<Self, PolicyError> {
+        let files: Vec<PolicyFile> = STARTER
+            .iter()
+            .map(|(name, text)| PolicyFile {
+                name: (*name).to_owned(),
+                text: (*text).to_owned(),
+            })
+            .collect();
+        Self::from_files(&files)
+    }
+
     /// Parses and validates `files` as one set.
     pub fn from_files(files: &[PolicyFile]) -> Result<Self, PolicyError> {
         let schema = schema()?;

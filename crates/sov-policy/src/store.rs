@@ -482,15 +482,25 @@ impl Directory {
 
     /// Tokens, of one principal or of all, newest first.
     pub fn tokens(&self, principal: Option<&str>) -> Result<Vec<TokenInfo>, StoreError> {
+        self.select_tokens(principal, None)
+    }
+
+    /// Tokens matching a principal and/or an id (`None`: any).
+    fn select_tokens(
+        &self,
+        principal: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<Vec<TokenInfo>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT id, principal, scope, created_ms, expires_ms, revoked_ms FROM tokens
-                     WHERE ?1 IS NULL OR principal = ?1 ORDER BY created_ms DESC, id",
+                     WHERE (?1 IS NULL OR principal = ?1) AND (?2 IS NULL OR id = ?2)
+                     ORDER BY created_ms DESC, id",
                 )
                 .map_err(|e| self.db(e))?;
             let rows = stmt
-                .query_map([principal], |r| {
+                .query_map(params![principal, id], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
@@ -529,7 +539,7 @@ impl Directory {
 
     /// One token's listing.
     pub fn token(&self, id: &str) -> Result<Option<TokenInfo>, StoreError> {
-        Ok(self.tokens(None)?.into_iter().find(|t| t.id == id))
+        Ok(self.select_tokens(None, Some(id))?.into_iter().next())
     }
 
     /// Revokes a token (idempotent: revoking a revoked token changes nothing).

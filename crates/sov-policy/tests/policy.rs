@@ -3,20 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sov_policy::policy::STARTER;
 use sov_policy::{
     Action, Basis, Policies, PolicyError, PolicyFile, Principal, PrincipalKind, Resource,
 };
 
 fn starter() -> Policies {
-    let files: Vec<PolicyFile> = STARTER
-        .iter()
-        .map(|(name, text)| PolicyFile {
-            name: (*name).to_owned(),
-            text: (*text).to_owned(),
-        })
-        .collect();
-    Policies::from_files(&files).unwrap()
+    Policies::starter().unwrap()
 }
 
 fn principal(name: &str, kind: PrincipalKind, roles: &[&str], attrs: &[(&str, &str)]) -> Principal {
