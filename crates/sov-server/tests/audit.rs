@@ -250,7 +250,6 @@ async fn the_audit_endpoints_serve_a_tlog_tiles_log_that_verifies() {
             .unwrap();
         assert_eq!(res.status(), 400);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let keys = parse_vkeys(
         &client
             .get(format!("{base}/v1/audit/vkeys"))
@@ -263,29 +262,39 @@ async fn the_audit_endpoints_serve_a_tlog_tiles_log_that_verifies() {
     )
     .unwrap();
     // Fetch every file the verifier asks for over HTTP, as any tlog-tiles client would.
+    // The checkpoint trails the appends by up to its interval; a slow machine may need
+    // more than one interval, so wait for it (bounded) instead of sleeping a fixed time.
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
-    let checkpoint = client
-        .get(format!("{base}/v1/audit/checkpoint"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        checkpoint.headers()["content-type"]
-            .to_str()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let size = loop {
+        let checkpoint = client
+            .get(format!("{base}/v1/audit/checkpoint"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            checkpoint.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        let body = checkpoint.bytes().await.unwrap().to_vec();
+        let size: u64 = String::from_utf8_lossy(&body)
+            .lines()
+            .nth(1)
             .unwrap()
-            .starts_with("text/plain")
-    );
-    files.insert(
-        "checkpoint".into(),
-        checkpoint.bytes().await.unwrap().to_vec(),
-    );
-    let size: u64 = String::from_utf8_lossy(&files["checkpoint"])
-        .lines()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(size >= 300);
+            .parse()
+            .unwrap();
+        if size >= 300 {
+            files.insert("checkpoint".into(), body);
+            break size;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checkpoint stayed at {size} entries"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     for tile in sov_audit_core::tile::Tile::hash_tiles_for_size(size)
         .into_iter()
         .chain(sov_audit_core::tile::Tile::entry_bundles_for_size(size))
