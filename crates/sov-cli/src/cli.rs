@@ -33,6 +33,104 @@ pub enum Command {
     /// Read, prove, export and verify the Open Audit Record.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage principals: the people and services that may call the API.
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+    /// Issue, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check and explain the Cedar policy set in `policies/`.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    /// Add a principal.
+    Add {
+        /// Its name (letters, digits, `.`, `_`, `-`, `@`; at most 64).
+        name: String,
+        /// `person` or `service`.
+        #[arg(long, default_value = "person")]
+        kind: String,
+        /// A role (repeatable): `admin`, `analyst`, `service`, or any role your policies use.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// An attribute KEY=VALUE (repeatable), e.g. `department=cardiology`, `clearance=2`.
+        #[arg(long = "attr")]
+        attrs: Vec<String>,
+    },
+    /// List the principals.
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one principal and its tokens.
+    Show {
+        /// The principal's name.
+        name: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a principal: every token of it is refused from now on.
+    Disable {
+        /// The principal's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token for a principal and print it (only this once).
+    Issue {
+        /// The principal.
+        principal: String,
+        /// Lifetime: `90d`, `12h`, `30m`, `never`, or an RFC 3339 time.
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        /// Limit the token to these actions (comma-separated), e.g. `infer,read-audit`.
+        #[arg(long, value_delimiter = ',')]
+        scope: Option<Vec<String>>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Only this principal's.
+        #[arg(long)]
+        principal: Option<String>,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (the 12 characters after `sov_`).
+    Revoke {
+        /// The token's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Decide ACTION on RESOURCE for PRINCIPAL with the policies on disk, and say which
+    /// policies decided it. RESOURCE is `type:id`, e.g. `model:smollm2`, `document:d1,clearance=3`.
+    Check {
+        /// The principal's name.
+        principal: String,
+        /// The action, e.g. `infer`, `read-audit`, `manage-principals`.
+        action: String,
+        /// The resource, `type:id[,key=value...]`.
+        resource: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the policy set and show its hash, files and size.
+    Show {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

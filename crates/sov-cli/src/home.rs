@@ -6,6 +6,8 @@
 //!   keys/                  the owner's and the audit log's signing keys (secret files 0600)
 //!   models/                the content-addressed model store
 //!   audit/                 the Open Audit Record (C2SP tlog-tiles layout, see sov-audit)
+//!   policies/              the Cedar policies in force (`*.cedar`; the starter set at first)
+//!   state/identity.db      principals and API token hashes (SQLite, 0600)
 //! ```
 
 use std::net::SocketAddr;
@@ -51,6 +53,14 @@ checkpoint_interval_ms = 1000
 origin = ""
 # This node's name in every entry. Empty: "sov-" and 8 hex digits of the log key's hash.
 node = ""
+
+[limits]
+# Requests one principal may make per minute (HTTP 429 beyond it), and how many at once.
+requests_per_minute = 600
+burst = 60
+# Failed authentications one client address may make per minute before it is refused with
+# HTTP 429 without its token being looked at (throttles token guessing).
+failed_auth_per_minute = 10
 "#;
 
 /// The parsed configuration.
@@ -61,6 +71,47 @@ pub struct Config {
     pub engine: EngineSection,
     pub chat: ChatSection,
     pub audit: AuditSection,
+    pub limits: LimitsSection,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub requests_per_minute: u32,
+    pub burst: u32,
+    pub failed_auth_per_minute: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let l = sov_server::Limits::default();
+        Self {
+            requests_per_minute: l.requests.per_minute,
+            burst: l.requests.burst,
+            failed_auth_per_minute: l.failures.per_minute,
+        }
+    }
+}
+
+impl LimitsSection {
+    /// The server's limits; a zero rate is refused (it would lock everyone out).
+    pub fn limits(&self) -> Result<sov_server::Limits> {
+        if self.requests_per_minute == 0 || self.burst == 0 || self.failed_auth_per_minute == 0 {
+            bail!(
+                "[limits] values must be at least 1 (a zero rate would refuse every request)"
+            );
+        }
+        Ok(sov_server::Limits {
+            requests: sov_policy::Rate {
+                per_minute: self.requests_per_minute,
+                burst: self.burst,
+            },
+            failures: sov_policy::Rate {
+                per_minute: self.failed_auth_per_minute,
+                burst: self.failed_auth_per_minute,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -176,6 +227,12 @@ impl Home {
     }
     pub fn audit_dir(&self) -> PathBuf {
         self.root.join("audit")
+    }
+    pub fn policies_dir(&self) -> PathBuf {
+        self.root.join("policies")
+    }
+    pub fn identity_path(&self) -> PathBuf {
+        self.root.join("state").join("identity.db")
     }
 
     /// Fails with a hint when `sov init` has not been run.

@@ -1,11 +1,13 @@
 //! `sov`: the command line of Sovereign.
 //!
 //! A thin layer: it parses arguments ([`cli`]), finds the home and its configuration ([`home`]),
-//! and calls the library crates. Each command lives in `commands/<noun>/<verb>.rs`.
+//! and calls the library crates. Each command lives in `commands/<noun>/<verb>.rs`, or, for
+//! nouns whose verbs are short, in one `commands/<noun>.rs`.
 
 mod cli;
 mod commands;
 pub mod home;
+mod identity;
 mod record;
 
 use std::io::Write;

@@ -59,6 +59,13 @@ fn names(config: &Config, key: &LogKey) -> (String, String) {
     (origin, node)
 }
 
+/// This node's name (as in its entries).
+pub fn node(home: &Home, config: &Config) -> Result<String> {
+    let key =
+        LogKey::init_or_load(&home.keys_dir()).context("failed to load the audit log's key")?;
+    Ok(names(config, &key).1)
+}
+
 /// The log's verifier keys as this node knows them (from its own key, not from the log folder).
 pub fn own_vkeys(home: &Home, config: &Config) -> Result<Vec<Vkey>> {
     if !home.keys_dir().join("log.key").is_file() {

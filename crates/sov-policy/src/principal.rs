@@ -49,6 +49,21 @@ pub struct Principal {
     pub disabled_ms: Option<u64>,
 }
 
+impl Principal {
+    /// The principal as the admin API and `sov principal show --json` show it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "object": "principal",
+            "name": self.name,
+            "kind": self.kind.name(),
+            "roles": self.roles,
+            "attrs": self.attrs,
+            "created_at": sov_audit_core::entry::rfc3339_ms(self.created_ms),
+            "disabled_at": self.disabled_ms.map(sov_audit_core::entry::rfc3339_ms),
+        })
+    }
+}
+
 /// A name, role or attribute that breaks the rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} `{value}`: {rule}")]

@@ -157,6 +157,21 @@ impl TokenInfo {
             "active"
         }
     }
+
+    /// The token as the admin API and `sov token list --json` show it (never the secret).
+    pub fn to_json(&self, now_ms: u64) -> serde_json::Value {
+        use sov_audit_core::entry::rfc3339_ms;
+        serde_json::json!({
+            "object": "token",
+            "id": self.id,
+            "principal": self.principal,
+            "scope": self.scope,
+            "created_at": rfc3339_ms(self.created_ms),
+            "expires_at": self.expires_ms.map(rfc3339_ms),
+            "revoked_at": self.revoked_ms.map(rfc3339_ms),
+            "state": self.state(now_ms),
+        })
+    }
 }
 
 /// A new principal's details.
@@ -219,6 +234,9 @@ CREATE TABLE IF NOT EXISTS meta (
     value       TEXT NOT NULL
 ) STRICT;
 ";
+
+/// The `meta` key of the hash of the policy set last in force.
+const POLICY_HASH: &str = "policy_hash";
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
@@ -759,6 +777,56 @@ impl Directory {
             })?;
         }
         Ok(items.len())
+    }
+
+    /// Notes that the policy set `hash` (a hex SHA-256, of `files`) is in force, as `change`
+    /// (`policy.load` at a start, `policy.reload` at run time) by `actor`. If it differs from
+    /// the set last noted, a `policy.change` entry with the old and new hashes is queued, in the
+    /// same transaction that keeps the new hash. Returns the previous hash (`None` the first
+    /// time), or `Some(hash)` itself when nothing changed.
+    pub fn policy_loaded(
+        &self,
+        hash: &str,
+        files: &[String],
+        change: &str,
+        actor: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(|e| self.db(e))?;
+            let old: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key = ?1", [POLICY_HASH], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(|e| self.db(e))?;
+            if old.as_deref() != Some(hash) {
+                let mut attrs = vec![
+                    ("change", change.to_owned()),
+                    ("new", hash.to_owned()),
+                    ("files", files.join(",")),
+                ];
+                if let Some(o) = &old {
+                    attrs.push(("old", o.clone()));
+                }
+                outbox_kind(
+                    &tx,
+                    Kind::PolicyChange,
+                    actor,
+                    "policies",
+                    Outcome::Ok,
+                    "",
+                    attrs,
+                )
+                .map_err(|e| self.db(e))?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![POLICY_HASH, hash],
+                )
+                .map_err(|e| self.db(e))?;
+            }
+            tx.commit().map_err(|e| self.db(e))?;
+            Ok(old)
+        })
     }
 
     /// A value kept across runs (e.g. the hash of the last policy set loaded).

@@ -254,3 +254,41 @@ fn every_change_reaches_the_audit_record_through_the_outbox() {
         ]
     );
 }
+
+#[test]
+fn a_policy_set_is_noted_once_and_each_change_carries_both_hashes() {
+    let (_t, d) = dir();
+    let files = vec!["admin.cedar".to_owned()];
+    assert_eq!(
+        d.policy_loaded("aa", &files, "policy.load", "local:owner")
+            .unwrap(),
+        None
+    );
+    // The same set again (a restart) is not a change.
+    assert_eq!(
+        d.policy_loaded("aa", &files, "policy.load", "local:owner")
+            .unwrap(),
+        Some("aa".to_owned())
+    );
+    assert_eq!(
+        d.policy_loaded("bb", &files, "policy.reload", "ana").unwrap(),
+        Some("aa".to_owned())
+    );
+    let items = d.outbox().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|i| i.draft.kind == Kind::PolicyChange));
+    let attr = |i: usize, k: &str| {
+        items[i]
+            .draft
+            .attrs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(attr(0, "new").as_deref(), Some("aa"));
+    assert_eq!(attr(0, "old"), None);
+    assert_eq!(attr(1, "old").as_deref(), Some("aa"));
+    assert_eq!(attr(1, "new").as_deref(), Some("bb"));
+    assert_eq!(attr(1, "change").as_deref(), Some("policy.reload"));
+    assert_eq!(items[1].draft.principal, "ana");
+}

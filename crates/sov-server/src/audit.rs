@@ -1,9 +1,10 @@
 //! The audit layer: every request that acts becomes an entry in the Open Audit Record before
 //! its answer leaves, and the read-only `/v1/audit/...` endpoints that publish the record.
 //!
-//! Which requests: every request with a method other than `GET`, `HEAD` or `OPTIONS` (today the
-//! inference endpoints; a refused one, whatever the reason, too). Reads of public data (the model
-//! list, the record itself) are not recorded.
+//! Which requests: every request with a method other than `GET`, `HEAD` or `OPTIONS` (the
+//! inference and admin endpoints; a refused one, whatever the reason, too). A read (`GET`) is
+//! recorded through its authorisation decisions ([`crate::auth`]): it carries the headers of its
+//! last decision's entry. Refused authentication and rate limits are recorded by the auth layer.
 //!
 //! What goes in: the route, the model and its SHA-256, token counts, the HTTP status and, for a
 //! refusal, the error's type, code and parameter (never its message, which may quote the input).
@@ -27,6 +28,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::Extension;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -37,6 +39,7 @@ use serde_json::Value;
 use sov_audit::{Appended, AuditLog, Draft, LogReader};
 use sov_audit_core::entry::{Committer, Entry, Kind, Outcome, clean_text, commitment};
 use sov_audit_core::hash::Hash;
+use sov_policy::{Action, Caller, Resource};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -48,10 +51,10 @@ pub const LEAF_HEADER: &str = "sov-audit-leaf";
 /// Header: base64 of the 32-byte salt of the entry's input and output commitments.
 pub const SALT_HEADER: &str = "sov-audit-salt";
 
-/// Principal recorded until identities exist (issue 4 brings API tokens).
-const ANONYMOUS: &str = "anonymous";
+type Pending = tokio::sync::oneshot::Receiver<Result<Appended, String>>;
 
-/// What a handler tells the audit layer about its request (which model, how many tokens).
+/// What a handler tells the audit layer about its request (which model, how many tokens), and
+/// what the layer tells handlers (who is calling).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AuditNote(Arc<Mutex<NoteData>>);
 
@@ -60,9 +63,79 @@ struct NoteData {
     model: Option<(String, Hash)>,
     attrs: BTreeMap<String, String>,
     failed: bool,
+    caller: Option<Caller>,
+    route: String,
+    peer: Option<String>,
+    kind: Option<Kind>,
+    decisions: Vec<Pending>,
 }
 
 impl AuditNote {
+    fn new(caller: Option<Caller>, route: &str, peer: Option<String>) -> Self {
+        Self(Arc::new(Mutex::new(NoteData {
+            caller,
+            route: route.to_owned(),
+            peer,
+            ..NoteData::default()
+        })))
+    }
+
+    /// The authenticated caller.
+    pub(crate) fn caller(&self) -> Option<Caller> {
+        self.0.lock().ok().and_then(|d| d.caller.clone())
+    }
+
+    /// The request's entry is of `kind` (default: inference).
+    pub(crate) fn kind(&self, kind: Kind) {
+        if let Ok(mut d) = self.0.lock() {
+            d.kind = Some(kind);
+        }
+    }
+
+    /// `attrs` with the request's route and peer, sorted and cleaned for an entry.
+    pub(crate) fn context_attrs(&self, mut attrs: Vec<(String, String)>) -> Vec<(String, String)> {
+        if let Ok(d) = self.0.lock() {
+            attrs.push(("route".to_owned(), d.route.clone()));
+            if let Some(peer) = &d.peer {
+                attrs.push(("peer".to_owned(), peer.clone()));
+            }
+        }
+        attrs.sort();
+        attrs.dedup_by(|a, b| a.0 == b.0);
+        attrs
+            .into_iter()
+            .map(|(k, v)| (k, clean_text(&v, 1024)))
+            .collect()
+    }
+
+    /// Submits a decision's entry; the answer waits until it is durable.
+    pub(crate) fn decision(&self, log: &AuditLog, draft: Draft) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        log.submit(draft, move |result| {
+            let _ = tx.send(result.map_err(|e| chain(&e)));
+        });
+        if let Ok(mut d) = self.0.lock() {
+            d.decisions.push(rx);
+        }
+    }
+
+    /// Waits for every decision entry; their indices, in order.
+    async fn decisions_durable(&self) -> Result<Vec<Appended>, String> {
+        let pending = match self.0.lock() {
+            Ok(mut d) => std::mem::take(&mut d.decisions),
+            Err(_) => return Err("the audit note was poisoned".into()),
+        };
+        let mut out = Vec::with_capacity(pending.len());
+        for rx in pending {
+            match rx.await {
+                Ok(Ok(a)) => out.push(a),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err("the audit log stopped before answering".into()),
+            }
+        }
+        Ok(out)
+    }
+
     /// The request is served by model `name` with file digest `digest`.
     pub(crate) fn model(&self, name: &str, digest: Hash) {
         if let Ok(mut d) = self.0.lock() {
@@ -84,12 +157,36 @@ impl AuditNote {
         }
     }
 
-    fn snapshot(&self) -> (Option<(String, Hash)>, BTreeMap<String, String>, bool) {
+    fn snapshot(&self) -> Snapshot {
         match self.0.lock() {
-            Ok(d) => (d.model.clone(), d.attrs.clone(), d.failed),
-            Err(_) => (None, BTreeMap::new(), true),
+            Ok(d) => Snapshot {
+                model: d.model.clone(),
+                attrs: d.attrs.clone(),
+                failed: d.failed,
+                principal: d
+                    .caller
+                    .as_ref()
+                    .map(|c| c.principal.name.clone())
+                    .unwrap_or_default(),
+                kind: d.kind,
+            },
+            Err(_) => Snapshot {
+                model: None,
+                attrs: BTreeMap::new(),
+                failed: true,
+                principal: String::new(),
+                kind: None,
+            },
         }
     }
+}
+
+struct Snapshot {
+    model: Option<(String, Hash)>,
+    attrs: BTreeMap<String, String>,
+    failed: bool,
+    principal: String,
+    kind: Option<Kind>,
 }
 
 /// Facts the layer knows before the handler runs.
@@ -102,14 +199,27 @@ struct Context0 {
 
 /// The middleware (see the module docs).
 pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(req).await;
-    }
     let route = clean_text(req.uri().path(), 1024);
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.to_string());
+    let caller = req.extensions().get::<Caller>().cloned();
+    let note = AuditNote::new(caller, &route, peer.clone());
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        let mut req = req;
+        req.extensions_mut().insert(note.clone());
+        let mut response = next.run(req).await;
+        return match note.decisions_durable().await {
+            Ok(decisions) => {
+                if let Some(last) = decisions.last() {
+                    set_headers(response.headers_mut(), last, None);
+                }
+                response
+            }
+            Err(e) => unavailable(&e),
+        };
+    }
     let mut salt = [0u8; 32];
     if let Err(e) = getrandom::fill(&mut salt) {
         return ApiError::internal(&format!("no randomness for the audit salt: {e}"))
@@ -117,7 +227,6 @@ pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Nex
     }
     let (parts, body) = req.into_parts();
     let limit = state.inner.config.max_body_bytes;
-    let note = AuditNote::default();
     let (bytes, response) = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => (bytes, None),
         Err(e) => {
@@ -172,26 +281,37 @@ async fn record_whole(
         }
     };
     let status = parts.status;
-    let (model, mut attrs, failed) = note.snapshot();
+    let decisions = match note.decisions_durable().await {
+        Ok(d) => d,
+        Err(e) => return unavailable(&e),
+    };
+    let snap = note.snapshot();
+    let mut attrs = snap.attrs;
     attrs.insert("status".into(), status.as_u16().to_string());
+    if !decisions.is_empty() {
+        attrs.insert("decision".into(), indices(&decisions));
+    }
     let refused = status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE;
+    let kind = snap.kind.unwrap_or(Kind::Inference);
     let (kind, outcome) = if refused {
         (Kind::Refusal, Outcome::Denied)
-    } else if status.is_success() && !failed {
-        (Kind::Inference, Outcome::Ok)
+    } else if status.is_success() && !snap.failed {
+        (kind, Outcome::Ok)
     } else {
-        (Kind::Inference, Outcome::Error)
+        (kind, Outcome::Error)
     };
+    let model = snap.model;
+    let principal = snap.principal;
     let reason = if status.is_success() {
         String::new()
     } else {
         error_summary(&body)
     };
     let output = commitment("output", &ctx.salt, &body);
-    let draft = draft(&ctx, kind, outcome, reason, model, Some(output), attrs);
+    let draft = draft(&ctx, &principal, kind, outcome, reason, model, Some(output), attrs);
     match append(log, draft).await {
         Ok(appended) => {
-            set_headers(&mut parts.headers, &appended, &ctx.salt);
+            set_headers(&mut parts.headers, &appended, Some(&ctx.salt));
             Response::from_parts(parts, Body::from(body))
         }
         Err(e) => unavailable(&e),
@@ -205,11 +325,21 @@ async fn record_stream(
     note: AuditNote,
     response: Response,
 ) -> Response {
-    let (model, mut attrs, _) = note.snapshot();
+    let decisions = match note.decisions_durable().await {
+        Ok(d) => d,
+        Err(e) => return unavailable(&e),
+    };
+    let snap = note.snapshot();
+    let mut attrs = snap.attrs;
+    let model = snap.model;
     attrs.insert("status".into(), response.status().as_u16().to_string());
     attrs.insert("stream".into(), "true".into());
+    if !decisions.is_empty() {
+        attrs.insert("decision".into(), indices(&decisions));
+    }
     let draft = draft(
         &ctx,
+        &snap.principal,
         Kind::Inference,
         Outcome::Started,
         String::new(),
@@ -223,7 +353,7 @@ async fn record_stream(
         Err(e) => return unavailable(&e),
     };
     let (mut parts, body) = response.into_parts();
-    set_headers(&mut parts.headers, &started, &ctx.salt);
+    set_headers(&mut parts.headers, &started, Some(&ctx.salt));
     let output = Committer::new("output", &ctx.salt);
     let stream = Audited {
         inner: body.into_data_stream(),
@@ -298,7 +428,8 @@ impl StreamEnd {
     /// Appends the end-of-stream entry. The answer has already been sent, so nothing waits on
     /// it; a failure is logged.
     fn record(self) {
-        let (model, mut attrs, failed) = self.note.snapshot();
+        let snap = self.note.snapshot();
+        let (model, mut attrs, failed) = (snap.model, snap.attrs, snap.failed);
         attrs.insert("request".into(), self.started.to_string());
         attrs.insert("stream".into(), "true".into());
         let outcome = if !self.finished {
@@ -311,6 +442,7 @@ impl StreamEnd {
         let output = self.output.finish();
         let draft = draft(
             &self.ctx,
+            &snap.principal,
             Kind::Inference,
             outcome,
             String::new(),
@@ -326,8 +458,10 @@ impl StreamEnd {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn draft(
     ctx: &Context0,
+    principal: &str,
     kind: Kind,
     outcome: Outcome,
     reason: String,
@@ -345,7 +479,7 @@ fn draft(
     };
     Draft {
         kind,
-        principal: ANONYMOUS.to_owned(),
+        principal: clean_text(principal, 255),
         resource,
         outcome,
         reason,
@@ -374,7 +508,17 @@ fn error_summary(body: &[u8]) -> String {
     clean_text(&parts.join(" "), 512)
 }
 
-async fn append(log: &AuditLog, draft: Draft) -> Result<Appended, String> {
+/// The indices of `entries`, comma-separated.
+fn indices(entries: &[Appended]) -> String {
+    entries
+        .iter()
+        .map(|a| a.index.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Appends `draft` and waits until it is durable.
+pub(crate) async fn append(log: &AuditLog, draft: Draft) -> Result<Appended, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     log.submit(draft, move |result| {
         let _ = tx.send(result);
@@ -398,13 +542,16 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn set_headers(headers: &mut HeaderMap, appended: &Appended, salt: &[u8; 32]) {
+/// Sets the entry's index and leaf (and the commitment salt, for an entry with commitments).
+pub(crate) fn set_headers(headers: &mut HeaderMap, appended: &Appended, salt: Option<&[u8; 32]>) {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let pairs = [
+    let mut pairs = vec![
         (INDEX_HEADER, appended.index.to_string()),
         (LEAF_HEADER, b64.encode(appended.leaf)),
-        (SALT_HEADER, b64.encode(salt)),
     ];
+    if let Some(salt) = salt {
+        pairs.push((SALT_HEADER, b64.encode(salt)));
+    }
     for (name, value) in pairs {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(name, v);
@@ -412,7 +559,8 @@ fn set_headers(headers: &mut HeaderMap, appended: &Appended, salt: &[u8; 32]) {
     }
 }
 
-fn unavailable(detail: &str) -> Response {
+/// 503: the record could not be written, so the request is not answered.
+pub(crate) fn unavailable(detail: &str) -> Response {
     tracing::error!(
         detail,
         "the audit record could not be written; the request is refused"
@@ -421,6 +569,18 @@ fn unavailable(detail: &str) -> Response {
 }
 
 // ---- The read-only record: C2SP tlog-tiles under /v1/audit, plus entries and receipts. ----
+
+/// The audit log as a resource of `read-audit`.
+pub const AUDIT_RESOURCE: &str = "record";
+
+/// Whether the caller may read the record (`read-audit` on `AuditLog::"record"`).
+fn may_read(state: &AppState, note: &AuditNote) -> Result<(), ApiError> {
+    state.authorize(
+        note,
+        Action::ReadAudit,
+        &Resource::AuditLog(AUDIT_RESOURCE.to_owned()),
+    )
+}
 
 fn reader(state: &AppState) -> Result<LogReader, ApiError> {
     LogReader::open(state.audit().dir()).map_err(|e| ApiError::internal(&chain(&e)))
@@ -438,7 +598,11 @@ fn text(body: Vec<u8>, cache: &'static str, content_type: &'static str) -> Respo
 }
 
 /// `GET /v1/audit/checkpoint`: the latest signed checkpoint (C2SP tlog-checkpoint).
-pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn checkpoint(
+    State(state): State<AppState>,
+    Extension(note): Extension<AuditNote>,
+) -> Result<Response, ApiError> {
+    may_read(&state, &note)?;
     let reader = reader(&state)?;
     Ok(text(
         reader.checkpoint().0.to_vec(),
@@ -448,7 +612,11 @@ pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response
 }
 
 /// `GET /v1/audit/vkeys`: the log's verifier keys, one signed-note vkey per line.
-pub(crate) async fn vkeys(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn vkeys(
+    State(state): State<AppState>,
+    Extension(note): Extension<AuditNote>,
+) -> Result<Response, ApiError> {
+    may_read(&state, &note)?;
     let body = reader(&state)?
         .file("vkeys")
         .map_err(|e| ApiError::internal(&chain(&e)))?;
@@ -458,8 +626,10 @@ pub(crate) async fn vkeys(State(state): State<AppState>) -> Result<Response, Api
 /// `GET /v1/audit/tile/{*path}`: hash tiles and entry bundles, at their C2SP paths.
 pub(crate) async fn tile(
     State(state): State<AppState>,
+    Extension(note): Extension<AuditNote>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
+    may_read(&state, &note)?;
     let path = format!("tile/{path}");
     let tile = sov_audit_core::tile::Tile::parse_path(&path)
         .map_err(|e| ApiError::not_found(&format!("{path} is not a tile path: {e}")))?;
@@ -493,8 +663,10 @@ async fn covered(state: &AppState, index: u64) -> Result<LogReader, ApiError> {
 /// `GET /v1/audit/entries/{index}`: one entry, decoded, as JSON (with its bytes in base64).
 pub(crate) async fn entry(
     State(state): State<AppState>,
+    Extension(note): Extension<AuditNote>,
     Path(index): Path<u64>,
 ) -> Result<Response, ApiError> {
+    may_read(&state, &note)?;
     let reader = covered(&state, index).await?;
     let bytes = reader
         .entry(index)
@@ -513,8 +685,10 @@ pub(crate) async fn entry(
 /// entry's bytes as its `extra` data.
 pub(crate) async fn proof(
     State(state): State<AppState>,
+    Extension(note): Extension<AuditNote>,
     Path(index): Path<u64>,
 ) -> Result<Response, ApiError> {
+    may_read(&state, &note)?;
     let reader = covered(&state, index).await?;
     let receipt = reader
         .receipt(index)

@@ -115,6 +115,77 @@ impl ApiError {
         }
     }
 
+    /// 401: no valid API token. Says why (missing, malformed, unknown, expired, revoked,
+    /// disabled): the secret is checked before the state, so only a holder of the token learns
+    /// more than "unknown".
+    pub fn unauthenticated(err: &sov_policy::AuthError) -> Self {
+        let message = match err {
+            sov_policy::AuthError::Missing => {
+                "You didn't provide an API key. Send it as `Authorization: Bearer sov_...`.".to_owned()
+            }
+            other => format!("Invalid API key: {other}."),
+        };
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message,
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("invalid_api_key"),
+        }
+    }
+
+    /// 403: the policies do not allow `action` on `resource`. Names both, nothing internal.
+    pub fn forbidden(action: sov_policy::Action, resource: &sov_policy::Resource) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: format!("You are not allowed to `{action}` on {resource}."),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("permission_denied"),
+        }
+    }
+
+    /// 429: over a rate limit.
+    pub fn rate_limited(wait: std::time::Duration, failures: bool) -> Self {
+        let what = if failures {
+            "Too many failed authentications from this address"
+        } else {
+            "Too many requests for this principal"
+        };
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "{what}; retry in {:.1} s.",
+                wait.as_secs_f64().max(0.1)
+            ),
+            kind: "requests",
+            param: None,
+            code: Some("rate_limit_exceeded"),
+        }
+    }
+
+    /// 409: the request conflicts with the current state (a name already taken).
+    pub fn conflict(message: String) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message,
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("conflict"),
+        }
+    }
+
+    /// 422: the policy files on disk are invalid; the message names the file and line.
+    pub fn invalid_policy(message: String) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message,
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("invalid_policy"),
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

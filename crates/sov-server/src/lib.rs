@@ -9,7 +9,9 @@
 //! Every request that acts is recorded in the Open Audit Record by the [`audit`] layer before
 //! its answer leaves, and the record itself is published read-only under `/v1/audit/`.
 
+mod admin;
 pub mod audit;
+pub mod auth;
 mod completions;
 mod embeddings;
 mod error;
@@ -19,7 +21,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
+use axum::{Extension, Router};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -27,7 +29,9 @@ use serde_json::json;
 use sov_audit::AuditLog;
 use sov_audit_core::hash::Hash;
 use sov_engine::Engine;
+use sov_policy::{Action, Resource};
 
+pub use auth::{Access, Limits};
 pub use error::ApiError;
 
 /// A model the server answers for.
@@ -70,26 +74,33 @@ struct StateInner {
     models: BTreeMap<String, ServedModel>,
     config: ServerConfig,
     audit: AuditLog,
+    access: Access,
 }
 
 impl AppState {
-    /// State for the given models, keyed by the name clients use, recording into `audit`.
+    /// State for the given models, keyed by the name clients use, recording into `audit`,
+    /// with callers checked by `access`.
     pub fn new(
         models: BTreeMap<String, ServedModel>,
         config: ServerConfig,
         audit: AuditLog,
+        access: Access,
     ) -> Self {
         Self {
             inner: Arc::new(StateInner {
                 models,
                 config,
                 audit,
+                access,
             }),
         }
     }
 
-    /// The engine serving `name`; notes the model (and its digest) for the audit entry.
+    /// The engine serving `name`, if the caller may `infer` with it (decided before the model
+    /// is looked up, so a refused caller does not learn which models exist); notes the model
+    /// (and its digest) for the audit entry.
     pub(crate) fn engine(&self, name: &str, note: &audit::AuditNote) -> Result<&Engine, ApiError> {
+        self.authorize(note, Action::Infer, &Resource::Model(name.to_owned()))?;
         let model = self
             .inner
             .models
@@ -101,6 +112,10 @@ impl AppState {
 
     pub(crate) fn audit(&self) -> &AuditLog {
         &self.inner.audit
+    }
+
+    pub(crate) fn access(&self) -> &Access {
+        &self.inner.access
     }
 }
 
@@ -119,12 +134,30 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/audit/tile/{*path}", get(audit::tile))
         .route("/v1/audit/entries/{index}", get(audit::entry))
         .route("/v1/audit/proof/{index}", get(audit::proof))
+        .route(
+            "/v1/admin/principals",
+            get(admin::list_principals).post(admin::add_principal),
+        )
+        .route("/v1/admin/principals/{name}", get(admin::show_principal))
+        .route(
+            "/v1/admin/principals/{name}/disable",
+            post(admin::disable_principal),
+        )
+        .route(
+            "/v1/admin/tokens",
+            get(admin::list_tokens).post(admin::issue_token),
+        )
+        .route("/v1/admin/tokens/{id}/revoke", post(admin::revoke_token))
+        .route("/v1/admin/policies", get(admin::show_policies))
+        .route("/v1/admin/policies/reload", post(admin::reload_policies))
         .fallback(|| async { ApiError::route_not_found() })
         .layer(DefaultBodyLimit::max(limit))
+        // Layers run outside in: auth (who), then audit (record), then the handler.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::layer,
         ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
         .with_state(state)
 }
 
@@ -141,11 +174,20 @@ fn card(state: &AppState, id: &str, model: &ServedModel) -> openai::ModelCard {
     }
 }
 
-async fn list_models(State(state): State<AppState>) -> impl IntoResponse {
+/// The models the caller may `infer` with (one recorded decision per served model).
+async fn list_models(
+    State(state): State<AppState>,
+    Extension(note): Extension<audit::AuditNote>,
+) -> impl IntoResponse {
     let data: Vec<_> = state
         .inner
         .models
         .iter()
+        .filter(|(id, _)| {
+            state
+                .authorize(&note, Action::Infer, &Resource::Model((*id).clone()))
+                .is_ok()
+        })
         .map(|(id, m)| card(&state, id, m))
         .collect();
     axum::Json(json!({"object": "list", "data": data}))
@@ -153,8 +195,10 @@ async fn list_models(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn get_model(
     State(state): State<AppState>,
+    Extension(note): Extension<audit::AuditNote>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    state.authorize(&note, Action::Infer, &Resource::Model(id.clone()))?;
     let model = state
         .inner
         .models

@@ -44,7 +44,7 @@ fn recorded(res: &reqwest::Response) -> Recorded {
 
 /// Fetches the receipt for `index` and verifies it with the log's published keys; returns the entry.
 async fn receipt(base: &str, index: u64, leaf: &[u8; 32]) -> Entry {
-    let client = reqwest::Client::new();
+    let client = common::client();
     let vkeys = client
         .get(format!("{base}/v1/audit/vkeys"))
         .send()
@@ -74,7 +74,7 @@ async fn an_answer_carries_its_entry_and_the_commitments_open() {
     let base = common::spawn(common::state()).await;
     let body = json!({"model": common::MODEL, "messages": [{"role": "user", "content": "Name the capital city of France."}],
                       "max_tokens": 8, "temperature": 0}).to_string();
-    let res = reqwest::Client::new()
+    let res = common::client()
         .post(format!("{base}/v1/chat/completions"))
         .header("content-type", "application/json")
         .body(body.clone())
@@ -112,7 +112,7 @@ async fn an_answer_carries_its_entry_and_the_commitments_open() {
 async fn a_refusal_is_recorded_without_the_input() {
     let base = common::spawn(common::state()).await;
     let secret = "my secret diagnosis";
-    let res = reqwest::Client::new()
+    let res = common::client()
         .post(format!("{base}/v1/chat/completions"))
         .header("content-type", "application/json")
         .body(format!(
@@ -144,7 +144,7 @@ async fn a_refusal_is_recorded_without_the_input() {
         ),
         ("/v1/nowhere", json!({})),
     ] {
-        let res = reqwest::Client::new()
+        let res = common::client()
             .post(format!("{base}{path}"))
             .json(&body)
             .send()
@@ -161,7 +161,7 @@ async fn a_refusal_is_recorded_without_the_input() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_is_recorded_at_its_start_and_its_end() {
     let base = common::spawn(common::state()).await;
-    let res = reqwest::Client::new()
+    let res = common::client()
         .post(format!("{base}/v1/completions"))
         .json(
             &json!({"model": common::MODEL, "prompt": "The capital of France is", "max_tokens": 6,
@@ -188,7 +188,7 @@ async fn a_stream_is_recorded_at_its_start_and_its_end() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_leaves_a_stream_is_recorded_as_cancelled() {
     let base = common::spawn(common::state()).await;
-    let mut res = reqwest::Client::new()
+    let mut res = common::client()
         .post(format!("{base}/v1/completions"))
         .json(
             &json!({"model": common::MODEL, "prompt": "Once upon a time", "max_tokens": 400,
@@ -206,7 +206,7 @@ async fn a_client_that_leaves_a_stream_is_recorded_as_cancelled() {
 
 /// Polls the record (entries through the API) until one matches.
 async fn find(base: &str, want: impl Fn(&Entry) -> bool) -> Entry {
-    let client = reqwest::Client::new();
+    let client = common::client();
     for _ in 0..100 {
         let checkpoint = client
             .get(format!("{base}/v1/audit/checkpoint"))
@@ -239,7 +239,7 @@ async fn find(base: &str, want: impl Fn(&Entry) -> bool) -> Entry {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_audit_endpoints_serve_a_tlog_tiles_log_that_verifies() {
     let base = common::spawn(common::state()).await;
-    let client = reqwest::Client::new();
+    let client = common::client();
     // A few hundred refusals make full and partial tiles.
     for _ in 0..300 {
         let res = client
@@ -331,7 +331,7 @@ async fn without_a_writable_record_nothing_is_answered() {
     let state = common::state_with_log(common::engine(), 64 * 1024, log.clone());
     let base = common::spawn(state).await;
     log.close().unwrap();
-    let res = reqwest::Client::new()
+    let res = common::client()
         .post(format!("{base}/v1/chat/completions"))
         .json(&json!({"model": common::MODEL, "messages": [{"role": "user", "content": "Name the capital city of France."}], "max_tokens": 4}))
         .send()

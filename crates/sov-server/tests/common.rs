@@ -1,16 +1,18 @@
-//! Shared by the server's tests: the real starter model, loaded once per test binary.
+//! Shared by the server's tests: the real starter model, loaded once per test binary, and a real
+//! identity directory with an admin principal whose token every ordinary test sends.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest as _, Sha256};
 use sov_audit::{AuditLog, LogConfig};
 use sov_engine::{Engine, EngineConfig};
 use sov_keys::LogKey;
-use sov_server::{AppState, ServedModel, ServerConfig};
+use sov_policy::{Directory, NewPrincipal, Policies, PrincipalKind, Rate};
+use sov_server::{Access, AppState, Limits, ServedModel, ServerConfig};
 
 pub const MODEL: &str = "smollm2";
 
@@ -56,7 +58,86 @@ pub fn audit_log() -> (AuditLog, PathBuf) {
     (log, dir)
 }
 
+/// A fresh directory (in its own temporary folder) with principal `admin` (role admin); returns
+/// it and the admin's token.
+pub fn directory() -> (Arc<Directory>, String) {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let directory = Arc::new(Directory::open(&dir.join("state/identity.db")).unwrap());
+    let admin = NewPrincipal {
+        name: "admin".into(),
+        kind: PrincipalKind::Person,
+        roles: ["admin".to_owned()].into(),
+        attrs: BTreeMap::new(),
+    };
+    directory.add_principal(&admin, "test").unwrap();
+    let (token, _) = directory.issue_token("admin", None, None, "test").unwrap();
+    (directory, token.secret().to_owned())
+}
+
+/// The directory the ordinary tests share, and its admin token.
+pub fn shared() -> &'static (Arc<Directory>, String) {
+    static SHARED: OnceLock<(Arc<Directory>, String)> = OnceLock::new();
+    SHARED.get_or_init(directory)
+}
+
+/// The admin token of the shared directory.
+pub fn token() -> &'static str {
+    &shared().1
+}
+
+/// `Authorization` header value for the shared admin.
+pub fn bearer() -> String {
+    format!("Bearer {}", token())
+}
+
+/// Limits no ordinary test reaches (the rate-limit tests set their own).
+pub fn generous() -> Limits {
+    Limits {
+        requests: Rate {
+            per_minute: 1_000_000,
+            burst: 100_000,
+        },
+        failures: Rate {
+            per_minute: 1_000_000,
+            burst: 100_000,
+        },
+    }
+}
+
+/// Access over the shared directory with the starter policies.
+pub fn access() -> Access {
+    Access::new(
+        shared().0.clone(),
+        Policies::starter().unwrap(),
+        None,
+        "test-node",
+        generous(),
+    )
+}
+
+/// An HTTP client that sends the shared admin's token.
+pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&bearer()).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 pub fn state_with_log(engine: Engine, max_body_bytes: usize, log: AuditLog) -> AppState {
+    state_with_access(engine, max_body_bytes, log, access())
+}
+
+pub fn state_with_access(
+    engine: Engine,
+    max_body_bytes: usize,
+    log: AuditLog,
+    access: Access,
+) -> AppState {
     let mut models = BTreeMap::new();
     models.insert(
         MODEL.to_owned(),
@@ -73,6 +154,7 @@ pub fn state_with_log(engine: Engine, max_body_bytes: usize, log: AuditLog) -> A
             owner: "owner:test".into(),
         },
         log,
+        access,
     )
 }
 
@@ -89,5 +171,6 @@ pub async fn spawn(state: AppState) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(sov_server::serve(listener, state, std::future::pending()));
+    // (serve() installs ConnectInfo, so the auth layer sees each client's address.)
     format!("http://{addr}")
 }

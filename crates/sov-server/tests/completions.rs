@@ -17,7 +17,7 @@ fn question() -> Value {
 }
 
 async fn post(base: &str, path: &str, body: Value) -> reqwest::Response {
-    reqwest::Client::new()
+    common::client()
         .post(format!("{base}{path}"))
         .json(&body)
         .send()
@@ -328,7 +328,7 @@ async fn a_client_that_disconnects_frees_its_slot() {
 #[tokio::test]
 async fn models_and_health() {
     let base = common::spawn(common::state()).await;
-    let client = reqwest::Client::new();
+    let client = common::client();
     let health: Value = client
         .get(format!("{base}/healthz"))
         .send()

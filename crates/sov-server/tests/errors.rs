@@ -20,6 +20,7 @@ async fn call(
         .method(method)
         .uri(uri)
         .header("content-type", "application/json")
+        .header("authorization", common::bearer())
         .body(body.into())
         .unwrap();
     let res = app.oneshot(req).await.unwrap();
@@ -187,7 +188,7 @@ async fn full_queue_is_503() {
     };
     let engine = sov_engine::Engine::load(&common::model_path(), &config).unwrap();
     let base = common::spawn(common::state_with(engine, 64 * 1024)).await;
-    let client = reqwest::Client::new();
+    let client = common::client();
     let long = json!({"model": common::MODEL, "messages": [{"role": "user", "content": "Count to a thousand."}],
                       "max_tokens": 400, "ignore_eos": true, "temperature": 0});
     let first = tokio::spawn({

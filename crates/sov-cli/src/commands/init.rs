@@ -1,15 +1,24 @@
-//! `sov init`: create the home, its configuration and the owner's keys. Idempotent.
+//! `sov init`: create the home, its configuration, the owner's keys, the starter policy set and
+//! the owner's admin principal with its first API token (shown once). Idempotent: a second run
+//! changes nothing and shows no token.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::process::ExitCode;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use anyhow::{Context, Result};
+use sov_audit_core::entry::rfc3339_ms;
 use sov_keys::{InitOutcome, OwnerKeys, OwnerPublicKeys};
+use sov_policy::policy::STARTER;
+use sov_policy::store::now_ms;
+use sov_policy::token::parse_expiry;
+use sov_policy::{NewPrincipal, PrincipalKind};
 
 use crate::home::{DEFAULT_CONFIG, Home};
-use crate::record;
+use crate::{identity, record};
 
 pub fn run(home: &Home) -> Result<ExitCode> {
     let root = home.root();
@@ -61,6 +70,44 @@ pub fn run(home: &Home) -> Result<ExitCode> {
         created.push("audit record");
     }
     let vkeys = record::own_vkeys(home, &home.config()?)?;
+    if install_starter_policies(home)? {
+        created.push("starter policies");
+    }
+    let policies = identity::load_policies(home)?;
+    let directory = identity::open_directory(home)?;
+    let actor = record::local_principal();
+    directory
+        .policy_loaded(
+            &policies.hash_hex(),
+            policies.files(),
+            "policy.install",
+            &actor,
+        )
+        .context("failed to note the policy set")?;
+    let owner_token = if directory
+        .principals()
+        .context("failed to read the identity directory")?
+        .is_empty()
+    {
+        let owner = NewPrincipal {
+            name: OWNER.to_owned(),
+            kind: PrincipalKind::Person,
+            roles: BTreeSet::from(["admin".to_owned()]),
+            attrs: BTreeMap::new(),
+        };
+        directory
+            .add_principal(&owner, &actor)
+            .context("failed to create the owner's principal")?;
+        let expires = parse_expiry(OWNER_TOKEN_LIFETIME, now_ms()).map_err(anyhow::Error::msg)?;
+        let (token, info) = directory
+            .issue_token(OWNER, expires, None, &actor)
+            .context("failed to issue the owner's token")?;
+        created.push("owner principal");
+        Some((token, info))
+    } else {
+        None
+    };
+    identity::record_outbox(home, &home.config()?, &directory)?;
 
     let mut out = std::io::stdout().lock();
     if created.is_empty() {
@@ -86,5 +133,74 @@ pub fn run(home: &Home) -> Result<ExitCode> {
     if let Some(v) = vkeys.first() {
         writeln!(out, "  audit record:  {} (Ed25519 + ML-DSA-44)", v.name)?;
     }
+    writeln!(
+        out,
+        "  policies:      {} ({} policies, set {})",
+        home.policies_dir().display(),
+        policies.len(),
+        &policies.hash_hex()[..16]
+    )?;
+    if let Some((token, info)) = owner_token {
+        let expires = info
+            .expires_ms
+            .map_or_else(|| "never".to_owned(), rfc3339_ms);
+        writeln!(out)?;
+        writeln!(
+            out,
+            "API token of principal `{OWNER}` (role admin), shown only this once; keep it safe:"
+        )?;
+        writeln!(out)?;
+        writeln!(out, "  {}", token.secret())?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "It expires {expires}. Send it as `Authorization: Bearer <token>` (the openai clients' api_key)."
+        )?;
+        writeln!(
+            out,
+            "Lost it? `sov token issue {OWNER}` prints a new one; `sov token revoke {}` ends this one.",
+            info.id
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The owner's principal, created by the first `sov init`.
+pub const OWNER: &str = "owner";
+
+/// How long the owner's first token lasts.
+const OWNER_TOKEN_LIFETIME: &str = "90d";
+
+/// Writes the starter policies into an absent `policies/`; `false` if the folder exists (it is
+/// the owner's, whatever it holds).
+fn install_starter_policies(home: &Home) -> Result<bool> {
+    let dir = home.policies_dir();
+    if dir.exists() {
+        return Ok(false);
+    }
+    // Written beside the final folder and renamed, so a crash never leaves half a set.
+    let tmp = home.root().join(".policies.tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)
+            .with_context(|| format!("failed to remove {}", tmp.display()))?;
+    }
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&tmp)
+        .with_context(|| format!("failed to create {}", tmp.display()))?;
+    for (name, text) in STARTER {
+        let path = tmp.join(name);
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("failed to create {}", path.display()))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    fs::rename(&tmp, &dir)
+        .with_context(|| format!("failed to move the starter policies to {}", dir.display()))?;
+    Ok(true)
 }

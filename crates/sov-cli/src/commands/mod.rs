@@ -5,13 +5,18 @@ mod chat;
 mod init;
 mod load;
 mod model;
+mod policy;
+mod principal;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{AuditCommand, Cli, Command, ModelCommand};
+use crate::cli::{
+    AuditCommand, Cli, Command, ModelCommand, PolicyCommand, PrincipalCommand, TokenCommand,
+};
 use crate::home::Home;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -35,6 +40,37 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             AuditCommand::Proof { index } => audit::proof::run(&home, index),
             AuditCommand::Export { dir } => audit::export::run(&home, &dir),
             AuditCommand::Verify { json } => audit::verify::run(&home, json),
+        },
+        Command::Principal(cmd) => match cmd {
+            PrincipalCommand::Add {
+                name,
+                kind,
+                roles,
+                attrs,
+            } => principal::add(&home, &name, &kind, &roles, &attrs),
+            PrincipalCommand::List { json } => principal::list(&home, json),
+            PrincipalCommand::Show { name, json } => principal::show(&home, &name, json),
+            PrincipalCommand::Disable { name } => principal::disable(&home, &name),
+        },
+        Command::Token(cmd) => match cmd {
+            TokenCommand::Issue {
+                principal,
+                expires,
+                scope,
+            } => token::issue(&home, &principal, &expires, scope.as_deref()),
+            TokenCommand::List { principal, json } => {
+                token::list(&home, principal.as_deref(), json)
+            }
+            TokenCommand::Revoke { id } => token::revoke(&home, &id),
+        },
+        Command::Policy(cmd) => match cmd {
+            PolicyCommand::Check {
+                principal,
+                action,
+                resource,
+                json,
+            } => policy::check(&home, &principal, &action, &resource, json),
+            PolicyCommand::Show { json } => policy::show(&home, json),
         },
     }
 }

@@ -1,20 +1,27 @@
 //! `sov serve [--listen ADDR:PORT]`: verify and load the models, then serve the HTTP API.
+//!
+//! Before anything is loaded, the policy set is validated (an invalid file stops the start,
+//! naming its line) and its hash noted in the record if it changed since the last start. While
+//! serving, the directory's outbox (changes made by `sov principal`/`sov token` in another
+//! process) is moved into the record every quarter of a second.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use sov_audit::AuditLog;
 use sov_audit_core::entry::{Kind, Outcome};
 use sov_keys::OwnerPublicKeys;
-use sov_server::{AppState, ServedModel, ServerConfig};
+use sov_policy::Directory;
+use sov_server::{Access, AppState, ServedModel, ServerConfig};
 
 use super::load;
 use super::model::open_store;
 use crate::cli::ServeArgs;
 use crate::home::{Config, Home};
-use crate::record;
+use crate::{identity, record};
 
 pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
     let config = home.config()?;
@@ -34,6 +41,10 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
     if names.is_empty() {
         bail!("there is no model to serve: import one with `sov model import FILE.gguf`");
     }
+    // Refuse an invalid policy set before taking the port or loading anything.
+    let policies = identity::load_policies(home)?;
+    let directory = Arc::new(identity::open_directory(home)?);
+    let limits = config.limits.limits()?;
     // Take the port before loading anything: a port in use fails at once, not after a long load.
     let listen = args.listen.unwrap_or(config.server.listen);
     let listener = std::net::TcpListener::bind(listen)
@@ -42,10 +53,36 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
         .set_nonblocking(true)
         .context("failed to configure the listening socket")?;
     let log = record::open(home, &config)?;
-    let result = serve(&config, &store, &owner, &names, listener, &log);
+    let access = (|| {
+        directory
+            .policy_loaded(
+                &policies.hash_hex(),
+                policies.files(),
+                "policy.load",
+                &record::local_principal(),
+            )
+            .context("failed to note the policy set")?;
+        directory
+            .drain_outbox(&log)
+            .context("failed to move the directory's changes into the audit record")?;
+        let node = record::node(home, &config)?;
+        Ok::<_, anyhow::Error>(Access::new(
+            directory.clone(),
+            policies,
+            Some(home.policies_dir()),
+            &node,
+            limits,
+        ))
+    })();
+    let result = access.and_then(|access| serve(&config, &store, &owner, &names, listener, &log, access));
+    // Changes made while the server stopped are recorded before the record closes.
+    let drained = directory
+        .drain_outbox(&log)
+        .context("failed to move the directory's changes into the audit record");
     // Whatever happened, the record ends with a signed checkpoint covering every entry.
     let closed = log.close().context("failed to close the audit record");
     result?;
+    drained?;
     closed?;
     Ok(ExitCode::SUCCESS)
 }
@@ -57,6 +94,7 @@ fn serve(
     names: &[String],
     listener: std::net::TcpListener,
     log: &AuditLog,
+    access: Access,
 ) -> Result<()> {
     let listen = listener
         .local_addr()
@@ -80,7 +118,9 @@ fn serve(
         max_body_bytes: config.server.max_body_bytes,
         owner: format!("owner:{}", owner.key_id),
     };
-    let state = AppState::new(models, server_config, log.clone());
+    let directory = access.directory().clone();
+    let policy_set = access.policies().hash_hex();
+    let state = AppState::new(models, server_config, log.clone(), access);
     let model_list = names.join(",");
     record::append(
         log,
@@ -89,7 +129,7 @@ fn serve(
         Outcome::Ok,
         "",
         None,
-        vec![("models", model_list.clone())],
+        vec![("models", model_list.clone()), ("policy_set", policy_set)],
     )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -101,6 +141,7 @@ fn serve(
         let local = listener
             .local_addr()
             .context("failed to read the listening address")?;
+        let outbox = tokio::spawn(drain_outbox(directory, log.clone()));
         // The one line a user or a script waits for; printed only once the port is open.
         println!(
             "Sovereign is serving {} at http://{local}/v1",
@@ -109,6 +150,7 @@ fn serve(
         let served = sov_server::serve(listener, state, shutdown_signal())
             .await
             .context("the HTTP server failed");
+        outbox.abort();
         let (outcome, reason) = match &served {
             Ok(()) => (Outcome::Ok, String::new()),
             Err(err) => (Outcome::Error, record::reason(err)),
@@ -127,6 +169,25 @@ fn serve(
         let _ = writeln!(std::io::stdout(), "Sovereign stopped.");
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// How often changes made by other processes move from the directory's outbox into the record.
+const OUTBOX_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Moves the directory's outbox into the record every [`OUTBOX_INTERVAL`]; a failure is logged
+/// and tried again (the entries stay queued, nothing is lost).
+async fn drain_outbox(directory: Arc<Directory>, log: AuditLog) {
+    let mut tick = tokio::time::interval(OUTBOX_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (d, l) = (directory.clone(), log.clone());
+        match tokio::task::spawn_blocking(move || d.drain_outbox(&l)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "moving directory changes into the audit record failed; retrying"),
+            Err(e) => tracing::error!(error = %e, "the outbox task failed; retrying"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

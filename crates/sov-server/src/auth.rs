@@ -1,0 +1,347 @@
+//! Who is calling, and may they: bearer tokens, Cedar decisions, rate limits.
+//!
+//! Every endpoint except `/healthz` requires `Authorization: Bearer sov_...`. The [`layer`]
+//! authenticates the token against the directory (401 if it is missing, malformed, unknown,
+//! expired, revoked or its principal disabled), applies the per-principal rate limit (429), and
+//! limits failed attempts per peer address (429 before the token is even looked at, so guessing
+//! is throttled). Each refusal is an audit entry, written before the answer leaves.
+//!
+//! Handlers then ask [`AppState::authorize`](crate::AppState) for each action on each resource.
+//! Every decision, allow or deny, is a `policy.decision` entry carrying the action, the hash of
+//! the policy set in force and the policies that decided it; a denial is a 403 that names the
+//! action and the resource and nothing internal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sov_audit::Draft;
+use sov_audit_core::entry::{Kind, Outcome, clean_text};
+use sov_policy::store::now_ms;
+use sov_policy::token::Malformed;
+use sov_policy::{
+    Action, AuthError, Caller, Decision, Directory, PolicyError, Policies, Principal, Rate,
+    RateLimiter, Resource,
+};
+
+use crate::AppState;
+use crate::audit::{self, AuditNote};
+use crate::error::ApiError;
+
+/// Rate limits of the HTTP API.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Requests per principal.
+    pub requests: Rate,
+    /// Failed authentications per peer address.
+    pub failures: Rate,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            requests: Rate {
+                per_minute: 600,
+                burst: 60,
+            },
+            failures: Rate {
+                per_minute: 10,
+                burst: 10,
+            },
+        }
+    }
+}
+
+/// The directory, the policy set in force and the rate limiters.
+#[derive(Debug, Clone)]
+pub struct Access {
+    inner: Arc<AccessInner>,
+}
+
+#[derive(Debug)]
+struct AccessInner {
+    directory: Arc<Directory>,
+    policies: RwLock<Arc<Policies>>,
+    policy_dir: Option<PathBuf>,
+    node: String,
+    requests: RateLimiter,
+    failures: RateLimiter,
+}
+
+/// How many principals and peers the rate limiters track at most.
+const MAX_TRACKED: usize = 65_536;
+
+impl Access {
+    /// Access control over `directory` with `policies` (loaded from `policy_dir`, which
+    /// `POST /v1/admin/policies/reload` reads again), for the node named `node`.
+    pub fn new(
+        directory: Arc<Directory>,
+        policies: Policies,
+        policy_dir: Option<PathBuf>,
+        node: &str,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            inner: Arc::new(AccessInner {
+                directory,
+                policies: RwLock::new(Arc::new(policies)),
+                policy_dir,
+                node: node.to_owned(),
+                requests: RateLimiter::new(limits.requests, MAX_TRACKED),
+                failures: RateLimiter::new(limits.failures, MAX_TRACKED),
+            }),
+        }
+    }
+
+    /// The directory.
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.inner.directory
+    }
+
+    /// The policy set in force.
+    pub fn policies(&self) -> Arc<Policies> {
+        match self.inner.policies.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// `Node::"<node>"`, the resource of node-wide actions.
+    pub fn node(&self) -> Resource {
+        Resource::Node(self.inner.node.clone())
+    }
+
+    /// Reads the policy folder again; on success the new set is in force and the old one is
+    /// returned with it. On failure nothing changes.
+    pub fn reload(&self) -> Result<(Arc<Policies>, Arc<Policies>), PolicyError> {
+        let Some(dir) = &self.inner.policy_dir else {
+            return Err(PolicyError::Read {
+                path: PathBuf::from("policies"),
+                source: std::io::Error::other("this server was started without a policy folder"),
+            });
+        };
+        let new = Arc::new(Policies::load_dir(dir)?);
+        let mut slot = match self.inner.policies.write() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let old = std::mem::replace(&mut *slot, new.clone());
+        Ok((old, new))
+    }
+
+    /// Decides `action` on `resource` for `caller` (the token's scope first, then Cedar).
+    /// `target` is the record of a principal the resource names, if it exists.
+    pub fn decide(
+        &self,
+        caller: &Caller,
+        action: Action,
+        resource: &Resource,
+        target: Option<&Principal>,
+    ) -> (Decision, Arc<Policies>) {
+        let policies = self.policies();
+        let decision = if caller.in_scope(action) {
+            policies.decide_on(&caller.principal, action, resource, target)
+        } else {
+            Decision::out_of_scope()
+        };
+        (decision, policies)
+    }
+}
+
+/// The peer's address (without the port: one client opens many connections).
+fn peer_of(req: &Request) -> Option<SocketAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// The bearer token of a request: `None` if there is no Authorization header.
+fn bearer(req: &Request) -> Result<Option<&str>, Malformed> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| Malformed::Scheme)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(Malformed::Scheme)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Malformed::Scheme);
+    }
+    Ok(Some(token.trim()))
+}
+
+/// The middleware (see the module docs).
+pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
+    let access = state.access();
+    let route = clean_text(req.uri().path(), 1024);
+    let peer = peer_of(&req);
+    let peer_key = peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string());
+    let now = Instant::now();
+
+    // A peer that has failed too often is refused before its token is looked at.
+    if let Err(wait) = access.inner.failures.peek(&peer_key, now) {
+        let draft = refusal(
+            "",
+            &route,
+            peer,
+            429,
+            "rate limited: too many failed authentications from this address",
+            None,
+        );
+        return refuse(&state, draft, ApiError::rate_limited(wait, true), Some(wait)).await;
+    }
+
+    let result = match bearer(&req) {
+        Err(m) => Ok(Err(AuthError::Malformed(m))),
+        Ok(token) => access.inner.directory.authenticate(token, now_ms()),
+    };
+    let caller = match result {
+        Err(e) => {
+            return ApiError::internal(&format!("the identity database failed: {e}"))
+                .into_response();
+        }
+        Ok(Err(auth)) => {
+            let _ = access.inner.failures.check(&peer_key, now);
+            let reason = format!("authentication: {}", auth.code());
+            let draft = refusal("", &route, peer, 401, &reason, auth.token_id());
+            return refuse(&state, draft, ApiError::unauthenticated(&auth), None).await;
+        }
+        Ok(Ok(caller)) => caller,
+    };
+    if let Err(wait) = access.inner.requests.check(&caller.principal.name, now) {
+        let draft = refusal(
+            &caller.principal.name,
+            &route,
+            peer,
+            429,
+            "rate limited: too many requests from this principal",
+            Some(&caller.token_id),
+        );
+        return refuse(&state, draft, ApiError::rate_limited(wait, false), Some(wait)).await;
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+fn refusal(
+    principal: &str,
+    route: &str,
+    peer: Option<SocketAddr>,
+    status: u16,
+    reason: &str,
+    token: Option<&str>,
+) -> Draft {
+    let mut attrs = vec![
+        ("route".to_owned(), route.to_owned()),
+        ("status".to_owned(), status.to_string()),
+    ];
+    if let Some(p) = peer {
+        attrs.push(("peer".to_owned(), p.to_string()));
+    }
+    if let Some(t) = token {
+        attrs.push(("token".to_owned(), clean_text(t, 64)));
+    }
+    attrs.sort();
+    Draft {
+        kind: Kind::Refusal,
+        principal: clean_text(principal, 255),
+        resource: route.to_owned(),
+        outcome: Outcome::Denied,
+        reason: reason.to_owned(),
+        model: None,
+        input: None,
+        output: None,
+        attrs,
+    }
+}
+
+/// Records a refusal, then answers it (503 if it cannot be recorded).
+async fn refuse(
+    state: &AppState,
+    draft: Draft,
+    error: ApiError,
+    retry_after: Option<Duration>,
+) -> Response {
+    match audit::append(state.audit(), draft).await {
+        Ok(appended) => {
+            let mut response = error.into_response();
+            audit::set_headers(response.headers_mut(), &appended, None);
+            if let Some(wait) = retry_after {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            if response.status() == axum::http::StatusCode::UNAUTHORIZED {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            response
+        }
+        Err(e) => audit::unavailable(&e),
+    }
+}
+
+impl AppState {
+    /// Decides whether the request's caller may do `action` on `resource`, records the decision
+    /// (the request's answer waits for it to be durable), and refuses with 403 if denied.
+    pub(crate) fn authorize(
+        &self,
+        note: &AuditNote,
+        action: Action,
+        resource: &Resource,
+    ) -> Result<(), ApiError> {
+        self.authorize_on(note, action, resource, None)
+    }
+
+    /// [`AppState::authorize`] on a principal's record.
+    pub(crate) fn authorize_on(
+        &self,
+        note: &AuditNote,
+        action: Action,
+        resource: &Resource,
+        target: Option<&Principal>,
+    ) -> Result<(), ApiError> {
+        let Some(caller) = note.caller() else {
+            // The auth layer runs before every handler that authorises: no caller is a bug.
+            return Err(ApiError::internal("a handler ran without an authenticated caller"));
+        };
+        let (decision, policies) = self.access().decide(&caller, action, resource, target);
+        let mut attrs = vec![
+            ("action".to_owned(), action.name().to_owned()),
+            ("policy_set".to_owned(), policies.hash_hex()),
+            ("token".to_owned(), caller.token_id.clone()),
+        ];
+        if !decision.policies.is_empty() {
+            attrs.push(("policies".to_owned(), decision.policy_ids()));
+        }
+        let draft = Draft {
+            kind: Kind::PolicyDecision,
+            principal: clean_text(&caller.principal.name, 255),
+            resource: clean_text(&resource.to_string(), 1024),
+            outcome: if decision.allowed {
+                Outcome::Ok
+            } else {
+                Outcome::Denied
+            },
+            reason: clean_text(&decision.explain(), 2048),
+            model: None,
+            input: None,
+            output: None,
+            attrs: note.context_attrs(attrs),
+        };
+        note.decision(self.audit(), draft);
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(action, resource))
+        }
+    }
+}
