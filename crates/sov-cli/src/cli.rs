@@ -48,7 +48,7 @@ pub enum Command {
 pub enum PrincipalCommand {
     /// Add a principal.
     Add {
-        /// Its name (letters, digits, `.`, `_`, `-`, `@`; at most 64).
+        /// Its name: 1 to 64 of `a-z 0-9 . _ @ -`, e.g. `ana`, `ana@example.org`, `billing`.
         name: String,
         /// `person` or `service`.
         #[arg(long, default_value = "person")]

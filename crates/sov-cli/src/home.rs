@@ -97,9 +97,7 @@ impl LimitsSection {
     /// The server's limits; a zero rate is refused (it would lock everyone out).
     pub fn limits(&self) -> Result<sov_server::Limits> {
         if self.requests_per_minute == 0 || self.burst == 0 || self.failed_auth_per_minute == 0 {
-            bail!(
-                "[limits] values must be at least 1 (a zero rate would refuse every request)"
-            );
+            bail!("[limits] values must be at least 1 (a zero rate would refuse every request)");
         }
         Ok(sov_server::Limits {
             requests: sov_policy::Rate {

@@ -41,6 +41,14 @@ pub enum Recorded {
 
 /// Moves the directory's outbox into the audit record, unless a running server holds it.
 pub fn record_outbox(home: &Home, config: &Config, directory: &Directory) -> Result<Recorded> {
+    // Nothing queued: leave the record alone (opening it signs a fresh checkpoint).
+    if directory
+        .outbox()
+        .context("failed to read the directory's outbox")?
+        .is_empty()
+    {
+        return Ok(Recorded::Now(0));
+    }
     let log = match record::open(home, config) {
         Ok(log) => log,
         Err(e) if is_locked(&e) => return Ok(Recorded::ByServer),
@@ -57,8 +65,12 @@ pub fn record_outbox(home: &Home, config: &Config, directory: &Directory) -> Res
 
 /// Whether opening the record failed because another process writes it.
 fn is_locked(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|c| matches!(c.downcast_ref::<AuditError>(), Some(AuditError::Locked { .. })))
+    err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<AuditError>(),
+            Some(AuditError::Locked { .. })
+        )
+    })
 }
 
 /// One line for the user about where the change was recorded.

@@ -67,7 +67,26 @@ fn settings(home: &Path) -> insta::Settings {
     s.add_filter(r"owner key id:  [0-9a-f]{16}", "owner key id:  [KEY]");
     s.add_filter(r"sovereign/sov-[0-9a-f]{8}", "sovereign/sov-[NODE]");
     s.add_filter(r"[0-9]+\.[0-9]{2} s\)", "[T] s)");
+    s.add_filter(r"sov_[A-Za-z0-9_-]{43}", "[TOKEN]");
+    s.add_filter(r"revoke [A-Za-z0-9_-]{12}", "revoke [ID]");
+    s.add_filter(r"set [0-9a-f]{16}", "set [HASH]");
+    s.add_filter(r"expires [0-9T:.Z-]{24}", "expires [TIME]");
     s
+}
+
+/// The owner's token, from the first `sov init`'s output.
+fn owner_token(init: &Output) -> String {
+    stdout(init)
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("sov_"))
+        .unwrap_or_else(|| panic!("no token in: {}", stdout(init)))
+        .to_owned()
+}
+
+/// Authorization header value for `token`.
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
 }
 
 fn regex_escape(s: &str) -> String {
@@ -208,10 +227,13 @@ fn a_bad_import_leaves_the_store_unchanged() {
     );
 }
 
-fn home_with_starter() -> (tempfile::TempDir, PathBuf) {
+/// A home with the starter model imported as `smollm2`, and the owner's token.
+fn home_with_starter() -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    assert!(sov(&home, &["init"]).status.success());
+    let init = sov(&home, &["init"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let token = owner_token(&init);
     let out = sov(
         &home,
         &[
@@ -223,12 +245,12 @@ fn home_with_starter() -> (tempfile::TempDir, PathBuf) {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    (dir, home)
+    (dir, home, token)
 }
 
 #[test]
 fn import_list_show_verify_rm() {
-    let (_dir, home) = home_with_starter();
+    let (_dir, home, _token) = home_with_starter();
     // Importing the same file again is a no-op.
     let again = sov(
         &home,
@@ -273,7 +295,7 @@ fn blob_of(home: &Path) -> PathBuf {
 
 #[test]
 fn a_model_altered_by_one_byte_is_refused_at_load() {
-    let (_dir, home) = home_with_starter();
+    let (_dir, home, _token) = home_with_starter();
     let blob = blob_of(&home);
     std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut bytes = std::fs::read(&blob).unwrap();
@@ -312,7 +334,7 @@ fn a_model_altered_by_one_byte_is_refused_at_load() {
 
 #[test]
 fn a_tampered_manifest_is_refused_at_load() {
-    let (_dir, home) = home_with_starter();
+    let (_dir, home, _token) = home_with_starter();
     let manifest = home.join("models/manifests/smollm2.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let text = text.replacen("\"llama\"", "\"llamb\"", 1);
@@ -327,7 +349,7 @@ fn a_tampered_manifest_is_refused_at_load() {
 #[test]
 fn chat_answers_a_question_in_process() {
     let _running = inference();
-    let (_dir, home) = home_with_starter();
+    let (_dir, home, _token) = home_with_starter();
     let out = sov(
         &home,
         &[
@@ -364,7 +386,7 @@ fn chat_answers_a_question_in_process() {
 #[test]
 fn interactive_chat_answers_each_line() {
     let _running = inference();
-    let (_dir, home) = home_with_starter();
+    let (_dir, home, _token) = home_with_starter();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
         .arg("--home")
         .arg(&home)
@@ -440,13 +462,14 @@ fn the_official_openai_python_client_works_unchanged() {
     let python = std::env::var_os("SOV_TEST_PYTHON").unwrap_or_else(|| {
         panic!("SOV_TEST_PYTHON is not set: run the tests with `bash scripts/test`, which installs the openai client")
     });
-    let (_dir, home) = home_with_starter();
+    let (_dir, home, token) = home_with_starter();
     let (_server, base) = serve(&home);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py");
     let out = Command::new(python)
         .arg(script)
         .arg(&base)
         .arg("smollm2")
+        .env("SOV_TEST_TOKEN", &token)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -462,11 +485,15 @@ fn the_official_openai_python_client_works_unchanged() {
         seen["not_found"],
         serde_json::json!({"status": 404, "code": "model_not_found"})
     );
+    assert_eq!(
+        seen["unauthenticated"],
+        serde_json::json!({"status": 401, "code": "invalid_api_key"})
+    );
 }
 
 #[test]
 fn serve_refuses_a_port_in_use() {
-    let (_dir, home) = home_with_starter();
+    let (_dir, home, _token) = home_with_starter();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let out = sov(&home, &["serve", "--listen", &format!("127.0.0.1:{port}")]);
@@ -492,10 +519,11 @@ fn sov_verify() -> PathBuf {
 #[test]
 fn a_served_session_is_recorded_and_its_export_verifies_offline() {
     let _running = inference();
-    let (dir, home) = home_with_starter();
+    let (dir, home, token) = home_with_starter();
     let (mut server, base) = serve(&home);
     let res = reqwest::blocking::Client::new()
         .post(format!("{base}/chat/completions"))
+        .header("authorization", bearer(&token))
         .json(
             &serde_json::json!({"model": "smollm2", "max_tokens": 8, "temperature": 0,
             "messages": [{"role": "user", "content": "Name the capital city of France."}]}),
@@ -513,7 +541,89 @@ fn a_served_session_is_recorded_and_its_export_verifies_offline() {
     assert!(!rm.status.success());
     assert!(stderr(&rm).contains("another process"), "{}", stderr(&rm));
     assert!(stdout(&sov(&home, &["model", "list"])).contains("smollm2"));
+
+    // Identity changes made while the server runs take effect at once; the server records them.
+    let client = reqwest::blocking::Client::new();
+    let out = sov(
+        &home,
+        &[
+            "principal",
+            "add",
+            "billing",
+            "--kind",
+            "service",
+            "--role",
+            "service",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("running server"), "{}", stdout(&out));
+    let out = sov(&home, &["token", "issue", "billing"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svc = stdout(&out).trim().to_owned();
+    let call = |path: &str, token: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .header("authorization", bearer(token))
+            .send()
+            .unwrap()
+    };
+    let res = call("/models", &svc);
+    assert_eq!(res.status(), 200);
+    let res = call("/audit/checkpoint", &svc);
+    assert_eq!(res.status(), 403);
+    let denied: u64 = res.headers()["sov-audit-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["error"]["code"], "permission_denied");
+    assert!(
+        sov(&home, &["token", "revoke", &svc[4..16]])
+            .status
+            .success()
+    );
+    let res = call("/models", &svc);
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{body}"
+    );
     server.stop();
+    let entries = audit_entries(&home);
+    let start = entries
+        .iter()
+        .find(|e| e["kind"] == "server.start")
+        .unwrap();
+    let decision = &entries[denied as usize];
+    assert_eq!(decision["kind"], "policy.decision");
+    assert_eq!(decision["outcome"], "denied");
+    assert_eq!(decision["principal"], "billing");
+    assert_eq!(decision["resource"], "AuditLog::\"record\"");
+    assert_eq!(decision["attrs"]["action"], "read-audit");
+    assert_eq!(
+        decision["attrs"]["policy_set"],
+        start["attrs"]["policy_set"]
+    );
+    let changes = identity_changes(&home);
+    for change in ["principal.add", "token.issue", "token.revoke"] {
+        assert!(
+            changes.contains(&(change.to_owned(), "billing".to_owned())),
+            "{change} of billing is not recorded: {changes:?}"
+        );
+    }
+    assert!(
+        entries.iter().any(|e| e["kind"] == "refusal"
+            && e["attrs"]["status"] == "401"
+            && e["attrs"]["token"] == svc[4..16]),
+        "the revoked token's refusal is not recorded"
+    );
 
     // The session, in order: import, load, start, the answer, stop.
     let entries = audit_entries(&home);
@@ -625,4 +735,190 @@ fn a_served_session_is_recorded_and_its_export_verifies_offline() {
     let out = offline(&["log", "record", "--key", "keys"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("tile/entries/"), "{}", stderr(&out));
+}
+
+/// The `change` attribute of every `identity.change` entry, in order.
+fn identity_changes(home: &Path) -> Vec<(String, String)> {
+    audit_entries(home)
+        .iter()
+        .filter(|e| e["kind"] == "identity.change")
+        .map(|e| {
+            (
+                e["attrs"]["change"].as_str().unwrap_or_default().to_owned(),
+                e["resource"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn principals_tokens_and_policy_checks_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let init = sov(&home, &["init"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let owner = owner_token(&init);
+    assert_eq!(owner.len(), 4 + 43);
+
+    let add = |args: &[&str]| sov(&home, &[&["principal", "add"], args].concat());
+    let out = add(&[
+        "ana",
+        "--role",
+        "analyst",
+        "--attr",
+        "department=oncology",
+        "--attr",
+        "clearance=2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Refused, each with a reason, and nothing added.
+    for (args, why) in [
+        (vec!["ana"], "already exists"),
+        (vec!["bad name"], "invalid principal name"),
+        (
+            vec!["bo", "--kind", "robot"],
+            "must be `person` or `service`",
+        ),
+        (vec!["bo", "--attr", "clearance=high"], "clearance"),
+        (vec!["bo", "--attr", "noequals"], "KEY=VALUE"),
+    ] {
+        let out = add(&args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+    }
+    let list = stdout(&sov(&home, &["principal", "list"]));
+    assert!(list.contains("owner") && list.contains("ana"), "{list}");
+    assert!(!list.contains("bo "), "{list}");
+
+    // A token: printed once, alone on stdout; only its hash is on disk.
+    let out = sov(
+        &home,
+        &[
+            "token",
+            "issue",
+            "ana",
+            "--expires",
+            "12h",
+            "--scope",
+            "infer",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let secret = stdout(&out).trim().to_owned();
+    assert!(secret.starts_with("sov_") && secret.len() == 47, "{secret}");
+    assert!(
+        stderr(&out).contains("Limited to: infer."),
+        "{}",
+        stderr(&out)
+    );
+    for file in ["state/identity.db", "state/identity.db-wal"] {
+        if let Ok(bytes) = std::fs::read(home.join(file)) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(&secret[4..]) && !text.contains(&owner[4..]));
+        }
+    }
+    let id = &secret[4..16];
+    let tokens: Value =
+        serde_json::from_slice(&sov(&home, &["token", "list", "--json"]).stdout).unwrap();
+    assert_eq!(tokens.as_array().unwrap().len(), 2, "{tokens}");
+    let ana = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap();
+    assert_eq!(ana["scope"], serde_json::json!(["infer"]));
+    assert_eq!(ana["state"], "active");
+    assert!(!tokens.to_string().contains(&secret[16..]));
+    let bad = sov(&home, &["token", "issue", "ana", "--scope", "fly"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("unknown action"), "{}", stderr(&bad));
+    let bad = sov(&home, &["token", "issue", "nobody"]);
+    assert!(
+        stderr(&bad).contains("no principal named `nobody`"),
+        "{}",
+        stderr(&bad)
+    );
+
+    // Revoke (by id, or by the whole token) and disable.
+    let out = sov(&home, &["token", "revoke", &secret]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stdout(&out).contains(&secret[16..]),
+        "the secret was echoed"
+    );
+    let show: Value =
+        serde_json::from_slice(&sov(&home, &["principal", "show", "ana", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(show["tokens"][0]["state"], "revoked");
+    assert_eq!(show["attrs"]["department"], "oncology");
+    let out = sov(&home, &["principal", "disable", "ana"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sov(&home, &["token", "issue", "ana"]);
+    assert!(stderr(&out).contains("disabled"), "{}", stderr(&out));
+
+    // Each change is in the audit record, in order.
+    let changes = identity_changes(&home);
+    let expected: Vec<(String, String)> = [
+        ("principal.add", "owner"),
+        ("token.issue", "owner"),
+        ("principal.add", "ana"),
+        ("token.issue", "ana"),
+        ("token.revoke", "ana"),
+        ("principal.disable", "ana"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(changes, expected);
+    let entries = audit_entries(&home);
+    let install = entries
+        .iter()
+        .find(|e| e["kind"] == "policy.change")
+        .expect("the starter set's install is recorded");
+    assert_eq!(install["attrs"]["change"], "policy.install");
+
+    // Decisions explained, with the deciding policy and its place; exit 0 allow, 2 deny.
+    let check = |args: &[&str]| sov(&home, &[&["policy", "check"], args].concat());
+    let out = check(&["owner", "manage-principals", "node:n1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ALLOW"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("admin-all"), "{}", stdout(&out));
+    let out = check(&["ana", "read-audit", "auditlog:record"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("default is deny"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("is disabled"), "{}", stdout(&out));
+    let out = check(&["owner", "read-corpus", "document:d1,clearance=3", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["basis"], "forbidden");
+    assert_eq!(v["policies"][0]["id"], "clearance-documents");
+    assert_eq!(v["policies"][0]["file"], "clearance.cedar");
+    let out = check(&["owner", "fly", "model:x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown action"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_invalid_policy_file_stops_the_start_with_its_line() {
+    let (_dir, home, _token) = home_with_starter();
+    std::fs::write(
+        home.join("policies/broken.cedar"),
+        "// A typo in an action name.\n@id(\"oops\")\npermit (principal, action == Action::\"infr\", resource);\n",
+    )
+    .unwrap();
+    let before = audit_entries(&home).len();
+    let out = sov(&home, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("broken.cedar:3"), "{err}");
+    assert!(err.contains("nothing was started"), "{err}");
+    let out = sov(&home, &["policy", "show"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("broken.cedar:3"), "{}", stderr(&out));
+    assert_eq!(
+        audit_entries(&home).len(),
+        before,
+        "a refused start recorded something"
+    );
 }

@@ -1,15 +1,16 @@
 """Drives `sov serve` with the official openai Python client, unchanged.
 
-Usage: python openai_client.py BASE_URL MODEL
+Usage: SOV_TEST_TOKEN=sov_... python openai_client.py BASE_URL MODEL
 Prints one JSON object with what it saw; the Rust test checks it.
 """
 import json
+import os
 import sys
 
 import openai
 
 base_url, model = sys.argv[1], sys.argv[2]
-client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+client = openai.OpenAI(base_url=base_url, api_key=os.environ["SOV_TEST_TOKEN"], max_retries=0)
 
 models = [m.id for m in client.models.list()]
 
@@ -44,7 +45,14 @@ try:
 except openai.NotFoundError as e:
     not_found = {"status": e.status_code, "code": e.code}
 
+try:
+    openai.OpenAI(base_url=base_url, api_key="sov_" + "A" * 43, max_retries=0).models.list()
+    unauthenticated = None
+except openai.AuthenticationError as e:
+    unauthenticated = {"status": e.status_code, "code": e.code}
+
 print(json.dumps({
+    "unauthenticated": unauthenticated,
     "models": models,
     "chat": chat.choices[0].message.content,
     "chat_usage": chat.usage.model_dump(),

@@ -271,7 +271,8 @@ fn a_policy_set_is_noted_once_and_each_change_carries_both_hashes() {
         Some("aa".to_owned())
     );
     assert_eq!(
-        d.policy_loaded("bb", &files, "policy.reload", "ana").unwrap(),
+        d.policy_loaded("bb", &files, "policy.reload", "ana")
+            .unwrap(),
         Some("aa".to_owned())
     );
     let items = d.outbox().unwrap();

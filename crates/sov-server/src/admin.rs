@@ -20,9 +20,7 @@ use sov_audit::Draft;
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
 use sov_policy::store::now_ms;
 use sov_policy::token::parse_expiry;
-use sov_policy::{
-    Action, NewPrincipal, Principal, PrincipalKind, Resource, StoreError,
-};
+use sov_policy::{Action, NewPrincipal, Principal, PrincipalKind, Resource, StoreError};
 
 use crate::AppState;
 use crate::audit::{self, AuditNote};
@@ -77,9 +75,7 @@ async fn on_principal(
 }
 
 fn actor(note: &AuditNote) -> String {
-    note.caller()
-        .map(|c| c.principal.name)
-        .unwrap_or_default()
+    note.caller().map(|c| c.principal.name).unwrap_or_default()
 }
 
 /// `GET /v1/admin/principals`.
@@ -116,7 +112,9 @@ pub(crate) async fn add_principal(
     state.authorize(&note, Action::ManagePrincipals, &state.access().node())?;
     let kind = match req.kind.as_deref() {
         None => PrincipalKind::Person,
-        Some(k) => PrincipalKind::parse(k).map_err(|e| ApiError::invalid(e.to_string(), Some("kind")))?,
+        Some(k) => {
+            PrincipalKind::parse(k).map_err(|e| ApiError::invalid(e.to_string(), Some("kind")))?
+        }
     };
     let new = NewPrincipal {
         name: req.name,

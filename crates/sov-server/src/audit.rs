@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
 use axum::Extension;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -308,7 +308,16 @@ async fn record_whole(
         error_summary(&body)
     };
     let output = commitment("output", &ctx.salt, &body);
-    let draft = draft(&ctx, &principal, kind, outcome, reason, model, Some(output), attrs);
+    let draft = draft(
+        &ctx,
+        &principal,
+        kind,
+        outcome,
+        reason,
+        model,
+        Some(output),
+        attrs,
+    );
     match append(log, draft).await {
         Ok(appended) => {
             set_headers(&mut parts.headers, &appended, Some(&ctx.salt));

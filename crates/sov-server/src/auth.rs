@@ -25,7 +25,7 @@ use sov_audit_core::entry::{Kind, Outcome, clean_text};
 use sov_policy::store::now_ms;
 use sov_policy::token::Malformed;
 use sov_policy::{
-    Action, AuthError, Caller, Decision, Directory, PolicyError, Policies, Principal, Rate,
+    Action, AuthError, Caller, Decision, Directory, Policies, PolicyError, Principal, Rate,
     RateLimiter, Resource,
 };
 
@@ -194,7 +194,13 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
             "rate limited: too many failed authentications from this address",
             None,
         );
-        return refuse(&state, draft, ApiError::rate_limited(wait, true), Some(wait)).await;
+        return refuse(
+            &state,
+            draft,
+            ApiError::rate_limited(wait, true),
+            Some(wait),
+        )
+        .await;
     }
 
     let result = match bearer(&req) {
@@ -223,7 +229,13 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
             "rate limited: too many requests from this principal",
             Some(&caller.token_id),
         );
-        return refuse(&state, draft, ApiError::rate_limited(wait, false), Some(wait)).await;
+        return refuse(
+            &state,
+            draft,
+            ApiError::rate_limited(wait, false),
+            Some(wait),
+        )
+        .await;
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
@@ -311,7 +323,9 @@ impl AppState {
     ) -> Result<(), ApiError> {
         let Some(caller) = note.caller() else {
             // The auth layer runs before every handler that authorises: no caller is a bug.
-            return Err(ApiError::internal("a handler ran without an authenticated caller"));
+            return Err(ApiError::internal(
+                "a handler ran without an authenticated caller",
+            ));
         };
         let (decision, policies) = self.access().decide(&caller, action, resource, target);
         let mut attrs = vec![

@@ -121,7 +121,8 @@ impl ApiError {
     pub fn unauthenticated(err: &sov_policy::AuthError) -> Self {
         let message = match err {
             sov_policy::AuthError::Missing => {
-                "You didn't provide an API key. Send it as `Authorization: Bearer sov_...`.".to_owned()
+                "You didn't provide an API key. Send it as `Authorization: Bearer sov_...`."
+                    .to_owned()
             }
             other => format!("Invalid API key: {other}."),
         };
@@ -154,10 +155,7 @@ impl ApiError {
         };
         Self {
             status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!(
-                "{what}; retry in {:.1} s.",
-                wait.as_secs_f64().max(0.1)
-            ),
+            message: format!("{what}; retry in {:.1} s.", wait.as_secs_f64().max(0.1)),
             kind: "requests",
             param: None,
             code: Some("rate_limit_exceeded"),

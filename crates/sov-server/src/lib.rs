@@ -21,10 +21,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::{Extension, Router};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde_json::json;
 use sov_audit::AuditLog;
 use sov_audit_core::hash::Hash;
@@ -157,7 +157,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             audit::layer,
         ))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::layer,
+        ))
         .with_state(state)
 }
 

@@ -181,8 +181,7 @@ fn install_starter_policies(home: &Home) -> Result<bool> {
     // Written beside the final folder and renamed, so a crash never leaves half a set.
     let tmp = home.root().join(".policies.tmp");
     if tmp.exists() {
-        fs::remove_dir_all(&tmp)
-            .with_context(|| format!("failed to remove {}", tmp.display()))?;
+        fs::remove_dir_all(&tmp).with_context(|| format!("failed to remove {}", tmp.display()))?;
     }
     fs::DirBuilder::new()
         .mode(0o700)

@@ -64,10 +64,17 @@ pub fn list(home: &Home, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if all.is_empty() {
-        writeln!(out, "No principals. Add one with `sov principal add NAME --role ROLE`.")?;
+        writeln!(
+            out,
+            "No principals. Add one with `sov principal add NAME --role ROLE`."
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:<24} {:<8} {:<9} {:<20} ATTRIBUTES", "NAME", "KIND", "STATE", "ROLES")?;
+    writeln!(
+        out,
+        "{:<24} {:<8} {:<9} {:<20} ATTRIBUTES",
+        "NAME", "KIND", "STATE", "ROLES"
+    )?;
     for p in &all {
         let attrs: Vec<String> = p.attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let roles: Vec<&str> = p.roles.iter().map(String::as_str).collect();
@@ -76,7 +83,11 @@ pub fn list(home: &Home, json: bool) -> Result<ExitCode> {
             "{:<24} {:<8} {:<9} {:<20} {}",
             p.name,
             p.kind.name(),
-            if p.disabled_ms.is_some() { "disabled" } else { "active" },
+            if p.disabled_ms.is_some() {
+                "disabled"
+            } else {
+                "active"
+            },
             roles.join(","),
             attrs.join(" ")
         )?;
@@ -136,7 +147,11 @@ fn print_principal(out: &mut impl std::io::Write, p: &Principal) -> Result<()> {
     writeln!(
         out,
         "  roles:      {}",
-        if roles.is_empty() { "none".to_owned() } else { roles.join(", ") }
+        if roles.is_empty() {
+            "none".to_owned()
+        } else {
+            roles.join(", ")
+        }
     )?;
     for (k, v) in &p.attrs {
         writeln!(out, "  attribute:  {k} = {v}")?;

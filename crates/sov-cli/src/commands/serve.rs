@@ -74,7 +74,8 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
             limits,
         ))
     })();
-    let result = access.and_then(|access| serve(&config, &store, &owner, &names, listener, &log, access));
+    let result =
+        access.and_then(|access| serve(&config, &store, &owner, &names, listener, &log, access));
     // Changes made while the server stopped are recorded before the record closes.
     let drained = directory
         .drain_outbox(&log)
@@ -184,7 +185,9 @@ async fn drain_outbox(directory: Arc<Directory>, log: AuditLog) {
         let (d, l) = (directory.clone(), log.clone());
         match tokio::task::spawn_blocking(move || d.drain_outbox(&l)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "moving directory changes into the audit record failed; retrying"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "moving directory changes into the audit record failed; retrying")
+            }
             Err(e) => tracing::error!(error = %e, "the outbox task failed; retrying"),
         }
     }

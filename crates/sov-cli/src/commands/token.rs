@@ -33,7 +33,12 @@ pub fn issue(
         .map_err(|e| anyhow!("--scope: {e}"))?;
     let directory = identity::open_directory(home)?;
     let (token, info) = directory
-        .issue_token(principal, expires_ms, scope.as_ref(), &record::local_principal())
+        .issue_token(
+            principal,
+            expires_ms,
+            scope.as_ref(),
+            &record::local_principal(),
+        )
         .with_context(|| format!("failed to issue a token for `{principal}`"))?;
     let recorded = identity::record_outbox(home, &config, &directory)?;
     let mut out = std::io::stdout().lock();
@@ -82,7 +87,9 @@ pub fn revoke(home: &Home, id: &str) -> Result<ExitCode> {
     // ever echoing the secret part back.
     let id = id
         .strip_prefix(sov_policy::token::PREFIX)
-        .map_or(id, |body| body.get(..sov_policy::token::ID_CHARS).unwrap_or(body));
+        .map_or(id, |body| {
+            body.get(..sov_policy::token::ID_CHARS).unwrap_or(body)
+        });
     let directory = identity::open_directory(home)?;
     let info = directory
         .revoke_token(id, &record::local_principal())
