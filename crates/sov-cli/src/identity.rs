@@ -22,12 +22,8 @@ pub fn open_directory(home: &Home) -> Result<Directory> {
 /// Loads and validates `policies/*.cedar`. The error names the file, line and reason.
 pub fn load_policies(home: &Home) -> Result<Policies> {
     let dir = home.policies_dir();
-    Policies::load_dir(&dir).with_context(|| {
-        format!(
-            "the policy set in {} is not valid; nothing was started",
-            dir.display()
-        )
-    })
+    Policies::load_dir(&dir)
+        .with_context(|| format!("the policy set in {} is not valid", dir.display()))
 }
 
 /// Where the directory's queued audit entries went.

@@ -912,7 +912,7 @@ fn an_invalid_policy_file_stops_the_start_with_its_line() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("broken.cedar:3"), "{err}");
-    assert!(err.contains("nothing was started"), "{err}");
+    assert!(err.contains("sov serve did not start"), "{err}");
     let out = sov(&home, &["policy", "show"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("broken.cedar:3"), "{}", stderr(&out));

@@ -409,10 +409,6 @@ impl Policies {
                             .into(),
                 });
             }
-            let result = validator.validate(&parsed, ValidationMode::Strict);
-            if let Some(e) = result.validation_errors().next() {
-                return Err(invalid(&file.name, &file.text, e));
-            }
             // Policies come back as policy0, policy1, ... in source order: find each one's
             // text in the file to know its line.
             let mut policies: Vec<&Policy> = parsed.policies().collect();
@@ -423,6 +419,7 @@ impl Policies {
                     .unwrap_or(usize::MAX)
             });
             let mut cursor = 0;
+            let mut named = Vec::with_capacity(policies.len());
             for policy in policies {
                 let offset = policy
                     .to_cedar()
@@ -439,6 +436,21 @@ impl Policies {
                     Some(id) if !id.is_empty() => id.to_owned(),
                     _ => format!("{}:{line}", file.name),
                 };
+                named.push((policy, id, line));
+            }
+            let result = validator.validate(&parsed, ValidationMode::Strict);
+            if let Some(e) = result.validation_errors().next() {
+                let mut err = invalid(&file.name, &file.text, e);
+                // Cedar names the policy by its internal id; say the user's instead.
+                if let PolicyError::Invalid { reason, .. } = &mut err {
+                    for (policy, id, _) in &named {
+                        let internal = format!("`{}`", AsRef::<str>::as_ref(policy.id()));
+                        *reason = reason.replace(&internal, &format!("`{id}`"));
+                    }
+                }
+                return Err(err);
+            }
+            for (policy, id, line) in named {
                 let source = PolicySource {
                     id: id.clone(),
                     effect: match policy.effect() {
@@ -584,8 +596,7 @@ impl Policies {
         // matrix covers each attribute), and the schema has no action groups: validating them
         // against the schema on every call cost a quarter of the decision, so it is not done.
         // The request itself is still checked against the schema below.
-        let entities =
-            Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
+        let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
         let request = Request::new(p_uid, a_uid, r_uid, Context::empty(), Some(&self.schema))
             .map_err(|e| e.to_string())?;
         let response = Authorizer::new().is_authorized(&request, &self.set, &entities);

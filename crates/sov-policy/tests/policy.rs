@@ -169,6 +169,9 @@ fn invalid_files_are_refused_with_file_and_line() {
     let (_, line, reason) = invalid_at(load_one("x.cedar", text).unwrap_err());
     assert_eq!(line, 3, "{reason}");
     assert!(reason.contains("fly"), "{reason}");
+    // Named as the user knows it (file:line without an @id), never Cedar's internal `policy0`.
+    assert!(reason.contains("`x.cedar:3`"), "{reason}");
+    assert!(!reason.contains("policy0"), "{reason}");
 
     // A type error in a condition, on line 5.
     let text = "@id(\"ok\")\npermit (principal in Role::\"admin\", action, resource);\n\npermit (principal, action == Action::\"infer\", resource)\nwhen { principal.clearance > \"high\" };\n";

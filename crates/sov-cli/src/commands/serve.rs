@@ -42,7 +42,7 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
         bail!("there is no model to serve: import one with `sov model import FILE.gguf`");
     }
     // Refuse an invalid policy set before taking the port or loading anything.
-    let policies = identity::load_policies(home)?;
+    let policies = identity::load_policies(home).context("sov serve did not start")?;
     let directory = Arc::new(identity::open_directory(home)?);
     let limits = config.limits.limits()?;
     // Take the port before loading anything: a port in use fails at once, not after a long load.
