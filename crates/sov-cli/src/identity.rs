@@ -6,7 +6,7 @@
 //! command then moves the outbox into the record, or, while `sov serve` holds the record, leaves
 //! that to the server, which drains the outbox at start and every quarter of a second.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use sov_audit::AuditError;
 use sov_policy::{Directory, Policies};
 
@@ -22,6 +22,13 @@ pub fn open_directory(home: &Home) -> Result<Directory> {
 /// Loads and validates `policies/*.cedar`. The error names the file, line and reason.
 pub fn load_policies(home: &Home) -> Result<Policies> {
     let dir = home.policies_dir();
+    if !dir.exists() {
+        // A home made before policies existed: deny-all would lock the owner out silently.
+        bail!(
+            "there is no policy folder at {} (run `sov init`, which installs the starter set)",
+            dir.display()
+        );
+    }
     Policies::load_dir(&dir)
         .with_context(|| format!("the policy set in {} is not valid", dir.display()))
 }

@@ -902,6 +902,8 @@ fn principals_tokens_and_policy_checks_from_the_command_line() {
 #[test]
 fn an_invalid_policy_file_stops_the_start_with_its_line() {
     let (_dir, home, _token) = home_with_starter();
+    let installed: Value =
+        serde_json::from_slice(&sov(&home, &["policy", "show", "--json"]).stdout).unwrap();
     std::fs::write(
         home.join("policies/broken.cedar"),
         "// A typo in an action name.\n@id(\"oops\")\npermit (principal, action == Action::\"infr\", resource);\n",
@@ -921,4 +923,29 @@ fn an_invalid_policy_file_stops_the_start_with_its_line() {
         before,
         "a refused start recorded something"
     );
+
+    // Mended, the changed set starts, and the change is recorded with both hashes.
+    std::fs::write(
+        home.join("policies/broken.cedar"),
+        "// Analysts may read the record.\n@id(\"analyst-audit\")\npermit (principal in Role::\"analyst\", action == Action::\"read-audit\", resource);\n",
+    )
+    .unwrap();
+    let mended: Value =
+        serde_json::from_slice(&sov(&home, &["policy", "show", "--json"]).stdout).unwrap();
+    assert_ne!(installed["hash"], mended["hash"]);
+    let _running = inference();
+    let (mut server, _base) = serve(&home);
+    server.stop();
+    let entries = audit_entries(&home);
+    let load = entries
+        .iter()
+        .find(|e| e["kind"] == "policy.change" && e["attrs"]["change"] == "policy.load")
+        .expect("the changed set is recorded at start");
+    assert_eq!(load["attrs"]["old"], installed["hash"]);
+    assert_eq!(load["attrs"]["new"], mended["hash"]);
+    let start = entries
+        .iter()
+        .find(|e| e["kind"] == "server.start")
+        .unwrap();
+    assert_eq!(start["attrs"]["policy_set"], mended["hash"]);
 }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use sov_audit::{AuditLog, Draft};
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
 
@@ -245,6 +245,14 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Starts a write transaction. IMMEDIATE takes the write lock at once, waiting up to the busy
+/// timeout; a deferred one that reads first and writes later fails at once with "database is
+/// locked" when another connection (the server draining the outbox while `sov token issue` runs)
+/// wrote in between, because SQLite cannot upgrade a stale read snapshot to a write.
+fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
 fn to_i64(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
@@ -339,7 +347,7 @@ impl Directory {
         let roles = json(&principal.roles);
         let attrs = json(&principal.attrs);
         self.with(|conn| {
-            let tx = conn.transaction().map_err(|e| self.db(e))?;
+            let tx = write_tx(conn).map_err(|e| self.db(e))?;
             let exists: bool = tx
                 .query_row(
                     "SELECT 1 FROM principals WHERE name = ?1",
@@ -408,7 +416,7 @@ impl Directory {
     pub fn disable_principal(&self, name: &str, actor: &str) -> Result<Principal, StoreError> {
         let now = now_ms();
         self.with(|conn| {
-            let tx = conn.transaction().map_err(|e| self.db(e))?;
+            let tx = write_tx(conn).map_err(|e| self.db(e))?;
             let changed = tx
                 .execute(
                     "UPDATE principals SET disabled_ms = ?2 WHERE name = ?1 AND disabled_ms IS NULL",
@@ -449,7 +457,7 @@ impl Directory {
         let scope_names: Option<Vec<String>> =
             scope.map(|s| s.iter().map(|a| a.name().to_owned()).collect());
         self.with(|conn| {
-            let tx = conn.transaction().map_err(|e| self.db(e))?;
+            let tx = write_tx(conn).map_err(|e| self.db(e))?;
             let disabled: Option<Option<i64>> = tx
                 .query_row(
                     "SELECT disabled_ms FROM principals WHERE name = ?1",
@@ -564,7 +572,7 @@ impl Directory {
     pub fn revoke_token(&self, id: &str, actor: &str) -> Result<TokenInfo, StoreError> {
         let now = now_ms();
         self.with(|conn| {
-            let tx = conn.transaction().map_err(|e| self.db(e))?;
+            let tx = write_tx(conn).map_err(|e| self.db(e))?;
             let principal: Option<String> = tx
                 .query_row("SELECT principal FROM tokens WHERE id = ?1", [id], |r| {
                     r.get(0)
@@ -792,7 +800,7 @@ impl Directory {
         actor: &str,
     ) -> Result<Option<String>, StoreError> {
         self.with(|conn| {
-            let tx = conn.transaction().map_err(|e| self.db(e))?;
+            let tx = write_tx(conn).map_err(|e| self.db(e))?;
             let old: Option<String> = tx
                 .query_row("SELECT value FROM meta WHERE key = ?1", [POLICY_HASH], |r| {
                     r.get(0)

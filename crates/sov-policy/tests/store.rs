@@ -293,3 +293,33 @@ fn a_policy_set_is_noted_once_and_each_change_carries_both_hashes() {
     assert_eq!(attr(1, "change").as_deref(), Some("policy.reload"));
     assert_eq!(items[1].draft.principal, "ana");
 }
+
+/// `sov token issue` runs beside a server that writes the same database (its outbox drain):
+/// every change must wait for the other writer, never fail with "database is locked".
+#[test]
+fn two_writers_on_one_database_wait_for_each_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state/identity.db");
+    let server = Directory::open(&path).unwrap();
+    let cli = Directory::open(&path).unwrap();
+    cli.add_principal(&person("ana", &["analyst"]), "local:owner")
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                server
+                    .record(Kind::PolicyChange, "test", "policies", "", vec![])
+                    .unwrap();
+                server
+                    .policy_loaded(&now_ms().to_string(), &[], "policy.load", "test")
+                    .unwrap();
+            }
+        });
+        for _ in 0..200 {
+            let (t, _) = cli.issue_token("ana", None, None, "local:owner").unwrap();
+            cli.revoke_token(t.id(), "local:owner").unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
