@@ -42,6 +42,26 @@ pub enum Command {
     /// Check and explain the Cedar policy set in `policies/`.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Edit the boundary's declaration (`[seal]` in sov.toml).
+    #[command(subcommand)]
+    Seal(SealCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SealCommand {
+    /// Declare an outbound destination open (takes effect at the next start).
+    Open {
+        /// HOST:PORT, e.g. `10.0.0.7:8080` or `[fd00::1]:443`.
+        destination: String,
+        /// Why the path is open (shown in the report and recorded).
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Close a declared destination (takes effect at the next start).
+    Close {
+        /// HOST:PORT, as declared.
+        destination: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

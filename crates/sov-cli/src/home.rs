@@ -61,6 +61,20 @@ burst = 60
 # Failed authentications one client address may make per minute before it is refused with
 # HTTP 429 without its token being looked at (throttles token guessing).
 failed_auth_per_minute = 10
+
+[seal]
+# The boundary: the one place a path out is opened. Change it with `sov seal open HOST:PORT
+# --purpose TEXT` and `sov seal close HOST:PORT` (recorded in the audit record); a change takes
+# effect at the next start. Kernel enforcement of this declaration is not built yet (issue 5):
+# today Sovereign itself opens no outbound connection, but nothing stops code that would.
+# Run in a network namespace with only loopback (fully offline).
+offline = false
+# Addresses `sov serve` may listen on. Empty: only the one it is started with.
+listen = []
+# Paths outside the home the process may read (absolute).
+read_only = []
+# Permitted outbound destinations, e.g. { host = "10.0.0.7", port = 8080, purpose = "..." }.
+outbound = []
 "#;
 
 /// The parsed configuration.
@@ -72,6 +86,7 @@ pub struct Config {
     pub chat: ChatSection,
     pub audit: AuditSection,
     pub limits: LimitsSection,
+    pub seal: sov_seal::Declaration,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -257,6 +272,7 @@ impl Home {
 /// Parses a configuration text.
 pub fn parse_config(text: &str) -> Result<Config> {
     let config: Config = toml::from_str(text)?;
+    config.seal.validate()?;
     Ok(config)
 }
 

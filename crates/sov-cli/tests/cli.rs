@@ -949,3 +949,81 @@ fn an_invalid_policy_file_stops_the_start_with_its_line() {
         .unwrap();
     assert_eq!(start["attrs"]["policy_set"], mended["hash"]);
 }
+
+#[test]
+fn seal_open_and_close_edit_the_declaration_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    assert!(sov(&home, &["init"]).status.success());
+    let config = || std::fs::read_to_string(home.join("sov.toml")).unwrap();
+    let before = config();
+    assert!(before.contains("outbound = []"), "{before}");
+
+    // Refused, and the file untouched.
+    for (args, why) in [
+        (
+            vec!["seal", "open", "10.0.0.7", "--purpose", "x"],
+            "HOST:PORT",
+        ),
+        (
+            vec!["seal", "open", "10.0.0.7:8080", "--purpose", " "],
+            "purpose",
+        ),
+        (vec!["seal", "close", "10.0.0.7:8080"], "not declared open"),
+    ] {
+        let out = sov(&home, &args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+        assert_eq!(config(), before);
+    }
+
+    let out = sov(
+        &home,
+        &[
+            "seal",
+            "open",
+            "10.0.0.7:8080",
+            "--purpose",
+            "upstream engine",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("next starts"), "{}", stdout(&out));
+    let opened = config();
+    assert!(opened.contains("purpose = \"upstream engine\""), "{opened}");
+    // The documentation in the file survives the edit.
+    assert!(
+        opened.contains("# Permitted outbound destinations"),
+        "{opened}"
+    );
+    let again = sov(
+        &home,
+        &["seal", "open", "10.0.0.7:8080", "--purpose", "again"],
+    );
+    assert!(
+        stderr(&again).contains("already declared open"),
+        "{}",
+        stderr(&again)
+    );
+    let out = sov(&home, &["seal", "close", "10.0.0.7:8080"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!config().contains("upstream engine"), "{}", config());
+
+    let seal: Vec<(String, String)> = audit_entries(&home)
+        .iter()
+        .filter(|e| e["kind"] == "policy.change" && e["resource"] == "seal")
+        .map(|e| {
+            (
+                e["attrs"]["change"].as_str().unwrap().to_owned(),
+                e["attrs"]["destination"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seal,
+        [
+            ("seal.open".to_owned(), "10.0.0.7:8080".to_owned()),
+            ("seal.close".to_owned(), "10.0.0.7:8080".to_owned())
+        ]
+    );
+}

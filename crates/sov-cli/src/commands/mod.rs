@@ -7,6 +7,7 @@ mod load;
 mod model;
 mod policy;
 mod principal;
+mod seal;
 mod serve;
 mod token;
 
@@ -15,7 +16,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{
-    AuditCommand, Cli, Command, ModelCommand, PolicyCommand, PrincipalCommand, TokenCommand,
+    AuditCommand, Cli, Command, ModelCommand, PolicyCommand, PrincipalCommand, SealCommand,
+    TokenCommand,
 };
 use crate::home::Home;
 
@@ -71,6 +73,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 json,
             } => policy::check(&home, &principal, &action, &resource, json),
             PolicyCommand::Show { json } => policy::show(&home, json),
+        },
+        Command::Seal(cmd) => match cmd {
+            SealCommand::Open {
+                destination,
+                purpose,
+            } => seal::open(&home, &destination, &purpose),
+            SealCommand::Close { destination } => seal::close(&home, &destination),
         },
     }
 }

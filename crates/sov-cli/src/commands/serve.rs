@@ -144,11 +144,12 @@ fn serve(
             .context("failed to read the listening address")?;
         let outbox = tokio::spawn(drain_outbox(directory, log.clone()));
         // The one line a user or a script waits for; printed only once the port is open.
+        let shutdown = shutdown_signal()?;
         println!(
             "Sovereign is serving {} at http://{local}/v1",
             names.join(", ")
         );
-        let served = sov_server::serve(listener, state, shutdown_signal())
+        let served = sov_server::serve(listener, state, shutdown)
             .await
             .context("the HTTP server failed");
         outbox.abort();
@@ -193,22 +194,19 @@ async fn drain_outbox(directory: Arc<Directory>, log: AuditLog) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT or SIGTERM. The handlers are installed when this is called (not when the future is
+/// first polled), so a signal that arrives right after the ready line still stops the server
+/// cleanly instead of killing it with the default action.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
 }
 
 /// Unix seconds of an RFC 3339 UTC time; 0 if it does not parse (the field is informative only).

@@ -1,0 +1,131 @@
+//! `sov seal open | close`: edit the boundary's declaration (`[seal]` in sov.toml).
+//!
+//! The edit keeps the file's comments, is written atomically (temporary file, fsync, rename),
+//! and is recorded as a `policy.change` entry on resource `seal` (through the directory's
+//! outbox, so it works while `sov serve` holds the record). If it cannot be recorded, the file
+//! is put back as it was. Kernel rules are never loosened at run time: a change takes effect at
+//! the next start.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use sov_audit_core::entry::Kind;
+use sov_seal::{Destination, declare};
+
+use crate::home::Home;
+use crate::{identity, record};
+
+/// `sov seal open HOST:PORT --purpose TEXT`
+pub fn open(home: &Home, destination: &str, purpose: &str) -> Result<ExitCode> {
+    let dest = Destination::parse(destination, purpose)?;
+    let (path, old) = read(home)?;
+    let new = declare::open(&old, &dest)?;
+    change(
+        home,
+        &path,
+        &old,
+        &new,
+        vec![
+            ("change", "seal.open".to_owned()),
+            ("destination", dest.address()),
+            ("purpose", dest.purpose.clone()),
+        ],
+    )?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Declared open: {dest}. It takes effect when `sov serve` next starts."
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sov seal close HOST:PORT`
+pub fn close(home: &Home, destination: &str) -> Result<ExitCode> {
+    // The purpose is not needed to name a destination; parse with a placeholder.
+    let dest = Destination::parse(destination, "-")?;
+    let (path, old) = read(home)?;
+    let new = declare::close(&old, &dest.host, dest.port)?;
+    change(
+        home,
+        &path,
+        &old,
+        &new,
+        vec![
+            ("change", "seal.close".to_owned()),
+            ("destination", dest.address()),
+        ],
+    )?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Closed: {}. It takes effect when `sov serve` next starts.",
+        dest.address()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read(home: &Home) -> Result<(std::path::PathBuf, String)> {
+    // The whole configuration must be valid before it is edited.
+    home.config()?;
+    let path = home.config_path();
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("failed to read {}", path.display()))?;
+    Ok((path, text))
+}
+
+/// Writes `new`, records the change, and puts `old` back if it cannot be recorded.
+fn change(
+    home: &Home,
+    path: &Path,
+    old: &str,
+    new: &str,
+    attrs: Vec<(&str, String)>,
+) -> Result<()> {
+    crate::home::parse_config(new).context("the edited configuration would not be valid")?;
+    write_atomic(path, new)?;
+    let recorded = (|| {
+        let directory = identity::open_directory(home)?;
+        directory
+            .record(
+                Kind::PolicyChange,
+                &record::local_principal(),
+                "seal",
+                "",
+                attrs,
+            )
+            .context("failed to queue the audit entry")?;
+        let config = home.config()?;
+        identity::record_outbox(home, &config, &directory)
+    })();
+    match recorded {
+        Ok(r) => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", identity::recorded_line(r))?;
+            Ok(())
+        }
+        Err(e) => {
+            write_atomic(path, old).context("failed to restore the configuration")?;
+            Err(e.context("the change could not be recorded, so it was undone"))
+        }
+    }
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("toml.tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("failed to create {}", tmp.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("failed to write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("failed to replace {}", path.display()))?;
+    Ok(())
+}
