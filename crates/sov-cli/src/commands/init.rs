@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::process::ExitCode;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,7 +17,7 @@ use sov_policy::store::now_ms;
 use sov_policy::token::parse_expiry;
 use sov_policy::{NewPrincipal, PrincipalKind};
 
-use crate::home::{DEFAULT_CONFIG, Home};
+use crate::home::{DEFAULT_CONFIG, Home, rename_durably, write_new_private};
 use crate::{identity, record};
 
 pub fn run(home: &Home) -> Result<ExitCode> {
@@ -42,15 +42,7 @@ pub fn run(home: &Home) -> Result<ExitCode> {
     }
     let config = home.config_path();
     if !config.exists() {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&config)
-            .with_context(|| format!("failed to create {}", config.display()))?;
-        file.write_all(DEFAULT_CONFIG.as_bytes())
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("failed to write {}", config.display()))?;
+        write_new_private(&config, DEFAULT_CONFIG)?;
         created.push("configuration");
     } else {
         // An existing configuration must still parse: say so now rather than at `sov serve`.
@@ -188,18 +180,8 @@ fn install_starter_policies(home: &Home) -> Result<bool> {
         .create(&tmp)
         .with_context(|| format!("failed to create {}", tmp.display()))?;
     for (name, text) in STARTER {
-        let path = tmp.join(name);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("failed to create {}", path.display()))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("failed to write {}", path.display()))?;
+        write_new_private(&tmp.join(name), text)?;
     }
-    fs::rename(&tmp, &dir)
-        .with_context(|| format!("failed to move the starter policies to {}", dir.display()))?;
+    rename_durably(&tmp, &dir)?;
     Ok(true)
 }

@@ -1,6 +1,7 @@
 //! `sov seal open | close`: edit the boundary's declaration (`[seal]` in sov.toml).
 //!
-//! The edit keeps the file's comments, is written atomically (temporary file, fsync, rename),
+//! The edit keeps the file's comments, is written atomically (temporary file, fsync, rename,
+//! folder fsync),
 //! and is recorded as a `policy.change` entry on resource `seal` (through the directory's
 //! outbox, so it works while `sov serve` holds the record). If it cannot be recorded, the file
 //! is put back as it was. Kernel rules are never loosened at run time: a change takes effect at
@@ -8,7 +9,6 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use sov_audit_core::entry::Kind;
 use sov_seal::{Destination, declare};
 
-use crate::home::Home;
+use crate::home::{Home, replace_private};
 use crate::{identity, record};
 
 /// `sov seal open HOST:PORT --purpose TEXT`
@@ -86,7 +86,7 @@ fn change(
     attrs: Vec<(&str, String)>,
 ) -> Result<()> {
     crate::home::parse_config(new).context("the edited configuration would not be valid")?;
-    write_atomic(path, new)?;
+    replace_private(path, new)?;
     let recorded = (|| {
         let directory = identity::open_directory(home)?;
         directory
@@ -108,24 +108,8 @@ fn change(
             Ok(())
         }
         Err(e) => {
-            write_atomic(path, old).context("failed to restore the configuration")?;
+            replace_private(path, old).context("failed to restore the configuration")?;
             Err(e.context("the change could not be recorded, so it was undone"))
         }
     }
-}
-
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("toml.tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("failed to create {}", tmp.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("failed to write {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("failed to replace {}", path.display()))?;
-    Ok(())
 }
