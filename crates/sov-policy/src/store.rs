@@ -836,27 +836,6 @@ impl Directory {
             Ok(old)
         })
     }
-
-    /// A value kept across runs (e.g. the hash of the last policy set loaded).
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.with(|conn| {
-            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional()
-                .map_err(|e| self.db(e))
-        })
-    }
-
-    /// Sets a kept value.
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )
-            .map_err(|e| self.db(e))?;
-            Ok(())
-        })
-    }
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {

@@ -34,11 +34,7 @@ pub fn open(home: &Home, destination: &str, purpose: &str) -> Result<ExitCode> {
             ("destination", dest.address()),
             ("purpose", dest.purpose.clone()),
         ],
-    )?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "Declared open: {dest}. It takes effect when `sov serve` next starts."
+        &format!("Declared open: {dest}."),
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -58,12 +54,7 @@ pub fn close(home: &Home, destination: &str) -> Result<ExitCode> {
             ("change", "seal.close".to_owned()),
             ("destination", dest.address()),
         ],
-    )?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "Closed: {}. It takes effect when `sov serve` next starts.",
-        dest.address()
+        &format!("Closed: {}.", dest.address()),
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -77,13 +68,15 @@ fn read(home: &Home) -> Result<(std::path::PathBuf, String)> {
     Ok((path, text))
 }
 
-/// Writes `new`, records the change, and puts `old` back if it cannot be recorded.
+/// Writes `new`, records the change, and puts `old` back if it cannot be recorded; then says
+/// `done` and when it takes effect.
 fn change(
     home: &Home,
     path: &Path,
     old: &str,
     new: &str,
     attrs: Vec<(&str, String)>,
+    done: &str,
 ) -> Result<()> {
     crate::home::parse_config(new).context("the edited configuration would not be valid")?;
     replace_private(path, new)?;
@@ -104,6 +97,7 @@ fn change(
     match recorded {
         Ok(r) => {
             let mut out = std::io::stdout().lock();
+            writeln!(out, "{done} It takes effect when `sov serve` next starts.")?;
             writeln!(out, "{}", identity::recorded_line(r))?;
             Ok(())
         }
