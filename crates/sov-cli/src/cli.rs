@@ -62,6 +62,13 @@ pub enum SealCommand {
         /// HOST:PORT, as declared.
         destination: String,
     },
+    /// Show the seal of the last start: each control, the layer enforcing it, the probe
+    /// results, what it does not cover, and the declaration changes waiting for the next start.
+    Status {
+        /// Print JSON (as `GET /v1/seal` serves it).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,4 +252,12 @@ pub struct ServeArgs {
     /// Address to listen on (default: `server.listen` in sov.toml, 127.0.0.1:8787).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Refuse to start unless every declared layer of the seal is in force and every probe
+    /// held (the refusal is recorded).
+    #[arg(long)]
+    pub require_seal: bool,
+    /// For tests of the report: treat a layer of the seal as if the kernel lacked it
+    /// (netns, landlock or seccomp). Reported and recorded as such.
+    #[arg(long, hide = true, value_name = "LAYER")]
+    pub seal_unavailable: Vec<sov_seal::Layer>,
 }

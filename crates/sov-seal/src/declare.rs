@@ -16,14 +16,14 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
 
 /// The `[seal]` section.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Declaration {
     /// Run `sov serve` in a network namespace with only loopback: nothing leaves, whatever is
@@ -39,10 +39,10 @@ pub struct Declaration {
 }
 
 /// One permitted outbound destination.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Destination {
-    /// A DNS name or an IP address (IPv6 without brackets).
+    /// An IP address (IPv6 without brackets), in its usual form; no DNS names.
     pub host: String,
     /// The TCP port.
     pub port: u16,
@@ -88,8 +88,13 @@ impl Destination {
             (h, p)
         };
         let port: u16 = port.parse().map_err(|_| bad())?;
+        // The usual written form of the address (lower case, shortest IPv6), so that one
+        // destination has one spelling in the file, the record and the report.
+        let host = host
+            .parse::<IpAddr>()
+            .map_or_else(|_| host.to_owned(), |ip| ip.to_string());
         let d = Self {
-            host: host.to_ascii_lowercase(),
+            host,
             port,
             purpose: purpose.trim().to_owned(),
         };
@@ -108,14 +113,21 @@ impl Destination {
 
     fn check(&self) -> Result<(), SealError> {
         let invalid = |why: &str| SealError::Invalid(format!("outbound {}: {why}", self.address()));
-        let host_ok = !self.host.is_empty()
-            && self.host.len() <= 253
-            && self
-                .host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'));
-        if !host_ok {
-            return Err(invalid("the host must be a DNS name or an IP address"));
+        // An IP address, not a name: Sovereign makes no DNS lookup (a lookup is itself a
+        // message out, and its answer could move the destination).
+        match self.host.parse::<IpAddr>() {
+            Err(_) => {
+                return Err(invalid(
+                    "the host must be an IP address (Sovereign makes no DNS lookup)",
+                ));
+            }
+            Ok(ip) if ip.to_string() != self.host => {
+                return Err(invalid(&format!("write the address as {ip}")));
+            }
+            Ok(ip) if ip.is_unspecified() || ip.is_multicast() => {
+                return Err(invalid("not a destination address"));
+            }
+            Ok(_) => {}
         }
         if self.port == 0 {
             return Err(invalid("port 0 is not a destination"));
@@ -161,6 +173,11 @@ impl Declaration {
                 )));
             }
         }
+        if self.offline && !self.outbound.is_empty() {
+            return Err(SealError::Invalid(
+                "offline = true leaves no path out, yet outbound destinations are declared: close them or set offline = false".into(),
+            ));
+        }
         let mut listen = BTreeSet::new();
         for a in &self.listen {
             if !listen.insert(a) {
@@ -172,7 +189,9 @@ impl Declaration {
 
     /// Whether `host:port` is a declared destination.
     pub fn permits(&self, host: &str, port: u16) -> Option<&Destination> {
-        let host = host.to_ascii_lowercase();
+        let host = host
+            .parse::<IpAddr>()
+            .map_or_else(|_| host.to_ascii_lowercase(), |ip| ip.to_string());
         self.outbound
             .iter()
             .find(|d| d.port == port && d.host == host)
@@ -235,7 +254,9 @@ pub fn open(config_text: &str, dest: &Destination) -> Result<String, SealError> 
 
 /// `sov seal close`: `config_text` without the destination `host:port`.
 pub fn close(config_text: &str, host: &str, port: u16) -> Result<String, SealError> {
-    let host = host.to_ascii_lowercase();
+    let host = host
+        .parse::<IpAddr>()
+        .map_or_else(|_| host.to_ascii_lowercase(), |ip| ip.to_string());
     let mut doc = parse(config_text)?;
     let address = Destination {
         host: host.clone(),
@@ -344,11 +365,11 @@ mod tests {
 
     #[test]
     fn the_array_of_tables_form_is_edited_too() {
-        let text = "[[seal.outbound]]\nhost = \"a.example\"\nport = 443\npurpose = \"x\"\n";
-        let dest = Destination::parse("b.example:443", "y").unwrap();
+        let text = "[[seal.outbound]]\nhost = \"fd00::a\"\nport = 443\npurpose = \"x\"\n";
+        let dest = Destination::parse("10.1.1.1:443", "y").unwrap();
         let both = open(text, &dest).unwrap();
         assert_eq!(read(&both).unwrap().outbound.len(), 2);
-        let one = close(&both, "A.example", 443).unwrap();
+        let one = close(&both, "FD00:0::A", 443).unwrap();
         assert_eq!(read(&one).unwrap().outbound, vec![dest]);
     }
 
@@ -360,17 +381,22 @@ mod tests {
             ("10.0.0.7:99999", "p"),
             ("::1:80", "p"),
             ("bad host:80", "p"),
-            ("a.example:80", " "),
-            ("a.example:80", "two\nlines"),
+            ("10.0.0.7:80", " "),
+            ("10.0.0.7:80", "two\nlines"),
+            ("a.example:80", "names are refused: no DNS lookup"),
+            ("0.0.0.0:80", "p"),
         ] {
             assert!(Destination::parse(s, purpose).is_err(), "{s:?} {purpose:?}");
         }
         let long = "x".repeat(MAX_PURPOSE + 1);
-        assert!(Destination::parse("a.example:80", &long).is_err());
+        assert!(Destination::parse("10.0.0.7:80", &long).is_err());
         for text in [
             "[seal]\nunknown = 1\n",
-            "[seal]\noutbound = [{ host = \"a\", port = 1, purpose = \"p\" }, { host = \"a\", port = 1, purpose = \"q\" }]\n",
-            "[seal]\noutbound = [{ host = \"a\", port = 1 }]\n",
+            "[seal]\noutbound = [{ host = \"10.0.0.1\", port = 1, purpose = \"p\" }, { host = \"10.0.0.1\", port = 1, purpose = \"q\" }]\n",
+            "[seal]\noutbound = [{ host = \"10.0.0.1\", port = 1 }]\n",
+            "[seal]\noutbound = [{ host = \"FD00::1\", port = 1, purpose = \"p\" }]\n",
+            "[seal]\noutbound = [{ host = \"a.example\", port = 1, purpose = \"p\" }]\n",
+            "[seal]\noffline = true\noutbound = [{ host = \"10.0.0.1\", port = 1, purpose = \"p\" }]\n",
             "[seal]\nread_only = [\"relative/path\"]\n",
             "[seal]\noutbound = \"everything\"\n",
             "[seal\n",
@@ -378,7 +404,9 @@ mod tests {
             assert!(read(text).is_err(), "{text}");
         }
         // An edit of an invalid text is refused, not written.
-        let dest = Destination::parse("a.example:80", "p").unwrap();
+        let dest = Destination::parse("10.0.0.7:80", "p").unwrap();
         assert!(open("[seal]\nunknown = 1\n", &dest).is_err());
+        // Offline leaves no path to open.
+        assert!(open("[seal]\noffline = true\n", &dest).is_err());
     }
 }

@@ -1,13 +1,22 @@
-//! The seal: the boundary Sovereign declares and keeps.
+//! The seal: the boundary Sovereign declares, enforces with the kernel, checks with live
+//! probes and reports on.
 //!
-//! Today this crate holds the **declaration** ([`declare`]): the `[seal]` section of `sov.toml`,
-//! the one place a path out of the boundary can be opened (listen addresses, permitted outbound
-//! destinations with their purpose, read-only filesystem roots, offline mode), and the edits
-//! `sov seal open` / `sov seal close` make to it, which preserve the file's comments and layout.
-//! Kernel confinement (network namespace, Landlock, seccomp), the egress gate and the seal
-//! report are to come (issue 5); until then nothing here is enforced, and the threat model says
-//! so.
+//! - [`declare`]: the `[seal]` section of `sov.toml`, the one place a path out of the boundary
+//!   can be opened (listen addresses, permitted outbound destinations with their purpose,
+//!   read-only filesystem roots, offline mode), and the edits `sov seal open` / `close` make.
+//! - [`confine`]: the kernel layers `sov serve` applies at start, in order: a network namespace
+//!   (when offline), Landlock, seccomp.
+//! - [`probe`]: what is tried right after, to back each claim with the kernel's answer.
+//! - [`report`]: the seal report (`sov seal status`, `GET /v1/seal`, the attestation entry).
+//! - [`egress`]: the gate, the only code that opens outbound connections.
 
+pub mod confine;
 pub mod declare;
+pub mod egress;
+pub mod probe;
+pub mod report;
 
+pub use confine::{Confinement, Layer, LayerStatus, Plan};
 pub use declare::{Declaration, Destination, SealError};
+pub use egress::{EgressError, Gate};
+pub use report::Report;

@@ -75,6 +75,18 @@ struct StateInner {
     config: ServerConfig,
     audit: AuditLog,
     access: Access,
+    seal: std::sync::OnceLock<SealView>,
+}
+
+/// The seal as applied when the server started, for `GET /v1/seal`.
+#[derive(Debug, Clone)]
+pub struct SealView {
+    /// The report written at start.
+    pub report: sov_seal::Report,
+    /// Its bytes, as stored (their SHA-256 is in the seal attestation entry).
+    pub report_json: Vec<u8>,
+    /// `sov.toml`, read on each request to show the changes waiting for the next start.
+    pub config_path: std::path::PathBuf,
 }
 
 impl AppState {
@@ -92,8 +104,14 @@ impl AppState {
                 config,
                 audit,
                 access,
+                seal: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Sets the seal report `GET /v1/seal` serves (once; later calls are ignored).
+    pub fn set_seal(&self, seal: SealView) {
+        let _ = self.inner.seal.set(seal);
     }
 
     /// The engine serving `name`, if the caller may `infer` with it (decided before the model
@@ -119,6 +137,35 @@ impl AppState {
     }
 }
 
+/// `GET /v1/seal`: the seal report of this start, its SHA-256 (as in the seal attestation
+/// entry) and the declaration changes waiting for the next start. Readable by whoever may read
+/// the audit record (`read-audit` on `AuditLog::"seal"`).
+async fn seal_status(
+    State(state): State<AppState>,
+    Extension(note): Extension<audit::AuditNote>,
+) -> Result<axum::response::Response, ApiError> {
+    state.authorize(
+        &note,
+        Action::ReadAudit,
+        &Resource::AuditLog(SEAL_RESOURCE.to_owned()),
+    )?;
+    let Some(seal) = state.inner.seal.get() else {
+        return Err(ApiError::internal(
+            "this server was started without a seal report",
+        ));
+    };
+    let path = seal.config_path.clone();
+    let config = tokio::task::spawn_blocking(move || std::fs::read_to_string(&path))
+        .await
+        .map_err(|e| ApiError::internal(&e.to_string()))?
+        .map_err(|e| format!("{}: {e}", seal.config_path.display()));
+    let body = sov_seal::report::status_json(&seal.report, &seal.report_json, config);
+    Ok(axum::Json(body).into_response())
+}
+
+/// The seal report as a resource of `read-audit`.
+pub const SEAL_RESOURCE: &str = "seal";
+
 /// The router with every endpoint.
 pub fn app(state: AppState) -> Router {
     let limit = state.inner.config.max_body_bytes;
@@ -129,6 +176,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/chat/completions", post(completions::chat))
         .route("/v1/completions", post(completions::text))
         .route("/v1/embeddings", post(embeddings::embed))
+        .route("/v1/seal", get(seal_status))
         .route("/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/v1/audit/vkeys", get(audit::vkeys))
         .route("/v1/audit/tile/{*path}", get(audit::tile))

@@ -80,6 +80,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 purpose,
             } => seal::open(&home, &destination, &purpose),
             SealCommand::Close { destination } => seal::close(&home, &destination),
+            SealCommand::Status { json } => seal::status(&home, json),
         },
     }
 }

@@ -107,3 +107,85 @@ fn change(
         }
     }
 }
+
+/// The report of the last start, as `sov serve` stored it (`seal/report.json` in the home).
+pub fn report_path(home: &Home) -> std::path::PathBuf {
+    home.root().join("seal").join("report.json")
+}
+
+/// `sov seal status [--json]`
+pub fn status(home: &Home, json: bool) -> Result<ExitCode> {
+    let path = report_path(home);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let declaration = home.config()?.seal;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "No seal report yet: `sov serve` applies the seal and writes its report when it starts."
+            )?;
+            writeln!(out, "Declared in {}:", home.config_path().display())?;
+            write_declaration(&mut out, &declaration)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
+    };
+    let report = sov_seal::Report::from_json(&bytes)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{} is not a seal report", path.display()))?;
+    let config = fs::read_to_string(home.config_path()).map_err(|e| e.to_string());
+    let status = sov_seal::report::status_json(&report, &bytes, config);
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let running = std::path::Path::new(&format!("/proc/{}", report.pid)).exists();
+    write!(out, "{}", report.to_text())?;
+    writeln!(
+        out,
+        "\nReport SHA-256 {} (in the audit record's seal.attestation entry); server process {}: {}.",
+        sov_seal::report::digest(&bytes),
+        report.pid,
+        if running { "running" } else { "not running" }
+    )?;
+    match (&status["pending"], &status["pending_error"]) {
+        (serde_json::Value::Array(p), _) if p.is_empty() => writeln!(
+            out,
+            "Pending changes: none (sov.toml matches the seal in force)."
+        )?,
+        (serde_json::Value::Array(p), _) => {
+            writeln!(
+                out,
+                "Pending changes (take effect when `sov serve` next starts):"
+            )?;
+            for c in p {
+                writeln!(out, "  - {}", c.as_str().unwrap_or_default())?;
+            }
+        }
+        (_, e) => writeln!(
+            out,
+            "Pending changes: unknown, sov.toml cannot be read: {}",
+            e.as_str().unwrap_or_default()
+        )?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_declaration(out: &mut impl std::io::Write, d: &sov_seal::Declaration) -> Result<()> {
+    writeln!(out, "  offline: {}", d.offline)?;
+    if d.outbound.is_empty() {
+        writeln!(out, "  outbound: none")?;
+    }
+    for dest in &d.outbound {
+        writeln!(out, "  outbound: {dest}")?;
+    }
+    for p in &d.read_only {
+        writeln!(out, "  read_only: {}", p.display())?;
+    }
+    for a in &d.listen {
+        writeln!(out, "  listen: {a}")?;
+    }
+    Ok(())
+}

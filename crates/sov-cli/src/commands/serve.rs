@@ -20,7 +20,7 @@ use sov_server::{Access, AppState, ServedModel, ServerConfig};
 use super::load;
 use super::model::open_store;
 use crate::cli::ServeArgs;
-use crate::home::{Config, Home};
+use crate::home::{Config, Home, replace_private, write_new_private};
 use crate::{identity, record};
 
 pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
@@ -45,14 +45,22 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
     let policies = identity::load_policies(home).context("sov serve did not start")?;
     let directory = Arc::new(identity::open_directory(home)?);
     let limits = config.limits.limits()?;
-    // Take the port before loading anything: a port in use fails at once, not after a long load.
     let listen = args.listen.unwrap_or(config.server.listen);
+    check_declaration(home, &config, listen)?;
+    // Take the port before loading anything: a port in use fails at once, not after a long load.
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("failed to listen on {listen}"))?;
     listener
         .set_nonblocking(true)
         .context("failed to configure the listening socket")?;
+    // The seal goes on while the process has one thread: after the listener, before the audit
+    // writer, the engine and the async runtime start theirs.
+    let sealed = apply_seal(home, &config, args, listen)?;
     let log = record::open(home, &config)?;
+    if let Err(e) = attest(&log, &sealed, args.require_seal) {
+        let _ = log.close();
+        return Err(e);
+    }
     let access = (|| {
         directory
             .policy_loaded(
@@ -74,8 +82,11 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
             limits,
         ))
     })();
-    let result =
-        access.and_then(|access| serve(&config, &store, &owner, &names, listener, &log, access));
+    let result = access.and_then(|access| {
+        serve(
+            &config, &store, &owner, &names, listener, &log, access, sealed,
+        )
+    });
     // Changes made while the server stopped are recorded before the record closes.
     let drained = directory
         .drain_outbox(&log)
@@ -88,6 +99,7 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve(
     config: &Config,
     store: &sov_models::ModelStore,
@@ -96,6 +108,7 @@ fn serve(
     listener: std::net::TcpListener,
     log: &AuditLog,
     access: Access,
+    sealed: Sealed,
 ) -> Result<()> {
     let listen = listener
         .local_addr()
@@ -122,6 +135,11 @@ fn serve(
     let directory = access.directory().clone();
     let policy_set = access.policies().hash_hex();
     let state = AppState::new(models, server_config, log.clone(), access);
+    state.set_seal(sov_server::SealView {
+        report: sealed.report,
+        report_json: sealed.json,
+        config_path: sealed.config_path,
+    });
     let model_list = names.join(",");
     record::append(
         log,
@@ -171,6 +189,140 @@ fn serve(
         let _ = writeln!(std::io::stdout(), "Sovereign stopped.");
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// The seal as applied at start: its report, the report's bytes as stored, and where the
+/// declaration lives (to show the changes waiting for the next start).
+struct Sealed {
+    report: sov_seal::Report,
+    json: Vec<u8>,
+    config_path: std::path::PathBuf,
+}
+
+/// Refuses (and records the refusal of) a start the declaration does not allow: a listen
+/// address outside `[seal] listen`, a declared read-only root that does not exist.
+fn check_declaration(home: &Home, config: &Config, listen: std::net::SocketAddr) -> Result<()> {
+    let seal = &config.seal;
+    let problem = if !seal.listen.is_empty() && !seal.listen.contains(&listen) {
+        Some(format!(
+            "{listen} is not a declared listen address ([seal] listen = {:?})",
+            seal.listen
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        ))
+    } else {
+        seal.read_only
+            .iter()
+            .find(|p| !p.exists())
+            .map(|p| format!("the declared read-only root {} does not exist", p.display()))
+    };
+    let Some(problem) = problem else {
+        return Ok(());
+    };
+    let log = record::open(home, config)?;
+    let recorded = record::append(
+        &log,
+        Kind::ServerStart,
+        &format!("http://{listen}/v1"),
+        Outcome::Denied,
+        &problem,
+        None,
+        vec![],
+    );
+    log.close().context("failed to close the audit record")?;
+    recorded?;
+    bail!("sov serve did not start: {problem} (see [seal] in sov.toml)");
+}
+
+/// Applies the seal (network namespace when offline, Landlock, seccomp), runs the probes, and
+/// stores the report in `seal/report.json` (and under its SHA-256 in `seal/reports/`).
+fn apply_seal(
+    home: &Home,
+    config: &Config,
+    args: &crate::cli::ServeArgs,
+    listen: std::net::SocketAddr,
+) -> Result<Sealed> {
+    use sov_seal::{Plan, Report, confine, probe};
+    let declaration = &config.seal;
+    let plan = Plan {
+        offline: declaration.offline,
+        read_write: vec![home.root().to_owned()],
+        read_only: declaration.read_only.clone(),
+        connect_ports: declaration.outbound.iter().map(|d| d.port).collect(),
+        unavailable: args.seal_unavailable.iter().copied().collect(),
+    };
+    let prepared = probe::prepare(&plan, Some(home.config_path()));
+    let confinement = confine::apply(&plan, prepared.target());
+    let probes = probe::run(prepared);
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let report = Report::new(
+        now,
+        listen.to_string(),
+        declaration,
+        &plan,
+        &confinement,
+        probes,
+    );
+    let json = report.to_json();
+    let text = String::from_utf8_lossy(&json);
+    let dir = home.root().join("seal");
+    let archive = dir.join("reports");
+    std::fs::create_dir_all(&archive)
+        .with_context(|| format!("failed to create {}", archive.display()))?;
+    let kept = archive.join(format!("{}.json", sov_seal::report::digest(&json)));
+    if !kept.exists() {
+        write_new_private(&kept, &text)?;
+    }
+    replace_private(&dir.join("report.json"), &text)?;
+    Ok(Sealed {
+        report,
+        json,
+        config_path: home.config_path(),
+    })
+}
+
+/// Records the report as the seal attestation, says how the seal stands, and with
+/// `--require-seal` refuses (recorded) a start where it is not whole.
+fn attest(log: &AuditLog, sealed: &Sealed, require: bool) -> Result<()> {
+    let report = &sealed.report;
+    sov_seal::report::attest(log, "system", report, &sealed.json)
+        .context("failed to record the seal attestation")?;
+    println!("Seal: {} (report: `sov seal status`)", report.summary());
+    if report.sealed {
+        return Ok(());
+    }
+    let mut missing: Vec<String> = report
+        .missing_layers()
+        .iter()
+        .map(|l| format!("{} is not in force ({})", l.layer, l.detail))
+        .collect();
+    missing.extend(
+        report
+            .failed_probes()
+            .iter()
+            .map(|p| format!("probe {} ({}): {}", p.name, p.tried, p.result)),
+    );
+    if !require {
+        eprintln!("warning: the seal is not whole: {}", missing.join("; "));
+        return Ok(());
+    }
+    let reason = format!(
+        "--require-seal: the seal is not whole: {}",
+        missing.join("; ")
+    );
+    record::append(
+        log,
+        Kind::ServerStart,
+        &format!("http://{}/v1", report.listen),
+        Outcome::Denied,
+        &reason,
+        None,
+        vec![],
+    )?;
+    bail!("sov serve did not start: {reason}");
 }
 
 /// How often changes made by other processes move from the directory's outbox into the record.

@@ -1,0 +1,319 @@
+//! Live probes: after the seal is applied, try what it must refuse (and one thing it must allow)
+//! and keep what the kernel answered. The report's claims rest on these results, not on the
+//! rules alone.
+//!
+//! [`prepare`] runs before the seal: it finds a file outside the roots that can be read *now*
+//! and opens a listener on an undeclared loopback port, so that a refusal afterwards can only
+//! come from the seal. [`run`] runs right after it, while the process still has one thread.
+//! This module and [`crate::egress`] are the only code that opens network connections.
+
+use std::io::{ErrorKind, Read as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::confine::Plan;
+
+/// One probe and what the kernel answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// Short stable name (`connect-undeclared`, `read-outside`, ...).
+    pub name: String,
+    /// What was tried, in words.
+    pub tried: String,
+    /// What the seal must do with it: `refused` or `allowed`.
+    pub expect: String,
+    /// What happened: `refused: EACCES (Permission denied)`, `allowed`, ...
+    pub result: String,
+    /// Whether the result is what the seal promises.
+    pub holds: bool,
+}
+
+/// What the probes need from before the seal.
+#[derive(Debug)]
+pub struct Prepared {
+    /// A listener on an undeclared loopback port: reachable before the seal.
+    target: Option<(TcpListener, u16)>,
+    /// A file outside every root that could be read before the seal.
+    outside: Option<PathBuf>,
+    /// A folder outside every root, for the write probe.
+    outside_dir: Option<PathBuf>,
+    /// A file inside the read-write root, to show the seal leaves the home usable.
+    inside: Option<PathBuf>,
+}
+
+/// Candidate files outside the roots (system files present on any Linux).
+const OUTSIDE_FILES: [&str; 4] = [
+    "/etc/hostname",
+    "/etc/os-release",
+    "/etc/passwd",
+    "/proc/version",
+];
+
+fn under_roots(path: &Path, plan: &Plan) -> bool {
+    plan.read_write
+        .iter()
+        .chain(&plan.read_only)
+        .any(|root| path.starts_with(root))
+}
+
+/// Prepares the probes (before the seal). `inside` is a file in the home that must stay readable.
+pub fn prepare(plan: &Plan, inside: Option<PathBuf>) -> Prepared {
+    // A port nobody declared, with a listener behind it, so "refused" cannot mean "nobody there".
+    let mut target = None;
+    for _ in 0..8 {
+        if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            && let Ok(addr) = l.local_addr()
+            && !plan.connect_ports.contains(&addr.port())
+        {
+            target = Some((l, addr.port()));
+            break;
+        }
+    }
+    let outside = OUTSIDE_FILES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| !under_roots(p, plan) && std::fs::read(p).is_ok());
+    let outside_dir = [
+        std::env::temp_dir(),
+        PathBuf::from("/tmp"),
+        PathBuf::from("/var/tmp"),
+    ]
+    .into_iter()
+    .find(|d| d.is_dir() && !under_roots(d, plan));
+    Prepared {
+        target,
+        outside,
+        outside_dir,
+        inside,
+    }
+}
+
+fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// Whether an error is a refusal by a layer of the seal (Landlock: EACCES; seccomp: EPERM; the
+/// namespace: ENETUNREACH), as opposed to an ordinary failure.
+fn is_seal_refusal(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::ENETUNREACH)
+    )
+}
+
+fn must_refuse(name: &str, tried: String, outcome: std::io::Result<()>) -> Probe {
+    let (result, holds) = match outcome {
+        Ok(()) => ("allowed".to_owned(), false),
+        Err(e) if is_seal_refusal(&e) => (format!("refused: {}", errno_text(&e)), true),
+        Err(e) => (format!("failed otherwise: {}", errno_text(&e)), false),
+    };
+    Probe {
+        name: name.into(),
+        tried,
+        expect: "refused".into(),
+        result,
+        holds,
+    }
+}
+
+fn not_run(name: &str, why: &str) -> Probe {
+    Probe {
+        name: name.into(),
+        tried: why.into(),
+        expect: "refused".into(),
+        result: "not run".into(),
+        holds: false,
+    }
+}
+
+fn from_nix(e: nix::errno::Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+/// The namespace's probe, tried inside the new namespace before the other layers (which would
+/// refuse the connect first): the host's loopback listener must be out of reach.
+pub fn netns_isolated(target: Option<SocketAddr>) -> Probe {
+    match target {
+        Some(addr) => must_refuse(
+            "netns-isolated",
+            format!(
+                "TCP connect to {addr} from inside the namespace (a listener of the host's namespace behind it)"
+            ),
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map(drop),
+        ),
+        None => not_run(
+            "netns-isolated",
+            "no loopback port could be opened for the probe",
+        ),
+    }
+}
+
+impl Prepared {
+    /// The undeclared loopback address with a listener behind it (for the namespace's probe).
+    pub fn target(&self) -> Option<SocketAddr> {
+        self.target
+            .as_ref()
+            .map(|(_, port)| SocketAddr::from((Ipv4Addr::LOCALHOST, *port)))
+    }
+}
+
+/// Runs the probes (right after the seal).
+pub fn run(prepared: Prepared) -> Vec<Probe> {
+    let mut probes = Vec::new();
+
+    // Network: a connect to an undeclared port on loopback, where a listener is waiting.
+    probes.push(match &prepared.target {
+        Some((_, port)) => {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
+            must_refuse(
+                "connect-undeclared",
+                format!("TCP connect to {addr} (undeclared port, a listener behind it)"),
+                TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map(drop),
+            )
+        }
+        None => not_run(
+            "connect-undeclared",
+            "no loopback port could be opened for the probe",
+        ),
+    });
+    drop(prepared.target);
+
+    // Network: a new listening port (the server's own was bound before the seal).
+    probes.push(must_refuse(
+        "bind-undeclared",
+        "TCP bind to 127.0.0.1:0 (a new listening port)".into(),
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map(drop),
+    ));
+
+    // Filesystem: read a file outside the roots that was readable before the seal.
+    probes.push(match &prepared.outside {
+        Some(path) => must_refuse(
+            "read-outside",
+            format!(
+                "read {} (outside the roots, readable before the seal)",
+                path.display()
+            ),
+            std::fs::File::open(path).and_then(|mut f| f.read(&mut [0; 16]).map(drop)),
+        ),
+        None => not_run(
+            "read-outside",
+            "no readable file outside the roots was found",
+        ),
+    });
+
+    // Filesystem: create a file outside the roots.
+    probes.push(match &prepared.outside_dir {
+        Some(dir) => {
+            let path = dir.join(format!(".sov-seal-probe-{}", std::process::id()));
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map(drop);
+            if created.is_ok() {
+                // It should not exist; do not leave it behind.
+                let _ = std::fs::remove_file(&path);
+            }
+            must_refuse(
+                "write-outside",
+                format!("create {} (outside the roots)", path.display()),
+                created,
+            )
+        }
+        None => not_run("write-outside", "no folder outside the roots was found"),
+    });
+
+    // Filesystem: the home stays usable.
+    if let Some(path) = &prepared.inside {
+        let read = std::fs::read(path);
+        probes.push(Probe {
+            name: "read-inside".into(),
+            tried: format!("read {} (inside the home)", path.display()),
+            expect: "allowed".into(),
+            holds: read.is_ok(),
+            result: match read {
+                Ok(_) => "allowed".into(),
+                Err(e) => format!("refused: {}", errno_text(&e)),
+            },
+        });
+    }
+
+    // Sockets of kinds the server never needs.
+    use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+    for (name, tried, family, kind, protocol) in [
+        (
+            "socket-udp",
+            "create a UDP socket (IPv4)",
+            AddressFamily::Inet,
+            SockType::Datagram,
+            None,
+        ),
+        (
+            "socket-unix",
+            "create a Unix stream socket (to reach a local daemon)",
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+        ),
+        (
+            "socket-netlink",
+            "create a netlink socket (to read or change the host's network)",
+            AddressFamily::Netlink,
+            SockType::Raw,
+            Some(SockProtocol::NetlinkRoute),
+        ),
+    ] {
+        probes.push(must_refuse(
+            name,
+            tried.into(),
+            socket(family, kind, SockFlag::SOCK_CLOEXEC, protocol)
+                .map(drop)
+                .map_err(from_nix),
+        ));
+    }
+
+    // A new namespace, tried on a thread of its own: if it were allowed, only that short-lived
+    // thread would be in it.
+    let unshared = std::thread::Builder::new()
+        .name("sov-seal-probe".into())
+        .spawn(|| nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).map_err(from_nix))
+        .map_err(|e| e.to_string())
+        .and_then(|h| h.join().map_err(|_| "the probe thread failed".to_owned()));
+    probes.push(match unshared {
+        Ok(outcome) => must_refuse(
+            "new-namespace",
+            "unshare(CLONE_NEWUTS) (enter a new namespace)".into(),
+            outcome,
+        ),
+        Err(why) => not_run("new-namespace", &why),
+    });
+
+    // Another process's memory (tried on itself: it would be harmless if allowed).
+    let secret = [0x5a_u8; 8];
+    let mut copy = [0_u8; 8];
+    let read = nix::sys::uio::process_vm_readv(
+        nix::unistd::getpid(),
+        &mut [std::io::IoSliceMut::new(&mut copy)],
+        &[nix::sys::uio::RemoteIoVec {
+            base: std::ptr::addr_of!(secret) as usize,
+            len: secret.len(),
+        }],
+    );
+    probes.push(must_refuse(
+        "read-process-memory",
+        "process_vm_readv (read a process's memory, the way ptrace-like tools do)".into(),
+        read.map(drop).map_err(from_nix),
+    ));
+    probes
+}
+
+/// Whether `e` is a refusal by the seal (for callers classifying connect errors).
+pub fn refused_by_seal(e: &std::io::Error) -> bool {
+    is_seal_refusal(e) && e.kind() != ErrorKind::ConnectionRefused
+}

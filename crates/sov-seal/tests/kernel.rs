@@ -1,0 +1,348 @@
+//! The seal against the real kernel. The layers act on a whole process and cannot be undone, so
+//! each case runs in a child process (this binary again, with `harness = false` so that the
+//! child has one thread when it seals itself, as `sov serve` does).
+//!
+//! - `sealed`: Landlock and seccomp in force; the declared destination is reached through the
+//!   egress gate, an undeclared one is refused by the gate and by the kernel (EACCES), a
+//!   declared-to-the-gate port missing from the kernel rules is refused by the kernel, a file
+//!   outside the roots cannot be read; every attempt is in the audit record, with the seal
+//!   attestation whose hash matches the stored report.
+//! - `landlock-unavailable`: the same with Landlock made unavailable on purpose: the report says
+//!   so, the probes that depend on it fail, and the attestation is an error.
+//! - `offline`: the network namespace: the host's loopback is out of reach.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sov_audit::{AuditLog, LogConfig, LogReader};
+use sov_audit_core::entry::{Entry, Kind, Outcome};
+use sov_keys::LogKey;
+use sov_seal::confine::{self, Layer, Plan};
+use sov_seal::declare::{Declaration, Destination};
+use sov_seal::egress::EgressError;
+use sov_seal::{Gate, Report, probe, report};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("child") {
+        child(
+            &args[2],
+            Path::new(&args[3]),
+            Path::new(&args[4]),
+            &args[5..],
+        );
+        return;
+    }
+    // libtest-style filtering is not needed: three cases, all run.
+    for case in ["sealed", "landlock-unavailable", "offline"] {
+        print!("test {case} ... ");
+        std::io::stdout().flush().unwrap();
+        parent(case);
+        println!("ok");
+    }
+}
+
+/// A loopback listener counting the connections it accepts.
+struct Peer {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+fn peer() -> Peer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0; 4];
+            let _ = stream.read(&mut buf);
+        }
+    });
+    Peer { port, accepted }
+}
+
+fn parent(case: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("inside.txt"), "inside").unwrap();
+    let outside = tmp.path().join("outside.txt");
+    std::fs::write(&outside, "outside").unwrap();
+    let (declared, undeclared, gate_only) = (peer(), peer(), peer());
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["child", case])
+        .arg(&home)
+        .arg(&outside)
+        .args([declared.port, undeclared.port, gate_only.port].map(|p| p.to_string()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "case {case}: the child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+
+    let report_json = std::fs::read(home.join("report.json")).unwrap();
+    let report = Report::from_json(&report_json).unwrap();
+    let entries = entries(&home.join("audit"));
+    let attestation = entries
+        .iter()
+        .find(|e| e.kind == Kind::SealAttestation)
+        .expect("a seal attestation entry");
+    assert_eq!(
+        attr(attestation, "report_sha256"),
+        report::digest(&report_json),
+        "the attestation names the stored report"
+    );
+    let egress: Vec<(&str, Outcome, &str)> = entries
+        .iter()
+        .filter(|e| e.kind == Kind::EgressDecision)
+        .map(|e| (e.resource.as_str(), e.outcome, e.reason.as_str()))
+        .collect();
+    let url = |p: u16| format!("tcp://127.0.0.1:{p}");
+
+    match case {
+        "sealed" => {
+            assert!(report.sealed, "{}", report.to_text());
+            assert_eq!(attestation.outcome, Outcome::Ok);
+            assert_eq!(report.threads, 1);
+            for layer in [Layer::Landlock, Layer::Seccomp] {
+                assert!(
+                    report.layers.iter().any(|l| l.layer == layer && l.in_force),
+                    "{layer} in force:\n{}",
+                    report.to_text()
+                );
+            }
+            // Three attempts through the gate, each recorded, in order.
+            assert_eq!(egress.len(), 3, "{egress:?}");
+            assert_eq!(egress[0].0, url(declared.port));
+            assert_eq!(egress[0].1, Outcome::Ok);
+            assert_eq!(egress[1].0, url(undeclared.port));
+            assert_eq!(egress[1].1, Outcome::Denied);
+            assert!(egress[1].2.contains("not declared"), "{}", egress[1].2);
+            assert_eq!(egress[2].0, url(gate_only.port));
+            assert_eq!(egress[2].1, Outcome::Error);
+            assert!(
+                egress[2].2.contains("refused by the kernel"),
+                "{}",
+                egress[2].2
+            );
+            // Only the declared peer saw a connection.
+            wait_for(|| declared.accepted.load(Ordering::SeqCst) == 1);
+            assert_eq!(undeclared.accepted.load(Ordering::SeqCst), 0);
+            assert_eq!(gate_only.accepted.load(Ordering::SeqCst), 0);
+        }
+        "landlock-unavailable" => {
+            assert!(!report.sealed);
+            assert_eq!(attestation.outcome, Outcome::Error);
+            assert!(
+                attestation.reason.contains("landlock not in force"),
+                "{}",
+                attestation.reason
+            );
+            let landlock = report
+                .layers
+                .iter()
+                .find(|l| l.layer == Layer::Landlock)
+                .unwrap();
+            assert!(!landlock.in_force && landlock.detail.contains("unavailable on purpose"));
+            let failed: Vec<&str> = report
+                .failed_probes()
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            for name in [
+                "connect-undeclared",
+                "read-outside",
+                "write-outside",
+                "bind-undeclared",
+            ] {
+                assert!(
+                    failed.contains(&name),
+                    "{name} should fail without Landlock: {failed:?}"
+                );
+            }
+            let fs = report
+                .controls
+                .iter()
+                .find(|c| c.name == "filesystem")
+                .unwrap();
+            assert_eq!(fs.level, "nothing", "{}", report.to_text());
+            let text = report.to_text();
+            assert!(text.contains("landlock  NOT IN FORCE"), "{text}");
+            assert!(text.contains("Landlock is not in force"), "{text}");
+            // The child reached the undeclared peer directly: nothing in the kernel stopped it.
+            wait_for(|| undeclared.accepted.load(Ordering::SeqCst) >= 1);
+        }
+        "offline" => {
+            assert!(report.sealed, "{}", report.to_text());
+            let netns = report
+                .probes
+                .iter()
+                .find(|p| p.name == "netns-isolated")
+                .unwrap();
+            assert!(
+                netns.holds && netns.result.contains("ENETUNREACH"),
+                "{netns:?}"
+            );
+            let layer = report
+                .layers
+                .iter()
+                .find(|l| l.layer == Layer::Netns)
+                .unwrap();
+            assert!(layer.declared && layer.in_force, "{layer:?}");
+            assert!(layer.detail.contains("lo (down)"), "{}", layer.detail);
+            assert_eq!(undeclared.accepted.load(Ordering::SeqCst), 0);
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn wait_for(mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(f(), "timed out waiting");
+}
+
+fn entries(dir: &Path) -> Vec<Entry> {
+    let reader = LogReader::open(dir).unwrap();
+    let size = reader.checkpoint().1.size;
+    (0..size)
+        .map(|i| Entry::decode(&reader.entry(i).unwrap()).unwrap())
+        .collect()
+}
+
+fn attr(e: &Entry, key: &str) -> String {
+    e.attrs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// The child: seals itself, then tries. Any failed expectation panics (non-zero exit).
+fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
+    let port = |i: usize| -> u16 { ports[i].parse().unwrap() };
+    let (declared, undeclared, gate_only) = (port(0), port(1), port(2));
+    let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    let offline = case == "offline";
+    let mut declaration = Declaration {
+        offline,
+        ..Declaration::default()
+    };
+    if !offline {
+        declaration.outbound.push(
+            Destination::parse(&format!("127.0.0.1:{declared}"), "the test's declared peer")
+                .unwrap(),
+        );
+    }
+    let plan = Plan {
+        offline,
+        read_write: vec![home.to_owned()],
+        read_only: Vec::new(),
+        connect_ports: declaration.outbound.iter().map(|d| d.port).collect(),
+        unavailable: if case == "landlock-unavailable" {
+            [Layer::Landlock].into()
+        } else {
+            Default::default()
+        },
+    };
+    let inside = home.join("inside.txt");
+    let prepared = probe::prepare(&plan, Some(inside.clone()));
+    let confinement = confine::apply(&plan, prepared.target());
+    let probes = probe::run(prepared);
+    let report = Report::new(
+        "2026-11-27T00:00:00Z".into(),
+        "127.0.0.1:0".into(),
+        &declaration,
+        &plan,
+        &confinement,
+        probes,
+    );
+    let json = report.to_json();
+    std::fs::write(home.join("report.json"), &json).unwrap();
+
+    // The record opens after the seal (its writer starts threads), as in `sov serve`.
+    let log = open_log(home);
+    report::attest(&log, "system", &report, &json).unwrap();
+
+    // What the kernel does, whatever the gate says.
+    let raw = TcpStream::connect_timeout(&addr(undeclared), Duration::from_secs(2));
+    let read_outside = std::fs::read(outside);
+    assert_eq!(
+        std::fs::read(&inside).unwrap(),
+        b"inside",
+        "the home stays readable"
+    );
+    match case {
+        "sealed" => {
+            let e = raw.expect_err("an undeclared connect must be refused by the kernel");
+            assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+            let e = read_outside.expect_err("a read outside the roots must be refused");
+            assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+
+            // The gate: the declaration it checks also names `gate_only`, which the kernel's
+            // rules (built from the real declaration) do not: the kernel refuses it.
+            let mut gate_declaration = declaration.clone();
+            gate_declaration.outbound.push(
+                Destination::parse(&format!("127.0.0.1:{gate_only}"), "declared late").unwrap(),
+            );
+            let gate = Gate::new(gate_declaration, log.clone(), "system");
+            let mut stream = gate
+                .connect(addr(declared), "test peer", Duration::from_secs(2))
+                .expect("the declared destination works");
+            stream.write_all(b"hi").unwrap();
+            match gate.connect(addr(undeclared), "test peer", Duration::from_secs(2)) {
+                Err(EgressError::Undeclared(a)) => assert_eq!(a, addr(undeclared)),
+                other => panic!("undeclared: {other:?}"),
+            }
+            match gate.connect(addr(gate_only), "test peer", Duration::from_secs(2)) {
+                Err(EgressError::Connect { source, .. }) => {
+                    assert_eq!(source.raw_os_error(), Some(libc::EACCES), "{source}")
+                }
+                other => panic!("kernel refusal: {other:?}"),
+            }
+        }
+        "landlock-unavailable" => {
+            raw.expect("without Landlock the kernel lets the connect through");
+            read_outside.expect("without Landlock the read succeeds");
+        }
+        "offline" => {
+            let e = raw.expect_err("nothing leaves the namespace");
+            assert!(
+                matches!(e.raw_os_error(), Some(libc::EACCES | libc::ENETUNREACH)),
+                "{e}"
+            );
+        }
+        _ => unreachable!(),
+    }
+    log.close().unwrap();
+}
+
+fn open_log(home: &Path) -> AuditLog {
+    let keys: PathBuf = home.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = LogKey::init_or_load(&keys).unwrap();
+    AuditLog::open(
+        &home.join("audit"),
+        key,
+        LogConfig::new("sovereign/seal-test", "seal-test"),
+    )
+    .unwrap()
+    .0
+}
