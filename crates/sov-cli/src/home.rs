@@ -65,15 +65,18 @@ failed_auth_per_minute = 10
 [seal]
 # The boundary: the one place a path out is opened. Change it with `sov seal open HOST:PORT
 # --purpose TEXT` and `sov seal close HOST:PORT` (recorded in the audit record); a change takes
-# effect at the next start. Kernel enforcement of this declaration is not built yet (issue 5):
-# today Sovereign itself opens no outbound connection, but nothing stops code that would.
-# Run in a network namespace with only loopback (fully offline).
+# effect at the next start. `sov serve` enforces it with the kernel (Landlock, seccomp, and a
+# network namespace when offline) and reports how: `sov seal status`.
+# Run the server in a network namespace with no usable interface: nothing leaves (fully
+# offline). Contradicts declared outbound destinations.
 offline = false
-# Addresses `sov serve` may listen on. Empty: only the one it is started with.
+# Addresses `sov serve` may listen on (a start on another is refused). Empty: the one it is
+# started with (server.listen or --listen).
 listen = []
-# Paths outside the home the process may read (absolute).
+# Absolute paths outside the home the server may read (the home is always read-write).
 read_only = []
-# Permitted outbound destinations, e.g. { host = "10.0.0.7", port = 8080, purpose = "..." }.
+# Permitted outbound destinations: an IP address (no DNS names: Sovereign makes no lookup), a
+# TCP port and why, e.g. { host = "10.0.0.7", port = 8080, purpose = "cardiology engine" }.
 outbound = []
 "#;
 

@@ -435,25 +435,35 @@ impl Drop for Server {
 
 /// Starts `sov serve` on an ephemeral port and returns it with its base URL.
 fn serve(home: &Path) -> (Server, String) {
+    let (server, url, seal) = serve_with(home, &[]);
+    assert!(seal.starts_with("Seal: sealed:"), "{seal}");
+    (server, url)
+}
+
+/// Starts `sov serve --listen 127.0.0.1:0 ARGS` and returns it with its base URL and the line
+/// saying how the seal stands (printed before the ready line).
+fn serve_with(home: &Path, args: &[&str]) -> (Server, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
         .arg("--home")
         .arg(home)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .env("SOV_LOG", "error")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seal = String::new();
+    out.read_line(&mut seal).unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    out.read_line(&mut line).unwrap();
     let server = Server(child);
     let url = line.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(
         line.starts_with("Sovereign is serving smollm2 at http://127.0.0.1:"),
-        "{line}"
+        "{seal}{line}"
     );
-    (server, url)
+    (server, url, seal.trim().to_owned())
 }
 
 #[test]
@@ -1007,7 +1017,11 @@ fn seal_open_and_close_edit_the_declaration_and_are_recorded() {
     );
     let out = sov(&home, &["seal", "close", "10.0.0.7:8080"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!config().contains("upstream engine"), "{}", config());
+    assert!(
+        !config().contains("purpose = \"upstream engine\""),
+        "{}",
+        config()
+    );
 
     let seal: Vec<(String, String)> = audit_entries(&home)
         .iter()
@@ -1026,4 +1040,349 @@ fn seal_open_and_close_edit_the_declaration_and_are_recorded() {
             ("seal.close".to_owned(), "10.0.0.7:8080".to_owned())
         ]
     );
+}
+
+fn get_json(url: &str, token: &str) -> (u16, Value) {
+    let res = reqwest::blocking::Client::new()
+        .get(url)
+        .header("authorization", bearer(token))
+        .send()
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().unwrap_or(Value::Null))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn the_seal_is_applied_probed_reported_and_attested_at_start() {
+    let _running = inference();
+    let (_dir, home, token) = home_with_starter();
+    // A declared destination (nothing needs to listen there: only its port enters the rules).
+    let out = sov(
+        &home,
+        &["seal", "open", "127.0.0.1:9", "--purpose", "test peer"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (server, base, seal) = serve_with(&home, &[]);
+    assert_eq!(
+        seal,
+        "Seal: sealed: layers in force: landlock, seccomp; probes held: 10/10 (report: `sov seal status`)"
+    );
+
+    let (status, body) = get_json(&format!("{base}/seal"), &token);
+    assert_eq!(status, 200, "{body}");
+    let report = &body["report"];
+    assert_eq!(report["sealed"], true, "{body:#}");
+    assert_eq!(report["threads"], 1);
+    let stored = std::fs::read(home.join("seal/report.json")).unwrap();
+    assert_eq!(body["report_sha256"], sha256_hex(&stored));
+    assert!(
+        home.join(format!("seal/reports/{}.json", sha256_hex(&stored)))
+            .is_file()
+    );
+    assert_eq!(body["pending"], serde_json::json!([]));
+    // Every claim is backed by a probe, and the kernel refused what it must.
+    let probes = report["probes"].as_array().unwrap();
+    for control in report["controls"].as_array().unwrap() {
+        assert_eq!(control["level"], "kernel", "{control}");
+        for name in control["probes"].as_array().unwrap() {
+            let p = probes.iter().find(|p| &p["name"] == name).unwrap();
+            assert_eq!(p["holds"], true, "{p}");
+        }
+    }
+    let result = |name: &str| {
+        probes.iter().find(|p| p["name"] == name).unwrap()["result"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(result("connect-undeclared").starts_with("refused: EACCES"));
+    assert!(result("read-outside").starts_with("refused: EACCES"));
+    assert!(result("socket-udp").starts_with("refused: EPERM"));
+    let landlock = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["layer"] == "landlock")
+        .unwrap();
+    assert!(
+        landlock["detail"]
+            .as_str()
+            .unwrap()
+            .contains("TCP connect to ports: 9;"),
+        "{landlock}"
+    );
+    let not_covered = report["not_covered"].to_string();
+    assert!(
+        not_covered.contains("by port, not by address"),
+        "{not_covered}"
+    );
+    assert!(not_covered.contains("physical access"), "{not_covered}");
+
+    // A change while serving waits for the next start, and the report says so.
+    let out = sov(
+        &home,
+        &["seal", "open", "10.0.0.9:9000", "--purpose", "later"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, body) = get_json(&format!("{base}/seal"), &token);
+    assert_eq!(
+        body["pending"],
+        serde_json::json!(["open 10.0.0.9:9000 (later)"])
+    );
+    let status = sov(&home, &["seal", "status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let text = stdout(&status);
+    assert!(text.contains("landlock  in force: ABI"), "{text}");
+    assert!(text.contains("  - open 10.0.0.9:9000 (later)"), "{text}");
+    assert!(text.contains(": running."), "{text}");
+
+    // Reading the report is reading the record: an analyst may not.
+    assert!(
+        sov(&home, &["principal", "add", "ana", "--role", "analyst"])
+            .status
+            .success()
+    );
+    let issued = sov(&home, &["token", "issue", "ana"]);
+    let ana = stdout(&issued).trim().to_owned();
+    let (status, body) = get_json(&format!("{base}/seal"), &ana);
+    assert_eq!(status, 403, "{body}");
+    drop(server);
+
+    let entries = audit_entries(&home);
+    let attestation = entries
+        .iter()
+        .find(|e| e["kind"] == "seal.attestation")
+        .unwrap();
+    assert_eq!(attestation["outcome"], "ok", "{attestation}");
+    assert_eq!(attestation["attrs"]["report_sha256"], sha256_hex(&stored));
+    assert_eq!(attestation["attrs"]["probes_held"], "10/10");
+    // The kernel's refusals are in the record itself, not only in the report.
+    assert_eq!(
+        attestation["attrs"]["probe.connect-undeclared"],
+        "refused: EACCES: Permission denied"
+    );
+    assert_eq!(
+        attestation["attrs"]["probe.read-outside"],
+        "refused: EACCES: Permission denied"
+    );
+    assert_eq!(
+        attestation["attrs"]["layers"],
+        "netns=off,landlock=on,seccomp=on"
+    );
+    // Both reads of the report are decisions in the record, the refused one too.
+    let reads: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["kind"] == "policy.decision" && e["resource"] == "AuditLog::\"seal\"")
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(reads, ["ok", "ok", "denied"], "{entries:#?}");
+    let verify = sov(&home, &["audit", "verify"]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+}
+
+#[test]
+fn a_layer_made_unavailable_is_reported_and_require_seal_refuses_to_start() {
+    let _running = inference();
+    let (_dir, home, token) = home_with_starter();
+    let out = sov(
+        &home,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--require-seal",
+            "--seal-unavailable",
+            "landlock",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("--require-seal: the seal is not whole: landlock is not in force"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).starts_with("Seal: NOT fully sealed"),
+        "{}",
+        stdout(&out)
+    );
+    let status = stdout(&sov(&home, &["seal", "status"]));
+    assert!(
+        status.contains("landlock  NOT IN FORCE: made unavailable on purpose"),
+        "{status}"
+    );
+    assert!(status.contains("filesystem [nothing]"), "{status}");
+    let entries = audit_entries(&home);
+    let attestation = entries
+        .iter()
+        .find(|e| e["kind"] == "seal.attestation")
+        .unwrap();
+    assert_eq!(attestation["outcome"], "error");
+    assert!(
+        attestation["reason"]
+            .as_str()
+            .unwrap()
+            .contains("landlock not in force"),
+        "{attestation}"
+    );
+    let start = entries
+        .iter()
+        .find(|e| e["kind"] == "server.start")
+        .unwrap();
+    assert_eq!(start["outcome"], "denied", "{start}");
+    assert!(
+        entries.iter().all(|e| e["kind"] != "model.load"),
+        "nothing is loaded after a refused start"
+    );
+
+    // Without --require-seal it starts, and says what is missing.
+    let (server, base, seal) = serve_with(&home, &["--seal-unavailable", "seccomp"]);
+    assert!(
+        seal.starts_with("Seal: NOT fully sealed: layers in force: landlock;"),
+        "{seal}"
+    );
+    let (_, body) = get_json(&format!("{base}/seal"), &token);
+    let report = &body["report"];
+    assert_eq!(report["sealed"], false);
+    let failed: Vec<&str> = report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["holds"] == false)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "socket-udp",
+            "socket-unix",
+            "socket-netlink",
+            "new-namespace",
+            "read-process-memory"
+        ]
+    );
+    drop(server);
+}
+
+/// The README's quick start (init, import, serve, chat over HTTP, audit verify) inside a network
+/// namespace whose only interface is loopback: Sovereign needs no network. Then the same node
+/// with `offline = true`, which puts the server in a namespace of its own.
+#[test]
+fn the_quick_start_flow_runs_inside_a_network_namespace_with_only_loopback() {
+    const NAME: &str = "the_quick_start_flow_runs_inside_a_network_namespace_with_only_loopback";
+    if std::env::var_os("SOV_TEST_IN_NETNS").is_none() {
+        let _running = inference();
+        let out = Command::new("unshare")
+            .args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" \"$@\"",
+            ])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env("SOV_TEST_IN_NETNS", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && stdout(&out).contains("1 passed"),
+            "the test inside the namespace failed (it needs root, util-linux's unshare and iproute2's ip)\n--- stdout\n{}\n--- stderr\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        return;
+    }
+    // /proc/self/net/dev lists this process's namespace (/sys/class/net is the mounter's).
+    let interfaces: Vec<String> = std::fs::read_to_string("/proc/self/net/dev")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .map(|l| l.split(':').next().unwrap().trim().to_owned())
+        .collect();
+    assert_eq!(interfaces, ["lo"], "only loopback in this namespace");
+
+    let (_dir, home, token) = home_with_starter();
+    let chat = |base: &str| {
+        let res = reqwest::blocking::Client::new()
+            .post(format!("{base}/chat/completions"))
+            .header("authorization", bearer(&token))
+            .json(
+                &serde_json::json!({"model": "smollm2", "max_tokens": 12, "temperature": 0,
+                "messages": [{"role": "user", "content": "Name the capital city of France."}]}),
+            )
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().unwrap();
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (server, base) = serve(&home);
+    assert!(chat(&base).contains("Paris"));
+    drop(server);
+    let verify = sov(&home, &["audit", "verify"]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+
+    // Offline: the server moves into a namespace of its own; its listener stays reachable.
+    let config = std::fs::read_to_string(home.join("sov.toml")).unwrap();
+    let offline = config.replace("offline = false", "offline = true");
+    assert_ne!(offline, config);
+    std::fs::write(home.join("sov.toml"), offline).unwrap();
+    let (server, base, seal) = serve_with(&home, &["--require-seal"]);
+    assert_eq!(
+        seal,
+        "Seal: sealed: layers in force: netns, landlock, seccomp; probes held: 11/11 (report: `sov seal status`)"
+    );
+    assert!(chat(&base).contains("Paris"));
+    let (_, body) = get_json(&format!("{base}/seal"), &token);
+    let netns = body["report"]["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "netns-isolated")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        netns["result"], "refused: ENETUNREACH: Network is unreachable",
+        "{netns}"
+    );
+    drop(server);
+    let verify = sov(&home, &["audit", "verify"]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+}
+
+#[test]
+fn a_start_outside_the_declaration_is_refused_and_recorded() {
+    let (_dir, home, _token) = home_with_starter();
+    let config = std::fs::read_to_string(home.join("sov.toml")).unwrap();
+    for (from, to, why) in [
+        (
+            "listen = []",
+            "listen = [\"127.0.0.1:1\"]",
+            "127.0.0.1:0 is not a declared listen address",
+        ),
+        (
+            "read_only = []",
+            "read_only = [\"/nonexistent/sov-seal-root\"]",
+            "the declared read-only root /nonexistent/sov-seal-root does not exist",
+        ),
+    ] {
+        std::fs::write(home.join("sov.toml"), config.replace(from, to)).unwrap();
+        let out = sov(&home, &["serve", "--listen", "127.0.0.1:0"]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(why), "{}", stderr(&out));
+        let entries = audit_entries(&home);
+        let last = entries.last().unwrap();
+        assert_eq!(last["kind"], "server.start", "{last}");
+        assert_eq!(last["outcome"], "denied");
+        assert!(last["reason"].as_str().unwrap().contains(why), "{last}");
+    }
 }

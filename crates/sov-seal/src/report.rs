@@ -514,6 +514,12 @@ pub fn attest(
         ),
         ("kernel".into(), clean_text(&report.kernel, 255)),
     ];
+    // Each probe's answer, so that every refusal the seal claims is in the record itself.
+    for p in &report.probes {
+        draft
+            .attrs
+            .push((format!("probe.{}", p.name), clean_text(&p.result, 255)));
+    }
     log.append(draft)
 }
 
@@ -540,4 +546,141 @@ pub fn status_json(
         "pending": pending,
         "pending_error": pending_error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::declare::Destination;
+
+    /// A confinement as `apply` would describe it (the kernel itself is tested in
+    /// tests/kernel.rs; this is the report's logic).
+    fn confinement(netns: bool, landlock: bool, seccomp: bool) -> Confinement {
+        let status = |layer, declared, in_force| LayerStatus {
+            layer,
+            declared,
+            in_force,
+            detail: String::new(),
+        };
+        Confinement {
+            threads: 1,
+            layers: vec![
+                status(Layer::Netns, netns, netns),
+                status(Layer::Landlock, true, landlock),
+                status(Layer::Seccomp, true, seccomp),
+            ],
+            netns_probe: None,
+        }
+    }
+
+    fn probe(name: &str, holds: bool) -> Probe {
+        Probe {
+            name: name.into(),
+            tried: String::new(),
+            expect: "refused".into(),
+            result: String::new(),
+            holds,
+        }
+    }
+
+    fn threat_model() -> String {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/threat-model.md");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn the_threat_model_says_what_the_report_says() {
+        let doc = threat_model();
+        for mask in 0..8 {
+            let c = confinement(mask & 1 != 0, mask & 2 != 0, mask & 4 != 0);
+            for line in not_covered(&c) {
+                assert!(
+                    doc.contains(&format!("- {line}\n")),
+                    "docs/threat-model.md lacks: {line}"
+                );
+            }
+            let plan = Plan::default();
+            for control in controls(&Declaration::default(), "127.0.0.1:8787", &plan, &c, &[]) {
+                for name in &control.probes {
+                    assert!(
+                        doc.contains(&format!("`{name}`")),
+                        "docs/threat-model.md lacks probe {name}"
+                    );
+                }
+                assert!(
+                    doc.contains(&format!("| {} |", control.name)),
+                    "docs/threat-model.md lacks control {}",
+                    control.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_control_is_kernel_enforced_only_with_its_layer_and_its_probes() {
+        let names = [
+            "connect-undeclared",
+            "socket-udp",
+            "read-outside",
+            "write-outside",
+            "read-inside",
+            "bind-undeclared",
+            "socket-unix",
+            "socket-netlink",
+            "new-namespace",
+            "read-process-memory",
+        ];
+        let all: Vec<Probe> = names.iter().map(|n| probe(n, true)).collect();
+        let level = |c: &Confinement, probes: &[Probe], name: &str| {
+            controls(&Declaration::default(), "x", &Plan::default(), c, probes)
+                .into_iter()
+                .find(|k| k.name == name)
+                .unwrap()
+                .level
+        };
+        let whole = confinement(false, true, true);
+        for name in [
+            "inbound",
+            "outbound",
+            "filesystem",
+            "local sockets and the host's network",
+        ] {
+            assert_eq!(level(&whole, &all, name), "kernel", "{name}");
+        }
+        let no_landlock = confinement(false, false, true);
+        assert_eq!(level(&no_landlock, &all, "filesystem"), "nothing");
+        assert_eq!(level(&no_landlock, &all, "inbound"), "application");
+        // A failed probe demotes the claim even with the layer in force.
+        let mut failed = all.clone();
+        failed[2].holds = false;
+        assert_eq!(level(&whole, &failed, "filesystem"), "nothing");
+        assert_eq!(level(&whole, &failed, "outbound"), "kernel");
+    }
+
+    #[test]
+    fn pending_changes_name_what_differs_from_the_seal_in_force() {
+        let in_force = Declaration {
+            outbound: vec![Destination::parse("10.0.0.1:80", "a").unwrap()],
+            ..Declaration::default()
+        };
+        assert!(pending(&in_force, &in_force).is_empty());
+        let mut now = in_force.clone();
+        now.outbound = vec![
+            Destination::parse("10.0.0.1:80", "b").unwrap(),
+            Destination::parse("10.0.0.2:443", "c").unwrap(),
+        ];
+        now.read_only.push("/srv/x".into());
+        assert_eq!(
+            pending(&in_force, &now),
+            [
+                "purpose of 10.0.0.1:80: a -> b",
+                "open 10.0.0.2:443 (c)",
+                "read_only add /srv/x"
+            ]
+        );
+        let closed = Declaration::default();
+        assert_eq!(pending(&in_force, &closed), ["close 10.0.0.1:80"]);
+    }
 }

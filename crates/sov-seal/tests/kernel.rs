@@ -116,6 +116,13 @@ fn parent(case: &str) {
         "sealed" => {
             assert!(report.sealed, "{}", report.to_text());
             assert_eq!(attestation.outcome, Outcome::Ok);
+            for probe in ["connect-undeclared", "read-outside"] {
+                assert_eq!(
+                    attr(attestation, &format!("probe.{probe}")),
+                    "refused: EACCES: Permission denied",
+                    "the kernel's refusal is in the record"
+                );
+            }
             assert_eq!(report.threads, 1);
             for layer in [Layer::Landlock, Layer::Seccomp] {
                 assert!(
