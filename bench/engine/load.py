@@ -12,6 +12,7 @@ Standard library only, so it runs with any python3.
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import threading
@@ -43,9 +44,12 @@ def build_body(args, client, index):
     return json.dumps(body).encode()
 
 
-def post(conn, path, payload, timeout):
+def post(conn, path, payload, timeout, token=None):
     conn.timeout = timeout
-    conn.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    conn.request("POST", path, body=payload, headers=headers)
     resp = conn.getresponse()
     data = resp.read()
     if resp.status != 200:
@@ -64,6 +68,7 @@ def main():
     ap.add_argument("--min-tokens", type=int, default=0, help='send "min_tokens" (llama-cpp-python)')
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--label", default="")
+    ap.add_argument("--token-env", default="", help="name of the environment variable holding a bearer token")
     args = ap.parse_args()
 
     url = urllib.parse.urlsplit(args.url)
@@ -72,7 +77,8 @@ def main():
 
     # Warm-up: loads pages of the model, fills caches, JIT-free servers still allocate buffers.
     conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
-    post(conn, path, build_body(args, "warmup", 0), args.timeout)
+    token = os.environ.get(args.token_env) if args.token_env else None
+    post(conn, path, build_body(args, "warmup", 0), args.timeout, token)
     conn.close()
 
     results = []  # (completion_tokens, latency_s)
@@ -87,7 +93,7 @@ def main():
         for payload in bodies:
             t0 = time.perf_counter()
             try:
-                out = post(c, path, payload, args.timeout)
+                out = post(c, path, payload, args.timeout, token)
                 n = int(out["usage"]["completion_tokens"])
                 with lock:
                     results.append((n, time.perf_counter() - t0))

@@ -16,6 +16,9 @@ TARGETS = {
     ("tg", "llama-bench"): 0.95,
     ("http-8", "llama-server"): 1.0,
     ("http-8", "llama-cpp-python"): 1.2,
+    # The seal (Landlock + seccomp on every syscall) must cost under 3% of throughput.
+    ("http-1", "sov-serve-unsealed"): 0.97,
+    ("http-8", "sov-serve-unsealed"): 0.97,
 }
 
 
@@ -98,7 +101,7 @@ def main():
     row("pp512", "pp", "llama-bench", "tokens/s")
     row("tg128", "tg", "llama-bench", "tokens/s")
     for c in clients:
-        for ref in ("llama-server", "llama-cpp-python"):
+        for ref in ("llama-server", "llama-cpp-python", "sov-serve-unsealed"):
             row(f"HTTP, {c} client{'s' if c > 1 else ''}", f"http-{c}", ref, "completion tokens/s")
 
     fmt = lambda x: "n/a" if x is None else f"{x:.1f}"

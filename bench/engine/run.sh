@@ -5,7 +5,8 @@
 #
 # 1. pp512 / tg128 tokens/s of our engine (sov-bench-engine) vs llama.cpp's `llama-bench`.
 # 2. Aggregate completion tokens/s over HTTP at 1 and 8 concurrent clients of `sov serve`
-#    vs llama.cpp's `llama-server` and the OpenAI server of `llama-cpp-python`.
+#    vs llama.cpp's `llama-server` and the OpenAI server of `llama-cpp-python`, and vs
+#    `sov serve` itself with the seal's kernel layers left off (what the seal costs).
 # Prints a table with ratios and writes the raw numbers as JSON to $SOV_CACHE/bench/results/.
 #
 # The comparison tools are built once into the cache (idempotent): llama-bench and llama-server
@@ -205,12 +206,21 @@ for key, value in (("threads", threads), ("parallel", parallel), ("context_lengt
         body += f"\n{key} = {value}\n"
 open(path, "w").write(head + sep + body + nxt + tail)
 PY
-    say "starting sov serve ($PARALLEL slots)"
-    "$SOV" --home "$home" serve --listen "127.0.0.1:$port" >"$LOGS/sov-serve.log" 2>&1 &
-    SERVER_PID=$!
-    wait_ready "http://127.0.0.1:$port/healthz" "$LOGS/sov-serve.log"
-    load_test sov-serve "$port" --ignore-eos
-    stop_server
+    # The owner's token, printed once by `sov init`, for the load generator.
+    SOV_BENCH_TOKEN="$(grep -oE 'sov_[A-Za-z0-9_-]{43}' "$LOGS/sov-init.log" | head -n 1)"
+    export SOV_BENCH_TOKEN
+    # The same server sealed (as shipped) and with the seal's kernel layers left off, to
+    # measure what Landlock and seccomp cost.
+    for variant in sov-serve sov-serve-unsealed; do
+        extra=()
+        [ "$variant" = sov-serve-unsealed ] && extra=(--seal-unavailable landlock --seal-unavailable seccomp)
+        say "starting $variant ($PARALLEL slots)"
+        "$SOV" --home "$home" serve --listen "127.0.0.1:$port" "${extra[@]}" >"$LOGS/$variant.log" 2>&1 &
+        SERVER_PID=$!
+        wait_ready "http://127.0.0.1:$port/healthz" "$LOGS/$variant.log"
+        load_test "$variant" "$port" --ignore-eos --token-env SOV_BENCH_TOKEN
+        stop_server
+    done
 fi
 
 # 3. Report ----------------------------------------------------------------------------------------

@@ -1140,6 +1140,20 @@ fn the_seal_is_applied_probed_reported_and_attested_at_start() {
     assert!(text.contains("landlock  in force: ABI"), "{text}");
     assert!(text.contains("  - open 10.0.0.9:9000 (later)"), "{text}");
     assert!(text.contains(": running."), "{text}");
+    // Once a signed checkpoint covers the attestation, status checks the report against it.
+    let mut text = text;
+    for _ in 0..100 {
+        if text.contains("matches the audit record's seal.attestation entry") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        text = stdout(&sov(&home, &["seal", "status"]));
+    }
+    assert!(
+        text.contains("matches the audit record's seal.attestation entry"),
+        "{text}"
+    );
+    let attestation_index = body["attestation_index"].clone();
 
     // Reading the report is reading the record: an analyst may not.
     assert!(
@@ -1159,6 +1173,7 @@ fn the_seal_is_applied_probed_reported_and_attested_at_start() {
         .find(|e| e["kind"] == "seal.attestation")
         .unwrap();
     assert_eq!(attestation["outcome"], "ok", "{attestation}");
+    assert_eq!(attestation["index"], attestation_index);
     assert_eq!(attestation["attrs"]["report_sha256"], sha256_hex(&stored));
     assert_eq!(attestation["attrs"]["probes_held"], "10/10");
     // The kernel's refusals are in the record itself, not only in the report.
@@ -1183,6 +1198,19 @@ fn the_seal_is_applied_probed_reported_and_attested_at_start() {
     assert_eq!(reads, ["ok", "ok", "denied"], "{entries:#?}");
     let verify = sov(&home, &["audit", "verify"]);
     assert!(verify.status.success(), "{}", stderr(&verify));
+
+    // A report edited after the start no longer matches its attestation, and status says so.
+    let edited = String::from_utf8(stored)
+        .unwrap()
+        .replace("\"sealed\": true", "\"sealed\": false");
+    std::fs::write(home.join("seal/report.json"), edited).unwrap();
+    let status = sov(&home, &["seal", "status"]);
+    assert!(!status.status.success());
+    assert!(
+        stderr(&status).contains("does not match the record"),
+        "{}",
+        stderr(&status)
+    );
 }
 
 #[test]

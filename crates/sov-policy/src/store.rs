@@ -294,6 +294,10 @@ impl Directory {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        // Temporary tables and sort spills stay in memory: under the seal the server may not
+        // create files outside its home (SQLite would otherwise use /var/tmp or /tmp).
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(db)?;
         conn.execute_batch(SCHEMA_SQL).map_err(db)?;
         Ok(Self {
             path: path.to_owned(),

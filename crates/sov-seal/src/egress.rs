@@ -95,7 +95,7 @@ impl Gate {
                 Ok(stream)
             }
             Err(source) => {
-                let reason = if crate::probe::refused_by_seal(&source) {
+                let reason = if crate::probe::refused_by_rule(&source) {
                     format!("declared, but refused by the kernel: {source}")
                 } else {
                     format!("declared; the connection failed: {source}")

@@ -7,7 +7,7 @@
 //! come from the seal. [`run`] runs right after it, while the process still has one thread.
 //! This module and [`crate::egress`] are the only code that opens network connections.
 
-use std::io::{ErrorKind, Read as _};
+use std::io::Read as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -313,7 +313,8 @@ pub fn run(prepared: Prepared) -> Vec<Probe> {
     probes
 }
 
-/// Whether `e` is a refusal by the seal (for callers classifying connect errors).
-pub fn refused_by_seal(e: &std::io::Error) -> bool {
-    is_seal_refusal(e) && e.kind() != ErrorKind::ConnectionRefused
+/// Whether a connect error is the kernel's refusal by rule (Landlock: EACCES; seccomp: EPERM),
+/// as opposed to a network failure (refused by the peer, unreachable, timed out).
+pub fn refused_by_rule(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM))
 }

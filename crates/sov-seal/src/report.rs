@@ -75,7 +75,6 @@ const NEVER_COVERED: [&str; 7] = [
 
 impl Report {
     /// The report for a seal applied with `plan` (from `declaration`), serving on `listen`.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         started_at: String,
         listen: String,

@@ -87,6 +87,8 @@ pub struct SealView {
     pub report_json: Vec<u8>,
     /// `sov.toml`, read on each request to show the changes waiting for the next start.
     pub config_path: std::path::PathBuf,
+    /// The index of the report's seal.attestation entry in the audit record.
+    pub attestation: u64,
 }
 
 impl AppState {
@@ -159,7 +161,8 @@ async fn seal_status(
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))?
         .map_err(|e| format!("{}: {e}", seal.config_path.display()));
-    let body = sov_seal::report::status_json(&seal.report, &seal.report_json, config);
+    let mut body = sov_seal::report::status_json(&seal.report, &seal.report_json, config);
+    body["attestation_index"] = json!(seal.attestation);
     Ok(axum::Json(body).into_response())
 }
 

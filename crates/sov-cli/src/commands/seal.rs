@@ -113,6 +113,62 @@ pub fn report_path(home: &Home) -> std::path::PathBuf {
     home.root().join("seal").join("report.json")
 }
 
+/// Where `sov serve` notes the index of its report's seal.attestation entry.
+pub fn attestation_path(home: &Home) -> std::path::PathBuf {
+    home.root().join("seal").join("attestation")
+}
+
+/// How the stored report stands against the record.
+enum Attested {
+    /// The entry at this index names the report's SHA-256.
+    Yes(u64),
+    /// Not checkable (yet): why.
+    Unknown(String),
+    /// The record's attestation names another report: the stored one was changed.
+    Mismatch(u64, String),
+}
+
+/// Checks the stored report against its seal.attestation entry in the record.
+fn attested(home: &Home, report_json: &[u8]) -> Attested {
+    let Ok(text) = fs::read_to_string(attestation_path(home)) else {
+        return Attested::Unknown("no attestation index was noted".into());
+    };
+    let Ok(index) = text.trim().parse::<u64>() else {
+        return Attested::Unknown(format!("{} is malformed", attestation_path(home).display()));
+    };
+    let reader = match sov_audit::LogReader::open(&home.audit_dir()) {
+        Ok(r) => r,
+        Err(e) => return Attested::Unknown(format!("the record cannot be read: {e}")),
+    };
+    if index >= reader.checkpoint().1.size {
+        return Attested::Unknown(format!(
+            "entry {index} is not yet covered by a signed checkpoint"
+        ));
+    }
+    let entry = match reader
+        .entry(index)
+        .map_err(|e| e.to_string())
+        .and_then(|b| sov_audit_core::entry::Entry::decode(&b).map_err(|e| e.to_string()))
+    {
+        Ok(e) => e,
+        Err(e) => return Attested::Unknown(format!("entry {index} cannot be read: {e}")),
+    };
+    let named = entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k == "report_sha256")
+        .map(|(_, v)| v.clone());
+    match named {
+        Some(hash)
+            if entry.kind == Kind::SealAttestation
+                && hash == sov_seal::report::digest(report_json) =>
+        {
+            Attested::Yes(index)
+        }
+        _ => Attested::Mismatch(index, named.unwrap_or_else(|| "no report hash".to_owned())),
+    }
+}
+
 /// `sov seal status [--json]`
 pub fn status(home: &Home, json: bool) -> Result<ExitCode> {
     let path = report_path(home);
@@ -135,7 +191,19 @@ pub fn status(home: &Home, json: bool) -> Result<ExitCode> {
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{} is not a seal report", path.display()))?;
     let config = fs::read_to_string(home.config_path()).map_err(|e| e.to_string());
-    let status = sov_seal::report::status_json(&report, &bytes, config);
+    let mut status = sov_seal::report::status_json(&report, &bytes, config);
+    let attested = attested(home, &bytes);
+    if let Attested::Mismatch(index, named) = &attested {
+        anyhow::bail!(
+            "{} does not match the record: its SHA-256 is {}, but the seal.attestation entry {index} names {named}; the report was changed after the start",
+            path.display(),
+            sov_seal::report::digest(&bytes)
+        );
+    }
+    status["attestation_index"] = match &attested {
+        Attested::Yes(index) => serde_json::json!(index),
+        _ => serde_json::Value::Null,
+    };
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
@@ -143,9 +211,17 @@ pub fn status(home: &Home, json: bool) -> Result<ExitCode> {
     }
     let running = std::path::Path::new(&format!("/proc/{}", report.pid)).exists();
     write!(out, "{}", report.to_text())?;
+    let attestation = match &attested {
+        Attested::Yes(index) => {
+            format!("matches the audit record's seal.attestation entry {index}")
+        }
+        Attested::Unknown(why) | Attested::Mismatch(_, why) => {
+            format!("not checked against the audit record: {why}")
+        }
+    };
     writeln!(
         out,
-        "\nReport SHA-256 {} (in the audit record's seal.attestation entry); server process {}: {}.",
+        "\nReport SHA-256 {} ({attestation}); server process {}: {}.",
         sov_seal::report::digest(&bytes),
         report.pid,
         if running { "running" } else { "not running" }

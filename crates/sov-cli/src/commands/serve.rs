@@ -55,11 +55,17 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
         .context("failed to configure the listening socket")?;
     // The seal goes on while the process has one thread: after the listener, before the audit
     // writer, the engine and the async runtime start theirs.
-    let sealed = apply_seal(home, &config, args, listen)?;
+    let bound = listener
+        .local_addr()
+        .context("failed to read the listening address")?;
+    let mut sealed = apply_seal(home, &config, args, bound)?;
     let log = record::open(home, &config)?;
-    if let Err(e) = attest(&log, &sealed, args.require_seal) {
-        let _ = log.close();
-        return Err(e);
+    match attest(home, &log, &sealed, args.require_seal) {
+        Ok(index) => sealed.attestation = index,
+        Err(e) => {
+            let _ = log.close();
+            return Err(e);
+        }
     }
     let access = (|| {
         directory
@@ -139,6 +145,7 @@ fn serve(
         report: sealed.report,
         report_json: sealed.json,
         config_path: sealed.config_path,
+        attestation: sealed.attestation,
     });
     let model_list = names.join(",");
     record::append(
@@ -197,6 +204,8 @@ struct Sealed {
     report: sov_seal::Report,
     json: Vec<u8>,
     config_path: std::path::PathBuf,
+    /// The index of the seal.attestation entry (once recorded).
+    attestation: u64,
 }
 
 /// Refuses (and records the refusal of) a start the declaration does not allow: a listen
@@ -281,18 +290,25 @@ fn apply_seal(
         report,
         json,
         config_path: home.config_path(),
+        attestation: 0,
     })
 }
 
-/// Records the report as the seal attestation, says how the seal stands, and with
-/// `--require-seal` refuses (recorded) a start where it is not whole.
-fn attest(log: &AuditLog, sealed: &Sealed, require: bool) -> Result<()> {
+/// Records the report as the seal attestation (and notes the entry's index in
+/// `seal/attestation`, for `sov seal status` to check the stored report against the record),
+/// says how the seal stands, and with `--require-seal` refuses (recorded) a start where it is
+/// not whole. Returns the attestation's index.
+fn attest(home: &Home, log: &AuditLog, sealed: &Sealed, require: bool) -> Result<u64> {
     let report = &sealed.report;
-    sov_seal::report::attest(log, "system", report, &sealed.json)
+    let appended = sov_seal::report::attest(log, "system", report, &sealed.json)
         .context("failed to record the seal attestation")?;
+    replace_private(
+        &super::seal::attestation_path(home),
+        &format!("{}\n", appended.index),
+    )?;
     println!("Seal: {} (report: `sov seal status`)", report.summary());
     if report.sealed {
-        return Ok(());
+        return Ok(appended.index);
     }
     let mut missing: Vec<String> = report
         .missing_layers()
@@ -307,7 +323,7 @@ fn attest(log: &AuditLog, sealed: &Sealed, require: bool) -> Result<()> {
     );
     if !require {
         eprintln!("warning: the seal is not whole: {}", missing.join("; "));
-        return Ok(());
+        return Ok(appended.index);
     }
     let reason = format!(
         "--require-seal: the seal is not whole: {}",
