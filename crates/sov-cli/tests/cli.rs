@@ -1389,6 +1389,7 @@ fn the_quick_start_flow_runs_inside_a_network_namespace_with_only_loopback() {
 
 #[test]
 fn a_start_outside_the_declaration_is_refused_and_recorded() {
+    let _running = inference();
     let (_dir, home, _token) = home_with_starter();
     let config = std::fs::read_to_string(home.join("sov.toml")).unwrap();
     for (from, to, why) in [
@@ -1404,10 +1405,31 @@ fn a_start_outside_the_declaration_is_refused_and_recorded() {
         ),
     ] {
         std::fs::write(home.join("sov.toml"), config.replace(from, to)).unwrap();
-        let out = sov(&home, &["serve", "--listen", "127.0.0.1:0"]);
+        refused(&home, why);
+    }
+    std::fs::write(home.join("sov.toml"), &config).unwrap();
+
+    // Models kept on another disk through a symbolic link: the seal would deny them at load.
+    let elsewhere = home.parent().unwrap().join("elsewhere");
+    std::fs::rename(home.join("models"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, home.join("models")).unwrap();
+    refused(
+        &home,
+        "outside the home: the seal would deny the server access to it",
+    );
+    // Declared read-only (the server only reads models), it starts.
+    let declared = config.replace(
+        "read_only = []",
+        &format!("read_only = [{:?}]", elsewhere.to_str().unwrap()),
+    );
+    std::fs::write(home.join("sov.toml"), declared).unwrap();
+    let _ = serve(&home);
+
+    fn refused(home: &Path, why: &str) {
+        let out = sov(home, &["serve", "--listen", "127.0.0.1:0"]);
         assert!(!out.status.success());
         assert!(stderr(&out).contains(why), "{}", stderr(&out));
-        let entries = audit_entries(&home);
+        let entries = audit_entries(home);
         let last = entries.last().unwrap();
         assert_eq!(last["kind"], "server.start", "{last}");
         assert_eq!(last["outcome"], "denied");

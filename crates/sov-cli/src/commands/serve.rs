@@ -209,10 +209,13 @@ struct Sealed {
 }
 
 /// Refuses (and records the refusal of) a start the declaration does not allow: a listen
-/// address outside `[seal] listen`, a declared read-only root that does not exist.
+/// address outside `[seal] listen`, a declared read-only root that does not exist, or a part
+/// of the home that resolves outside it (a symbolic link the seal would deny at first use).
 fn check_declaration(home: &Home, config: &Config, listen: std::net::SocketAddr) -> Result<()> {
     let seal = &config.seal;
-    let problem = if !seal.listen.is_empty() && !seal.listen.contains(&listen) {
+    let problem = if let Some(problem) = outside_home(home, &seal.read_only) {
+        Some(problem)
+    } else if !seal.listen.is_empty() && !seal.listen.contains(&listen) {
         Some(format!(
             "{listen} is not a declared listen address ([seal] listen = {:?})",
             seal.listen
@@ -242,6 +245,42 @@ fn check_declaration(home: &Home, config: &Config, listen: std::net::SocketAddr)
     log.close().context("failed to close the audit record")?;
     recorded?;
     bail!("sov serve did not start: {problem} (see [seal] in sov.toml)");
+}
+
+/// A file or folder of the home (two levels deep: `models/blobs`, `state/identity.db`, ...)
+/// that resolves outside the home and outside every declared read-only root: under the seal
+/// the server could not use it, so the start is refused now, with the reason.
+fn outside_home(home: &Home, read_only: &[std::path::PathBuf]) -> Option<String> {
+    let root = std::fs::canonicalize(home.root()).ok()?;
+    let allowed: Vec<std::path::PathBuf> = read_only
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(&root).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() && !entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            paths.extend(
+                std::fs::read_dir(&path)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+        paths.push(path);
+    }
+    paths.into_iter().find_map(|path| {
+        let real = std::fs::canonicalize(&path).ok()?;
+        if real.starts_with(&root) || allowed.iter().any(|a| real.starts_with(a)) {
+            return None;
+        }
+        Some(format!(
+            "{} resolves to {}, outside the home: the seal would deny the server access to it (move it into the home, or declare a read-only root in [seal] read_only if the server only reads it)",
+            path.display(),
+            real.display()
+        ))
+    })
 }
 
 /// Applies the seal (network namespace when offline, Landlock, seccomp), runs the probes, and
