@@ -131,110 +131,71 @@ const LANDLOCK_ABI: ABI = ABI::V6;
 /// Applies the layers of `plan` to this process, in order, and says how each stands.
 pub fn apply(plan: &Plan, probe_target: Option<SocketAddr>) -> Confinement {
     let threads = thread_count();
-    let single = threads == Some(1);
-    let threads_text = threads.map_or_else(|| "an unknown number of".to_owned(), |n| n.to_string());
-    let per_thread_gap = |detail: String| {
-        if single {
-            detail
-        } else {
-            format!(
-                "{detail}; but the process had {threads_text} threads when it was applied, and this layer covers only the thread that applied it and its later threads"
-            )
-        }
-    };
-    let mut layers = Vec::new();
     let mut netns_probe = None;
-
-    // 1. The network namespace (before seccomp, which forbids unshare).
-    layers.push(if !plan.offline {
+    let netns = if !plan.offline {
         LayerStatus {
             layer: Layer::Netns,
             declared: false,
             in_force: false,
             detail: "not declared (offline = false)".into(),
         }
-    } else if plan.unavailable.contains(&Layer::Netns) {
-        unavailable(Layer::Netns, true)
     } else {
-        match enter_netns() {
-            Ok(detail) => {
-                netns_probe = Some(crate::probe::netns_isolated(probe_target));
-                LayerStatus {
-                    layer: Layer::Netns,
-                    declared: true,
-                    in_force: single,
-                    detail: per_thread_gap(detail),
-                }
-            }
-            Err(why) => LayerStatus {
-                layer: Layer::Netns,
-                declared: true,
-                in_force: false,
-                detail: format!("could not be applied: {why}"),
-            },
-        }
-    });
-
-    // 2. Landlock.
-    layers.push(if plan.unavailable.contains(&Layer::Landlock) {
-        unavailable(Layer::Landlock, true)
-    } else {
-        match landlock(plan) {
-            Ok((true, detail)) => LayerStatus {
-                layer: Layer::Landlock,
-                declared: true,
-                in_force: single,
-                detail: per_thread_gap(detail),
-            },
-            Ok((false, detail)) => LayerStatus {
-                layer: Layer::Landlock,
-                declared: true,
-                in_force: false,
-                detail,
-            },
-            Err(why) => LayerStatus {
-                layer: Layer::Landlock,
-                declared: true,
-                in_force: false,
-                detail: format!("could not be applied: {why}"),
-            },
-        }
-    });
-
-    // 3. seccomp, synchronised to every thread.
-    layers.push(if plan.unavailable.contains(&Layer::Seccomp) {
-        unavailable(Layer::Seccomp, true)
-    } else {
-        match seccomp() {
-            Ok(detail) => LayerStatus {
-                layer: Layer::Seccomp,
-                declared: true,
-                in_force: true,
-                detail,
-            },
-            Err(why) => LayerStatus {
-                layer: Layer::Seccomp,
-                declared: true,
-                in_force: false,
-                detail: format!("could not be applied: {why}"),
-            },
-        }
-    });
-
+        // Before seccomp, which forbids unshare.
+        let outcome = attempt(plan, Layer::Netns, || {
+            let detail = enter_netns()?;
+            netns_probe = Some(crate::probe::netns_isolated(probe_target));
+            Ok((true, detail))
+        });
+        per_thread(outcome, threads)
+    };
+    let landlock = per_thread(attempt(plan, Layer::Landlock, || landlock(plan)), threads);
+    // seccomp is synchronised to every thread (TSYNC), so the thread count does not matter.
+    let seccomp = attempt(plan, Layer::Seccomp, || seccomp().map(|d| (true, d)));
     Confinement {
         threads: threads.unwrap_or(0),
-        layers,
+        layers: vec![netns, landlock, seccomp],
         netns_probe,
     }
 }
 
-fn unavailable(layer: Layer, declared: bool) -> LayerStatus {
+/// Applies one declared layer unless it was made unavailable on purpose; `apply_layer` says
+/// whether the kernel enforces all of it, and what was applied.
+fn attempt(
+    plan: &Plan,
+    layer: Layer,
+    apply_layer: impl FnOnce() -> Result<(bool, String), String>,
+) -> LayerStatus {
+    let (in_force, detail) = if plan.unavailable.contains(&layer) {
+        (
+            false,
+            "made unavailable on purpose (--seal-unavailable, for tests): not applied".to_owned(),
+        )
+    } else {
+        match apply_layer() {
+            Ok(applied) => applied,
+            Err(why) => (false, format!("could not be applied: {why}")),
+        }
+    };
     LayerStatus {
         layer,
-        declared,
-        in_force: false,
-        detail: "made unavailable on purpose (--seal-unavailable, for tests): not applied".into(),
+        declared: true,
+        in_force,
+        detail,
     }
+}
+
+/// A layer that covers only the calling thread (and the threads it starts later) is in force
+/// for the process only if the process had one thread when it was applied.
+fn per_thread(mut status: LayerStatus, threads: Option<usize>) -> LayerStatus {
+    if status.in_force && threads != Some(1) {
+        status.in_force = false;
+        status.detail = format!(
+            "{}; but the process had {} threads when it was applied, and this layer covers only the thread that applied it and its later threads",
+            status.detail,
+            threads.map_or_else(|| "an unknown number of".to_owned(), |n| n.to_string())
+        );
+    }
+    status
 }
 
 /// Threads of this process, from /proc/self/task.

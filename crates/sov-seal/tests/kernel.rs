@@ -10,6 +10,8 @@
 //! - `landlock-unavailable`: the same with Landlock made unavailable on purpose: the report says
 //!   so, the probes that depend on it fail, and the attestation is an error.
 //! - `offline`: the network namespace: the host's loopback is out of reach.
+//! - `threaded`: sealed while a second thread exists: Landlock cannot cover that thread on this
+//!   kernel, so the report says Landlock is not in force (seccomp, synchronised, still is).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -41,7 +43,7 @@ fn main() {
         return;
     }
     // libtest-style filtering is not needed: three cases, all run.
-    for case in ["sealed", "landlock-unavailable", "offline"] {
+    for case in ["sealed", "landlock-unavailable", "offline", "threaded"] {
         print!("test {case} ... ");
         std::io::stdout().flush().unwrap();
         parent(case);
@@ -192,6 +194,28 @@ fn parent(case: &str) {
             // The child reached the undeclared peer directly: nothing in the kernel stopped it.
             wait_for(|| undeclared.accepted.load(Ordering::SeqCst) >= 1);
         }
+        "threaded" => {
+            assert!(!report.sealed);
+            assert_eq!(report.threads, 2);
+            let landlock = report
+                .layers
+                .iter()
+                .find(|l| l.layer == Layer::Landlock)
+                .unwrap();
+            assert!(!landlock.in_force, "{landlock:?}");
+            assert!(
+                landlock.detail.contains("the process had 2 threads"),
+                "{}",
+                landlock.detail
+            );
+            let seccomp = report
+                .layers
+                .iter()
+                .find(|l| l.layer == Layer::Seccomp)
+                .unwrap();
+            assert!(seccomp.in_force, "{seccomp:?}");
+            assert_eq!(attestation.outcome, Outcome::Error);
+        }
         "offline" => {
             assert!(report.sealed, "{}", report.to_text());
             let netns = report
@@ -269,6 +293,10 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
             Default::default()
         },
     };
+    if case == "threaded" {
+        // A thread that exists before the seal (and outlives it).
+        std::thread::spawn(|| std::thread::sleep(Duration::from_secs(30)));
+    }
     let inside = home.join("inside.txt");
     let prepared = probe::prepare(&plan, Some(inside.clone()));
     let confinement = confine::apply(&plan, prepared.target());
@@ -328,6 +356,11 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
         "landlock-unavailable" => {
             raw.expect("without Landlock the kernel lets the connect through");
             read_outside.expect("without Landlock the read succeeds");
+        }
+        "threaded" => {
+            // The calling thread is confined all the same.
+            let e = raw.expect_err("the sealing thread is confined");
+            assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
         }
         "offline" => {
             let e = raw.expect_err("nothing leaves the namespace");
