@@ -50,7 +50,7 @@ pub(crate) fn decode(index: u64, bytes: &[u8]) -> Result<Entry> {
 /// One line per entry, for `tail`.
 pub(crate) fn line(e: &Entry) -> String {
     format!(
-        "{:>7}  {}  {:<15} {:<9} {:<16} {}",
+        "{:>7}  {}  {:<16} {:<9} {:<16} {}",
         e.index,
         rfc3339_ms(e.time_ms),
         e.kind.name(),
