@@ -73,7 +73,8 @@ offline = false
 # Addresses `sov serve` may listen on (a start on another is refused). Empty: the one it is
 # started with (server.listen or --listen).
 listen = []
-# Absolute paths outside the home the server may read (the home is always read-write).
+# Absolute paths outside the home the server may read. (It reads the whole home, and writes
+# only its record, directory and seal reports: audit/, state/, seal/.)
 read_only = []
 # Permitted outbound destinations: an IP address (no DNS names: Sovereign makes no lookup), a
 # TCP port and why, e.g. { host = "10.0.0.7", port = 8080, purpose = "cardiology engine" }.

@@ -1070,7 +1070,7 @@ fn the_seal_is_applied_probed_reported_and_attested_at_start() {
     let (server, base, seal) = serve_with(&home, &[]);
     assert_eq!(
         seal,
-        "Seal: sealed: layers in force: landlock, seccomp; probes held: 10/10 (report: `sov seal status`)"
+        "Seal: sealed: layers in force: landlock, seccomp; probes held: 11/11 (report: `sov seal status`)"
     );
 
     let (status, body) = get_json(&format!("{base}/seal"), &token);
@@ -1175,7 +1175,11 @@ fn the_seal_is_applied_probed_reported_and_attested_at_start() {
     assert_eq!(attestation["outcome"], "ok", "{attestation}");
     assert_eq!(attestation["index"], attestation_index);
     assert_eq!(attestation["attrs"]["report_sha256"], sha256_hex(&stored));
-    assert_eq!(attestation["attrs"]["probes_held"], "10/10");
+    assert_eq!(attestation["attrs"]["probes_held"], "11/11");
+    assert_eq!(
+        attestation["attrs"]["probe.write-config"],
+        "refused: EACCES: Permission denied"
+    );
     // The kernel's refusals are in the record itself, not only in the report.
     assert_eq!(
         attestation["attrs"]["probe.connect-undeclared"],
@@ -1367,7 +1371,7 @@ fn the_quick_start_flow_runs_inside_a_network_namespace_with_only_loopback() {
     let (server, base, seal) = serve_with(&home, &["--require-seal"]);
     assert_eq!(
         seal,
-        "Seal: sealed: layers in force: netns, landlock, seccomp; probes held: 11/11 (report: `sov seal status`)"
+        "Seal: sealed: layers in force: netns, landlock, seccomp; probes held: 12/12 (report: `sov seal status`)"
     );
     assert!(chat(&base).contains("Paris"));
     let (_, body) = get_json(&format!("{base}/seal"), &token);

@@ -40,8 +40,8 @@ pub struct Prepared {
     outside: Option<PathBuf>,
     /// A folder outside every root, for the write probe.
     outside_dir: Option<PathBuf>,
-    /// A file inside the read-write root, to show the seal leaves the home usable.
-    inside: Option<PathBuf>,
+    /// The configuration: it must stay readable and must not be writable.
+    config: Option<PathBuf>,
 }
 
 /// Candidate files outside the roots (system files present on any Linux).
@@ -59,8 +59,9 @@ fn under_roots(path: &Path, plan: &Plan) -> bool {
         .any(|root| path.starts_with(root))
 }
 
-/// Prepares the probes (before the seal). `inside` is a file in the home that must stay readable.
-pub fn prepare(plan: &Plan, inside: Option<PathBuf>) -> Prepared {
+/// Prepares the probes (before the seal). `config` is the configuration file: in a read-only
+/// root, it must stay readable and must not be writable.
+pub fn prepare(plan: &Plan, config: Option<PathBuf>) -> Prepared {
     // A port nobody declared, with a listener behind it, so "refused" cannot mean "nobody there".
     let mut target = None;
     for _ in 0..8 {
@@ -87,7 +88,7 @@ pub fn prepare(plan: &Plan, inside: Option<PathBuf>) -> Prepared {
         target,
         outside,
         outside_dir,
-        inside,
+        config,
     }
 }
 
@@ -229,12 +230,12 @@ pub fn run(prepared: Prepared) -> Vec<Probe> {
         None => not_run("write-outside", "no folder outside the roots was found"),
     });
 
-    // Filesystem: the home stays usable.
-    if let Some(path) = &prepared.inside {
+    // Filesystem: the configuration stays readable, and the server cannot change it.
+    if let Some(path) = &prepared.config {
         let read = std::fs::read(path);
         probes.push(Probe {
-            name: "read-inside".into(),
-            tried: format!("read {} (inside the home)", path.display()),
+            name: "read-config".into(),
+            tried: format!("read {} (a read-only root)", path.display()),
             expect: "allowed".into(),
             holds: read.is_ok(),
             result: match read {
@@ -242,6 +243,15 @@ pub fn run(prepared: Prepared) -> Vec<Probe> {
                 Err(e) => format!("refused: {}", errno_text(&e)),
             },
         });
+        // Opened for appending and closed unwritten: harmless if it were allowed.
+        probes.push(must_refuse(
+            "write-config",
+            format!("open {} for writing (a read-only root)", path.display()),
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map(drop),
+        ));
     }
 
     // Sockets of kinds the server never needs.

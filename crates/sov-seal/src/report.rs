@@ -351,7 +351,12 @@ fn controls(
             Vec::new()
         },
         None,
-        &["read-outside", "write-outside", "read-inside"],
+        &[
+            "read-outside",
+            "write-outside",
+            "read-config",
+            "write-config",
+        ],
     ));
 
     out.push(control(
@@ -624,7 +629,8 @@ mod tests {
             "socket-udp",
             "read-outside",
             "write-outside",
-            "read-inside",
+            "read-config",
+            "write-config",
             "bind-undeclared",
             "socket-unix",
             "socket-netlink",

@@ -80,6 +80,7 @@ fn parent(case: &str) {
     std::fs::write(home.join("inside.txt"), "inside").unwrap();
     let outside = tmp.path().join("outside.txt");
     std::fs::write(&outside, "outside").unwrap();
+    std::fs::create_dir(home.join("data")).unwrap();
     let (declared, undeclared, gate_only) = (peer(), peer(), peer());
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["child", case])
@@ -95,9 +96,9 @@ fn parent(case: &str) {
         "case {case}: the child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
 
-    let report_json = std::fs::read(home.join("report.json")).unwrap();
+    let report_json = std::fs::read(home.join("data/report.json")).unwrap();
     let report = Report::from_json(&report_json).unwrap();
-    let entries = entries(&home.join("audit"));
+    let entries = entries(&home.join("data/audit"));
     let attestation = entries
         .iter()
         .find(|e| e.kind == Kind::SealAttestation)
@@ -282,10 +283,12 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
                 .unwrap(),
         );
     }
+    // As in `sov serve`: the data read-write, the rest of the home (its configuration) read-only.
+    let data = home.join("data");
     let plan = Plan {
         offline,
-        read_write: vec![home.to_owned()],
-        read_only: Vec::new(),
+        read_write: vec![data.clone()],
+        read_only: vec![home.to_owned()],
         connect_ports: declaration.outbound.iter().map(|d| d.port).collect(),
         unavailable: if case == "landlock-unavailable" {
             [Layer::Landlock].into()
@@ -310,10 +313,10 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
         probes,
     );
     let json = report.to_json();
-    std::fs::write(home.join("report.json"), &json).unwrap();
+    std::fs::write(data.join("report.json"), &json).unwrap();
 
     // The record opens after the seal (its writer starts threads), as in `sov serve`.
-    let log = open_log(home);
+    let log = open_log(&data);
     report::attest(&log, "system", &report, &json).unwrap();
 
     // What the kernel does, whatever the gate says.
@@ -329,6 +332,8 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
             let e = raw.expect_err("an undeclared connect must be refused by the kernel");
             assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
             let e = read_outside.expect_err("a read outside the roots must be refused");
+            assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+            let e = std::fs::write(&inside, "changed").expect_err("a read-only root");
             assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
 
             // The gate: the declaration it checks also names `gate_only`, which the kernel's
@@ -374,12 +379,12 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
     log.close().unwrap();
 }
 
-fn open_log(home: &Path) -> AuditLog {
-    let keys: PathBuf = home.join("keys");
+fn open_log(data: &Path) -> AuditLog {
+    let keys: PathBuf = data.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let key = LogKey::init_or_load(&keys).unwrap();
     AuditLog::open(
-        &home.join("audit"),
+        &data.join("audit"),
         key,
         LogConfig::new("sovereign/seal-test", "seal-test"),
     )

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -293,10 +294,28 @@ fn apply_seal(
 ) -> Result<Sealed> {
     use sov_seal::{Plan, Report, confine, probe};
     let declaration = &config.seal;
+    // What the server writes: its record, its directory, its seal reports. Everything else in
+    // the home (models, keys, policies, sov.toml) it only reads. The folders must exist before
+    // the seal (a rule names an open folder), and the log key too (it is made on first use).
+    let dir = home.root().join("seal");
+    let archive = dir.join("reports");
+    let state = home
+        .identity_path()
+        .parent()
+        .map_or_else(|| home.root().join("state"), Path::to_owned);
+    let read_write = vec![home.audit_dir(), state, dir.clone()];
+    for folder in read_write.iter().chain([&archive]) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("failed to create {}", folder.display()))?;
+    }
+    sov_keys::LogKey::init_or_load(&home.keys_dir())
+        .context("failed to load the audit log's key")?;
+    let mut read_only = vec![home.root().to_owned()];
+    read_only.extend(declaration.read_only.iter().cloned());
     let plan = Plan {
         offline: declaration.offline,
-        read_write: vec![home.root().to_owned()],
-        read_only: declaration.read_only.clone(),
+        read_write,
+        read_only,
         connect_ports: declaration.outbound.iter().map(|d| d.port).collect(),
         unavailable: args.seal_unavailable.iter().copied().collect(),
     };
@@ -316,10 +335,6 @@ fn apply_seal(
     );
     let json = report.to_json();
     let text = String::from_utf8_lossy(&json);
-    let dir = home.root().join("seal");
-    let archive = dir.join("reports");
-    std::fs::create_dir_all(&archive)
-        .with_context(|| format!("failed to create {}", archive.display()))?;
     let kept = archive.join(format!("{}.json", sov_seal::report::digest(&json)));
     if !kept.exists() {
         write_new_private(&kept, &text)?;
