@@ -136,6 +136,11 @@ impl Report {
         Ok(report)
     }
 
+    /// The status of `layer`.
+    pub fn layer(&self, layer: Layer) -> Option<&LayerStatus> {
+        self.layers.iter().find(|l| l.layer == layer)
+    }
+
     /// Declared layers that are not in force.
     pub fn missing_layers(&self) -> Vec<&LayerStatus> {
         self.layers

@@ -129,7 +129,7 @@ fn parent(case: &str) {
             assert_eq!(report.threads, 1);
             for layer in [Layer::Landlock, Layer::Seccomp] {
                 assert!(
-                    report.layers.iter().any(|l| l.layer == layer && l.in_force),
+                    report.layer(layer).unwrap().in_force,
                     "{layer} in force:\n{}",
                     report.to_text()
                 );
@@ -161,11 +161,7 @@ fn parent(case: &str) {
                 "{}",
                 attestation.reason
             );
-            let landlock = report
-                .layers
-                .iter()
-                .find(|l| l.layer == Layer::Landlock)
-                .unwrap();
+            let landlock = report.layer(Layer::Landlock).unwrap();
             assert!(!landlock.in_force && landlock.detail.contains("unavailable on purpose"));
             let failed: Vec<&str> = report
                 .failed_probes()
@@ -198,22 +194,14 @@ fn parent(case: &str) {
         "threaded" => {
             assert!(!report.sealed);
             assert_eq!(report.threads, 2);
-            let landlock = report
-                .layers
-                .iter()
-                .find(|l| l.layer == Layer::Landlock)
-                .unwrap();
+            let landlock = report.layer(Layer::Landlock).unwrap();
             assert!(!landlock.in_force, "{landlock:?}");
             assert!(
                 landlock.detail.contains("the process had 2 threads"),
                 "{}",
                 landlock.detail
             );
-            let seccomp = report
-                .layers
-                .iter()
-                .find(|l| l.layer == Layer::Seccomp)
-                .unwrap();
+            let seccomp = report.layer(Layer::Seccomp).unwrap();
             assert!(seccomp.in_force, "{seccomp:?}");
             assert_eq!(attestation.outcome, Outcome::Error);
         }
@@ -228,11 +216,7 @@ fn parent(case: &str) {
                 netns.holds && netns.result.contains("ENETUNREACH"),
                 "{netns:?}"
             );
-            let layer = report
-                .layers
-                .iter()
-                .find(|l| l.layer == Layer::Netns)
-                .unwrap();
+            let layer = report.layer(Layer::Netns).unwrap();
             assert!(layer.declared && layer.in_force, "{layer:?}");
             assert!(layer.detail.contains("lo (down)"), "{}", layer.detail);
             assert_eq!(undeclared.accepted.load(Ordering::SeqCst), 0);
