@@ -215,9 +215,17 @@ fn netns_id() -> String {
 /// left down: nothing can be reached from inside, not even the namespace's own loopback. The
 /// listener bound before stays in the host's namespace and keeps accepting.
 fn enter_netns() -> Result<String, String> {
+    use nix::sched::{CloneFlags, unshare};
     let before = netns_id();
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| format!("unshare(CLONE_NEWNET): {e} (needs root or CAP_SYS_ADMIN)"))?;
+    let through = match unshare(CloneFlags::CLONE_NEWNET) {
+        Ok(()) => "",
+        // Not root: a user namespace of its own owns the new network namespace.
+        Err(nix::errno::Errno::EPERM) => {
+            enter_user_and_net()?;
+            ", through a user namespace of its own (not running as root)"
+        }
+        Err(e) => return Err(format!("unshare(CLONE_NEWNET): {e}")),
+    };
     let after = netns_id();
     if after == before {
         return Err(format!("still in {before} after unshare"));
@@ -238,13 +246,34 @@ fn enter_netns() -> Result<String, String> {
         ));
     }
     Ok(format!(
-        "own network namespace {after} (was {before}); interfaces: {}",
+        "own network namespace {after} (was {before}){through}; interfaces: {}",
         if listed.is_empty() {
             "none".to_owned()
         } else {
             listed.join(", ")
         }
     ))
+}
+
+/// `unshare(CLONE_NEWUSER | CLONE_NEWNET)` with this user and group mapped to themselves, for a
+/// process without CAP_SYS_ADMIN. Files keep their owners; the process gains no right outside
+/// the new namespaces.
+fn enter_user_and_net() -> Result<(), String> {
+    use nix::sched::{CloneFlags, unshare};
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).map_err(|e| {
+        format!(
+            "unshare(CLONE_NEWNET) needs root or CAP_SYS_ADMIN, and a user namespace could not be made instead: {e} (unprivileged user namespaces may be disabled on this host)"
+        )
+    })?;
+    for (file, text) in [
+        ("/proc/self/setgroups", "deny".to_owned()),
+        ("/proc/self/uid_map", format!("{uid} {uid} 1")),
+        ("/proc/self/gid_map", format!("{gid} {gid} 1")),
+    ] {
+        std::fs::write(file, text).map_err(|e| format!("writing {file}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Landlock rules: the read-write and read-only roots; no TCP bind at all (the listener is

@@ -10,6 +10,7 @@
 //! - `landlock-unavailable`: the same with Landlock made unavailable on purpose: the report says
 //!   so, the probes that depend on it fail, and the attestation is an error.
 //! - `offline`: the network namespace: the host's loopback is out of reach.
+//! - `offline-unprivileged`: the same as user `nobody` (through a user namespace of its own).
 //! - `threaded`: sealed while a second thread exists: Landlock cannot cover that thread on this
 //!   kernel, so the report says Landlock is not in force (seccomp, synchronised, still is).
 
@@ -43,13 +44,22 @@ fn main() {
         return;
     }
     // libtest-style filtering is not needed: three cases, all run.
-    for case in ["sealed", "landlock-unavailable", "offline", "threaded"] {
+    for case in [
+        "sealed",
+        "landlock-unavailable",
+        "offline",
+        "offline-unprivileged",
+        "threaded",
+    ] {
         print!("test {case} ... ");
         std::io::stdout().flush().unwrap();
         parent(case);
         println!("ok");
     }
 }
+
+/// The user `nobody` (uid and gid 65534 on Debian).
+const NOBODY: u32 = 65534;
 
 /// A loopback listener counting the connections it accepts.
 struct Peer {
@@ -82,7 +92,25 @@ fn parent(case: &str) {
     std::fs::write(&outside, "outside").unwrap();
     std::fs::create_dir(home.join("data")).unwrap();
     let (declared, undeclared, gate_only) = (peer(), peer(), peer());
-    let out = Command::new(std::env::current_exe().unwrap())
+    let mut command = if case == "offline-unprivileged" {
+        // `nobody` must reach the binary and own the home.
+        use std::os::unix::fs::{PermissionsExt as _, chown};
+        let exe = tmp.path().join("kernel-test");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        for path in [tmp.path(), exe.as_path()] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for path in [home.clone(), home.join("data"), home.join("inside.txt")] {
+            chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(exe);
+        c
+    } else {
+        Command::new(std::env::current_exe().unwrap())
+    };
+    let out = command
         .args(["child", case])
         .arg(&home)
         .arg(&outside)
@@ -205,7 +233,7 @@ fn parent(case: &str) {
             assert!(seccomp.in_force, "{seccomp:?}");
             assert_eq!(attestation.outcome, Outcome::Error);
         }
-        "offline" => {
+        "offline" | "offline-unprivileged" => {
             assert!(report.sealed, "{}", report.to_text());
             let netns = report
                 .probes
@@ -219,6 +247,12 @@ fn parent(case: &str) {
             let layer = report.layer(Layer::Netns).unwrap();
             assert!(layer.declared && layer.in_force, "{layer:?}");
             assert!(layer.detail.contains("lo (down)"), "{}", layer.detail);
+            assert_eq!(
+                case == "offline-unprivileged",
+                layer.detail.contains("through a user namespace of its own"),
+                "{}",
+                layer.detail
+            );
             assert_eq!(undeclared.accepted.load(Ordering::SeqCst), 0);
         }
         _ => unreachable!(),
@@ -256,7 +290,7 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
     let port = |i: usize| -> u16 { ports[i].parse().unwrap() };
     let (declared, undeclared, gate_only) = (port(0), port(1), port(2));
     let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-    let offline = case == "offline";
+    let offline = case.starts_with("offline");
     let mut declaration = Declaration {
         offline,
         ..Declaration::default()
@@ -351,7 +385,7 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
             let e = raw.expect_err("the sealing thread is confined");
             assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
         }
-        "offline" => {
+        "offline" | "offline-unprivileged" => {
             let e = raw.expect_err("nothing leaves the namespace");
             assert!(
                 matches!(e.raw_os_error(), Some(libc::EACCES | libc::ENETUNREACH)),
