@@ -118,10 +118,11 @@ impl Report {
     }
 
     /// The report as stored and served (pretty JSON, fields in a fixed order).
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        bytes.push(b'\n');
-        bytes
+    pub fn to_json(&self) -> Result<String, String> {
+        let mut text = serde_json::to_string_pretty(self)
+            .map_err(|e| format!("the seal report cannot be written as JSON: {e}"))?;
+        text.push('\n');
+        Ok(text)
     }
 
     /// Parses a stored report.
@@ -532,19 +533,27 @@ pub fn attest(
     log.append(draft)
 }
 
+/// The declaration changes waiting for the next start: the report's declaration against
+/// `config_text` (sov.toml as it is now, or why it could not be read).
+pub fn pending_in(
+    report: &Report,
+    config_text: Result<String, String>,
+) -> Result<Vec<String>, String> {
+    let text = config_text?;
+    let current = crate::declare::read(&text).map_err(|e| e.to_string())?;
+    Ok(pending(&report.declaration, &current))
+}
+
 /// The seal's status as `GET /v1/seal` and `sov seal status --json` show it: the report of the
-/// last start, its SHA-256, and the changes to the declaration waiting for the next start
-/// (`pending`; null with `pending_error` when `config_text` cannot be read).
+/// last start, its SHA-256, the index of its seal.attestation entry (null when not known), and
+/// the changes waiting for the next start (`pending`; null with `pending_error` when sov.toml
+/// cannot be read).
 pub fn status_json(
     report: &Report,
     report_json: &[u8],
-    config_text: Result<String, String>,
+    attestation: Option<u64>,
+    pending: &Result<Vec<String>, String>,
 ) -> serde_json::Value {
-    let pending = config_text.and_then(|text| {
-        crate::declare::read(&text)
-            .map(|current| pending(&report.declaration, &current))
-            .map_err(|e| e.to_string())
-    });
     let (pending, pending_error) = match pending {
         Ok(p) => (serde_json::json!(p), serde_json::Value::Null),
         Err(e) => (serde_json::Value::Null, serde_json::json!(e)),
@@ -552,6 +561,7 @@ pub fn status_json(
     serde_json::json!({
         "report": report,
         "report_sha256": digest(report_json),
+        "attestation_index": attestation,
         "pending": pending,
         "pending_error": pending_error,
     })

@@ -43,20 +43,48 @@ fn main() {
         );
         return;
     }
-    // libtest-style filtering is not needed: three cases, all run.
-    for case in [
-        "sealed",
-        "landlock-unavailable",
-        "offline",
-        "offline-unprivileged",
-        "threaded",
-    ] {
+    // A small part of libtest's command line, so that `cargo test -- NAME [--exact]` and
+    // runners that list first (`--list`) work: positional arguments filter the cases.
+    let mut filters = Vec::new();
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--format" | "--color" | "--skip" | "--logfile" => {
+                rest.next();
+            }
+            a if a.starts_with('-') => {}
+            a => filters.push(a),
+        }
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let cases = CASES.into_iter().filter(|case| {
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| if exact { case == f } else { case.contains(f) })
+    });
+    if args.iter().any(|a| a == "--list") {
+        for case in cases {
+            println!("{case}: test");
+        }
+        return;
+    }
+    for case in cases {
         print!("test {case} ... ");
         std::io::stdout().flush().unwrap();
         parent(case);
         println!("ok");
     }
 }
+
+/// Every case, each in a child process of its own.
+const CASES: [&str; 5] = [
+    "sealed",
+    "landlock-unavailable",
+    "offline",
+    "offline-unprivileged",
+    "threaded",
+];
 
 /// The user `nobody` (uid and gid 65534 on Debian).
 const NOBODY: u32 = 65534;
@@ -330,12 +358,12 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
         &confinement,
         probes,
     );
-    let json = report.to_json();
+    let json = report.to_json().unwrap();
     std::fs::write(data.join("report.json"), &json).unwrap();
 
     // The record opens after the seal (its writer starts threads), as in `sov serve`.
     let log = open_log(&data);
-    report::attest(&log, "system", &report, &json).unwrap();
+    report::attest(&log, "system", &report, json.as_bytes()).unwrap();
 
     // What the kernel does, whatever the gate says.
     let raw = TcpStream::connect_timeout(&addr(undeclared), Duration::from_secs(2));

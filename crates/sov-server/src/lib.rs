@@ -161,8 +161,13 @@ async fn seal_status(
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))?
         .map_err(|e| format!("{}: {e}", seal.config_path.display()));
-    let mut body = sov_seal::report::status_json(&seal.report, &seal.report_json, config);
-    body["attestation_index"] = json!(seal.attestation);
+    let pending = sov_seal::report::pending_in(&seal.report, config);
+    let body = sov_seal::report::status_json(
+        &seal.report,
+        &seal.report_json,
+        Some(seal.attestation),
+        &pending,
+    );
     Ok(axum::Json(body).into_response())
 }
 

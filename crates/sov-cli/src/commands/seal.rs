@@ -191,7 +191,7 @@ pub fn status(home: &Home, json: bool) -> Result<ExitCode> {
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{} is not a seal report", path.display()))?;
     let config = fs::read_to_string(home.config_path()).map_err(|e| e.to_string());
-    let mut status = sov_seal::report::status_json(&report, &bytes, config);
+    let pending = sov_seal::report::pending_in(&report, config);
     let attested = attested(home, &bytes);
     if let Attested::Mismatch(index, named) = &attested {
         anyhow::bail!(
@@ -200,12 +200,13 @@ pub fn status(home: &Home, json: bool) -> Result<ExitCode> {
             sov_seal::report::digest(&bytes)
         );
     }
-    status["attestation_index"] = match &attested {
-        Attested::Yes(index) => serde_json::json!(index),
-        _ => serde_json::Value::Null,
+    let index = match &attested {
+        Attested::Yes(index) => Some(*index),
+        _ => None,
     };
     let mut out = std::io::stdout().lock();
     if json {
+        let status = sov_seal::report::status_json(&report, &bytes, index, &pending);
         writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -226,24 +227,23 @@ pub fn status(home: &Home, json: bool) -> Result<ExitCode> {
         report.pid,
         if running { "running" } else { "not running" }
     )?;
-    match (&status["pending"], &status["pending_error"]) {
-        (serde_json::Value::Array(p), _) if p.is_empty() => writeln!(
+    match &pending {
+        Ok(p) if p.is_empty() => writeln!(
             out,
             "Pending changes: none (sov.toml matches the seal in force)."
         )?,
-        (serde_json::Value::Array(p), _) => {
+        Ok(p) => {
             writeln!(
                 out,
                 "Pending changes (take effect when `sov serve` next starts):"
             )?;
-            for c in p {
-                writeln!(out, "  - {}", c.as_str().unwrap_or_default())?;
+            for change in p {
+                writeln!(out, "  - {change}")?;
             }
         }
-        (_, e) => writeln!(
+        Err(e) => writeln!(
             out,
-            "Pending changes: unknown, sov.toml cannot be read: {}",
-            e.as_str().unwrap_or_default()
+            "Pending changes: unknown, sov.toml cannot be read: {e}"
         )?,
     }
     Ok(ExitCode::SUCCESS)

@@ -214,22 +214,19 @@ struct Sealed {
 /// of the home that resolves outside it (a symbolic link the seal would deny at first use).
 fn check_declaration(home: &Home, config: &Config, listen: std::net::SocketAddr) -> Result<()> {
     let seal = &config.seal;
-    let problem = if let Some(problem) = outside_home(home, &seal.read_only) {
-        Some(problem)
-    } else if !seal.listen.is_empty() && !seal.listen.contains(&listen) {
-        Some(format!(
-            "{listen} is not a declared listen address ([seal] listen = {:?})",
-            seal.listen
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-        ))
-    } else {
-        seal.read_only
-            .iter()
-            .find(|p| !p.exists())
-            .map(|p| format!("the declared read-only root {} does not exist", p.display()))
-    };
+    let missing_root = seal
+        .read_only
+        .iter()
+        .find(|p| !p.exists())
+        .map(|p| format!("the declared read-only root {} does not exist", p.display()));
+    let undeclared_listen =
+        (!seal.listen.is_empty() && !seal.listen.contains(&listen)).then(|| {
+            let declared: Vec<String> = seal.listen.iter().map(ToString::to_string).collect();
+            format!("{listen} is not a declared listen address ([seal] listen = {declared:?})")
+        });
+    let problem = missing_root
+        .or(undeclared_listen)
+        .or_else(|| outside_home(home, &seal.read_only));
     let Some(problem) = problem else {
         return Ok(());
     };
@@ -324,7 +321,7 @@ fn apply_seal(
     let probes = probe::run(prepared);
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+        .context("failed to write the start time")?;
     let report = Report::new(
         now,
         listen.to_string(),
@@ -333,8 +330,8 @@ fn apply_seal(
         &confinement,
         probes,
     );
-    let json = report.to_json();
-    let text = String::from_utf8_lossy(&json);
+    let text = report.to_json().map_err(anyhow::Error::msg)?;
+    let json = text.as_bytes().to_vec();
     let kept = archive.join(format!("{}.json", sov_seal::report::digest(&json)));
     if !kept.exists() {
         write_new_private(&kept, &text)?;
