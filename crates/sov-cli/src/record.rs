@@ -68,7 +68,7 @@ pub fn node(home: &Home, config: &Config) -> Result<String> {
 
 /// The log's verifier keys as this node knows them (from its own key, not from the log folder).
 pub fn own_vkeys(home: &Home, config: &Config) -> Result<Vec<Vkey>> {
-    if !home.keys_dir().join("log.key").is_file() {
+    if !home.keys_dir().join(sov_keys::LOG_KEY_FILE).is_file() {
         bail!(
             "this home has no audit log key yet (it is created by `sov init` and the first logged action)"
         );

@@ -305,8 +305,10 @@ fn apply_seal(
         std::fs::create_dir_all(folder)
             .with_context(|| format!("failed to create {}", folder.display()))?;
     }
-    sov_keys::LogKey::init_or_load(&home.keys_dir())
-        .context("failed to load the audit log's key")?;
+    if !home.keys_dir().join(sov_keys::LOG_KEY_FILE).is_file() {
+        sov_keys::LogKey::init_or_load(&home.keys_dir())
+            .context("failed to create the audit log's key")?;
+    }
     let mut read_only = vec![home.root().to_owned()];
     read_only.extend(declaration.read_only.iter().cloned());
     let plan = Plan {
