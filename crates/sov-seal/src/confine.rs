@@ -1,6 +1,7 @@
 //! Kernel confinement of the calling process: a network namespace (when the declaration says
 //! `offline`), Landlock (filesystem roots, TCP bind and connect by port, signal and abstract
-//! socket scoping) and seccomp (socket kinds, ptrace, new namespaces), applied in that order.
+//! socket scoping) and seccomp (socket kinds, the ways to send without `connect`, ptrace, new
+//! namespaces: [`crate::seccomp`]), applied in that order.
 //!
 //! Landlock and the namespace act on the calling thread and the threads it creates afterwards,
 //! so [`apply`] must run while the process has one thread: in `sov serve`, after the listener is
@@ -19,10 +20,6 @@ use std::str::FromStr;
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus, NetPort,
     PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
-};
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op,
-    SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch,
 };
 use serde::{Deserialize, Serialize};
 
@@ -150,7 +147,9 @@ pub fn apply(plan: &Plan, probe_target: Option<SocketAddr>) -> Confinement {
     };
     let landlock = per_thread(attempt(plan, Layer::Landlock, || landlock(plan)), threads);
     // seccomp is synchronised to every thread (TSYNC), so the thread count does not matter.
-    let seccomp = attempt(plan, Layer::Seccomp, || seccomp().map(|d| (true, d)));
+    let seccomp = attempt(plan, Layer::Seccomp, || {
+        crate::seccomp::apply().map(|d| (true, d))
+    });
     Confinement {
         threads: threads.unwrap_or(0),
         layers: vec![netns, landlock, seccomp],
@@ -350,123 +349,4 @@ fn list(paths: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Calls a model server never makes, refused with EPERM.
-const DENIED_CALLS: [(i64, &str); 22] = [
-    (libc::SYS_ptrace, "ptrace"),
-    (libc::SYS_process_vm_readv, "process_vm_readv"),
-    (libc::SYS_process_vm_writev, "process_vm_writev"),
-    (libc::SYS_unshare, "unshare"),
-    (libc::SYS_setns, "setns"),
-    (libc::SYS_mount, "mount"),
-    (libc::SYS_umount2, "umount2"),
-    (libc::SYS_pivot_root, "pivot_root"),
-    (libc::SYS_chroot, "chroot"),
-    (libc::SYS_bpf, "bpf"),
-    (libc::SYS_perf_event_open, "perf_event_open"),
-    (libc::SYS_kexec_load, "kexec_load"),
-    (libc::SYS_init_module, "init_module"),
-    (libc::SYS_finit_module, "finit_module"),
-    (libc::SYS_delete_module, "delete_module"),
-    (libc::SYS_reboot, "reboot"),
-    (libc::SYS_keyctl, "keyctl"),
-    (libc::SYS_add_key, "add_key"),
-    (libc::SYS_userfaultfd, "userfaultfd"),
-    (libc::SYS_io_uring_setup, "io_uring_setup"),
-    (libc::SYS_open_by_handle_at, "open_by_handle_at"),
-    (libc::SYS_swapon, "swapon"),
-];
-
-/// Namespace flags refused in clone(2) (its flags are argument 0 on x86_64).
-const NAMESPACE_FLAGS: [libc::c_int; 7] = [
-    libc::CLONE_NEWNS,
-    libc::CLONE_NEWCGROUP,
-    libc::CLONE_NEWUTS,
-    libc::CLONE_NEWIPC,
-    libc::CLONE_NEWUSER,
-    libc::CLONE_NEWPID,
-    libc::CLONE_NEWNET,
-];
-
-/// The seccomp filters: `socket` only for TCP over IPv4/IPv6, `socketpair` only for Unix
-/// sockets (the async runtime's wake-up pair), no namespaces through `clone`, and the calls in
-/// [`DENIED_CALLS`], all with EPERM; then `clone3` with ENOSYS (its flags are in memory, out of
-/// seccomp's sight; C libraries fall back to `clone`, which is checked).
-fn filters() -> Result<[BpfProgram; 2], String> {
-    let err = |e: seccompiler::BackendError| e.to_string();
-    let arg = |index: u8, op: Op, value: u64| Cond::new(index, Len::Dword, op, value).map_err(err);
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-
-    // socket(family, type, protocol): refused unless family is INET/INET6, type is STREAM and
-    // protocol is 0 or TCP. Each rule below is one way of not being that.
-    let (inet, inet6) = (libc::AF_INET as u64, libc::AF_INET6 as u64);
-    let mut socket = vec![
-        SeccompRule::new(vec![arg(0, Op::Ne, inet)?, arg(0, Op::Ne, inet6)?]).map_err(err)?,
-        SeccompRule::new(vec![
-            arg(2, Op::Ne, 0)?,
-            arg(2, Op::Ne, libc::IPPROTO_TCP as u64)?,
-        ])
-        .map_err(err)?,
-    ];
-    for kind in 0..=0xf_u64 {
-        if kind != libc::SOCK_STREAM as u64 {
-            socket.push(SeccompRule::new(vec![arg(1, Op::MaskedEq(0xf), kind)?]).map_err(err)?);
-        }
-    }
-    rules.insert(libc::SYS_socket, socket);
-    rules.insert(
-        libc::SYS_socketpair,
-        vec![SeccompRule::new(vec![arg(0, Op::Ne, libc::AF_UNIX as u64)?]).map_err(err)?],
-    );
-    for (nr, _) in DENIED_CALLS {
-        rules.insert(nr, vec![]);
-    }
-    let mut clone = Vec::new();
-    for flag in NAMESPACE_FLAGS {
-        let flag = flag as u64;
-        clone.push(
-            SeccompRule::new(vec![
-                Cond::new(0, Len::Qword, Op::MaskedEq(flag), flag).map_err(err)?,
-            ])
-            .map_err(err)?,
-        );
-    }
-    rules.insert(libc::SYS_clone, clone);
-    let eperm: BpfProgram = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        TargetArch::x86_64,
-    )
-    .map_err(err)?
-    .try_into()
-    .map_err(err)?;
-
-    let mut clone3 = BTreeMap::new();
-    clone3.insert(libc::SYS_clone3, vec![]);
-    let enosys: BpfProgram = SeccompFilter::new(
-        clone3,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        TargetArch::x86_64,
-    )
-    .map_err(err)?
-    .try_into()
-    .map_err(err)?;
-    Ok([eperm, enosys])
-}
-
-fn seccomp() -> Result<String, String> {
-    if !cfg!(target_arch = "x86_64") {
-        return Err("the filters are written for x86_64 only".into());
-    }
-    for program in filters()? {
-        seccompiler::apply_filter_all_threads(&program).map_err(|e| e.to_string())?;
-    }
-    let calls: Vec<&str> = DENIED_CALLS.iter().map(|(_, name)| *name).collect();
-    Ok(format!(
-        "2 filters on every thread: sockets only TCP over IPv4/IPv6 (no UDP, raw, packet, netlink or Unix sockets; Unix socket pairs allowed); no new namespaces through clone; clone3 answers ENOSYS; refused: {}",
-        calls.join(", ")
-    ))
 }

@@ -5,7 +5,7 @@
 //!   can be opened (listen addresses, permitted outbound destinations with their purpose,
 //!   read-only filesystem roots, offline mode), and the edits `sov seal open` / `close` make.
 //! - [`confine`]: the kernel layers `sov serve` applies at start, in order: a network namespace
-//!   (when offline), Landlock, seccomp.
+//!   (when offline), Landlock, seccomp (its filters in `seccomp`).
 //! - [`probe`]: what is tried right after, to back each claim with the kernel's answer.
 //! - [`report`]: the seal report (`sov seal status`, `GET /v1/seal`, the attestation entry).
 //! - [`egress`]: the gate, the only code that opens outbound connections.
@@ -15,6 +15,7 @@ pub mod declare;
 pub mod egress;
 pub mod probe;
 pub mod report;
+mod seccomp;
 
 pub use confine::{Confinement, Layer, LayerStatus, Plan};
 pub use declare::{Declaration, Destination, SealError};

@@ -8,7 +8,7 @@
 //! This module and [`crate::egress`] are the only code that opens network connections.
 
 use std::io::Read as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -183,6 +183,12 @@ pub fn run(prepared: Prepared) -> Vec<Probe> {
             "no loopback port could be opened for the probe",
         ),
     });
+    // Network: the ways to a peer that do not pass through connect(), which Landlock hooks.
+    let target = prepared
+        .target
+        .as_ref()
+        .map(|(_, port)| SocketAddrV4::new(Ipv4Addr::LOCALHOST, *port));
+    probes.extend(past_connect(target));
     drop(prepared.target);
 
     // Network: a new listening port (the server's own was bound before the seal).
@@ -321,6 +327,150 @@ pub fn run(prepared: Prepared) -> Vec<Probe> {
         read.map(drop).map_err(from_nix),
     ));
     probes
+}
+
+/// What the probes of [`past_connect`] send.
+const PROBE_DATA: &[u8] = b"sov-seal-probe";
+
+/// The probes of the paths to a peer that bypass `connect()` (refused by [`crate::seccomp`]),
+/// against `target`, the undeclared listener, where one is needed: TCP Fast Open in each send
+/// call, the Fast Open and repair options, MPTCP and SCTP sockets, and taking a descriptor
+/// from a process. A path that is not refused is followed to the peer where it can be, and
+/// the result says how far it got.
+fn past_connect(target: Option<SocketAddrV4>) -> Vec<Probe> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    use rustix::net::addr::SocketAddrArg as _;
+    use rustix::net::{
+        self, AddressFamily, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketType, ipproto,
+    };
+    let io = std::io::Error::from;
+    let tcp = || net::socket(AddressFamily::INET, SocketType::STREAM, None).map_err(io);
+    let fastopen = SendFlags::from_bits_retain(libc::MSG_FASTOPEN as u32);
+    let iov = [std::io::IoSlice::new(PROBE_DATA)];
+    let mut probes = Vec::new();
+
+    let fast_open: [(&str, &str); 4] = [
+        ("tcp-fast-open", "sendto with MSG_FASTOPEN"),
+        ("tcp-fast-open-sendmsg", "sendmsg with MSG_FASTOPEN"),
+        ("tcp-fast-open-sendmmsg", "sendmmsg with MSG_FASTOPEN"),
+        (
+            "tcp-fastopen-connect",
+            "setsockopt TCP_FASTOPEN_CONNECT, then connect and write",
+        ),
+    ];
+    match target {
+        None => probes.extend(
+            fast_open
+                .iter()
+                .map(|(name, _)| not_run(name, "no loopback port could be opened for the probe")),
+        ),
+        Some(addr) => {
+            let tried = |how: &str| {
+                format!(
+                    "{how} to {addr} on a new TCP socket (connects without connect(); undeclared port, a listener behind it)"
+                )
+            };
+            let any = addr.as_any();
+            let outcomes: [std::io::Result<()>; 3] = [
+                tcp().and_then(|s| net::sendto(&s, PROBE_DATA, fastopen, &addr).map_err(io)),
+                tcp().and_then(|s| {
+                    let mut control = SendAncillaryBuffer::default();
+                    net::sendmsg_addr(&s, &addr, &iov, &mut control, fastopen).map_err(io)
+                }),
+                tcp().and_then(|s| {
+                    let mut control = SendAncillaryBuffer::default();
+                    let mut msgs = [MMsgHdr::new_with_addr(&any, &iov, &mut control)];
+                    net::sendmmsg(&s, &mut msgs, fastopen).map_err(io)
+                }),
+            ]
+            .map(|r| r.map(drop));
+            for ((name, how), outcome) in fast_open.iter().zip(outcomes) {
+                probes.push(must_refuse(name, tried(how), outcome));
+            }
+            // The option defers the handshake to the first write; connect() is still hooked.
+            let (name, how) = fast_open[3];
+            probes.push(match tcp() {
+                Err(e) => must_refuse(name, tried(how), Err(e)),
+                Ok(s) => {
+                    let set = setsockopt(&s, sockopt::TcpFastOpenConnect, &true);
+                    let probe = must_refuse(name, tried(how), set.map_err(from_nix));
+                    followed(probe, || {
+                        net::connect(&s, &addr)
+                            .and_then(|()| rustix::io::write(&s, PROBE_DATA).map(drop))
+                            .map_err(io)
+                    })
+                }
+            });
+        }
+    }
+
+    probes.push(must_refuse(
+        "tcp-repair",
+        "setsockopt TCP_REPAIR on a new TCP socket (a connection state set without a handshake)"
+            .into(),
+        tcp().and_then(|s| setsockopt(&s, sockopt::TcpRepair, &1).map_err(from_nix)),
+    ));
+
+    // Protocols over IP that Landlock's TCP rules do not cover.
+    for (name, what, kind, protocol) in [
+        (
+            "mptcp-socket",
+            "an MPTCP socket (SOCK_STREAM, IPPROTO_MPTCP)",
+            SocketType::STREAM,
+            ipproto::MPTCP,
+        ),
+        (
+            "sctp-socket",
+            "an SCTP socket (SOCK_SEQPACKET, IPPROTO_SCTP)",
+            SocketType::SEQPACKET,
+            ipproto::SCTP,
+        ),
+    ] {
+        let socket = net::socket(AddressFamily::INET, kind, Some(protocol)).map_err(io);
+        let (outcome, socket) = match socket {
+            Ok(s) => (Ok(()), Some(s)),
+            Err(e) => (Err(e), None),
+        };
+        let probe = must_refuse(name, format!("create {what}"), outcome);
+        probes.push(match (socket, target) {
+            (Some(s), Some(addr)) => followed(probe, || {
+                net::connect(&s, &addr)
+                    .and_then(|()| rustix::io::write(&s, PROBE_DATA).map(drop))
+                    .map_err(io)
+            }),
+            _ => probe,
+        });
+    }
+
+    // A descriptor of a process, taken through a pidfd (tried on this process's standard
+    // error: harmless if allowed; with a peer's process it would be its connected sockets).
+    use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
+    probes.push(match pidfd_open(getpid(), PidfdFlags::empty()) {
+        Err(e) => not_run(
+            "pidfd-getfd",
+            &format!("pidfd_open of this process failed: {}", errno_text(&io(e))),
+        ),
+        Ok(pidfd) => must_refuse(
+            "pidfd-getfd",
+            "pidfd_getfd (take a descriptor of a process, such as a connected socket)".into(),
+            pidfd_getfd(&pidfd, 2, PidfdGetfdFlags::empty())
+                .map(drop)
+                .map_err(io),
+        ),
+    });
+    probes
+}
+
+/// A probe whose first step was allowed: `then` tries the rest of the path (to the peer), and
+/// the result says how far it got. The probe stays failed: the first step was to be refused.
+fn followed(mut probe: Probe, then: impl FnOnce() -> std::io::Result<()>) -> Probe {
+    if probe.result == "allowed" {
+        probe.result = match then() {
+            Ok(()) => "allowed, and the peer was reached".into(),
+            Err(e) => format!("allowed, then the rest refused: {}", errno_text(&e)),
+        };
+    }
+    probe
 }
 
 /// Whether a connect error is the kernel's refusal by rule (Landlock: EACCES; seccomp: EPERM),

@@ -313,7 +313,17 @@ fn controls(
             .join("; ")
     };
     let mut kernel = Vec::new();
-    let mut names = vec!["connect-undeclared", "socket-udp"];
+    let mut names = vec![
+        "connect-undeclared",
+        "tcp-fast-open",
+        "tcp-fast-open-sendmsg",
+        "tcp-fast-open-sendmmsg",
+        "tcp-fastopen-connect",
+        "tcp-repair",
+        "mptcp-socket",
+        "sctp-socket",
+        "socket-udp",
+    ];
     if on(Layer::Netns) {
         kernel.push("kernel (netns): a network namespace with no usable interface".to_owned());
         names.insert(0, "netns-isolated");
@@ -330,7 +340,7 @@ fn controls(
         });
     }
     if on(Layer::Seccomp) {
-        kernel.push("kernel (seccomp): TCP sockets only (no UDP or raw sockets)".to_owned());
+        kernel.push("kernel (seccomp): TCP sockets only (no UDP, raw, MPTCP or SCTP sockets); no TCP Fast Open (MSG_FASTOPEN, TCP_FASTOPEN_CONNECT) or TCP_REPAIR, the ways to a peer past connect()".to_owned());
     }
     out.push(control(
         "outbound",
@@ -380,7 +390,7 @@ fn controls(
     let mut kernel = Vec::new();
     if on(Layer::Seccomp) {
         kernel.push(
-            "kernel (seccomp): ptrace, process memory access and new namespaces refused".to_owned(),
+            "kernel (seccomp): ptrace, process memory access, taking another process's descriptors and new namespaces refused".to_owned(),
         );
     }
     if on(Layer::Landlock) {
@@ -391,7 +401,7 @@ fn controls(
         "no tracing of or reading from other processes; no new namespaces".to_owned(),
         kernel,
         None,
-        &["new-namespace", "read-process-memory"],
+        &["new-namespace", "read-process-memory", "pidfd-getfd"],
     ));
     out
 }
@@ -409,6 +419,7 @@ fn not_covered(confinement: &Confinement) -> Vec<String> {
     }
     if !confinement.in_force(Layer::Seccomp) {
         out.push("seccomp is not in force: UDP, raw, netlink and Unix sockets can be created (Landlock on this kernel does not filter UDP or Unix sockets), and ptrace and new namespaces are not refused".to_owned());
+        out.push("seccomp is not in force: TCP Fast Open (MSG_FASTOPEN in sendto, sendmsg, sendmmsg) and MPTCP sockets reach any port, whatever Landlock's rules (Landlock hooks only connect() and bind() on TCP sockets)".to_owned());
     }
     if !confinement.in_force(Layer::Netns) {
         out.push("no network namespace (offline = false): the process shares the host's network, limited by the rules above".to_owned());
@@ -651,6 +662,14 @@ mod tests {
             "socket-netlink",
             "new-namespace",
             "read-process-memory",
+            "pidfd-getfd",
+            "tcp-fast-open",
+            "tcp-fast-open-sendmsg",
+            "tcp-fast-open-sendmmsg",
+            "tcp-fastopen-connect",
+            "tcp-repair",
+            "mptcp-socket",
+            "sctp-socket",
         ];
         let all: Vec<Probe> = names.iter().map(|n| probe(n, true)).collect();
         let level = |c: &Confinement, probes: &[Probe], name: &str| {
@@ -677,6 +696,37 @@ mod tests {
         failed[2].holds = false;
         assert_eq!(level(&whole, &failed, "filesystem"), "nothing");
         assert_eq!(level(&whole, &failed, "outbound"), "kernel");
+    }
+
+    #[test]
+    fn tcp_fast_open_allowed_is_not_reported_as_kernel_enforced() {
+        // Landlock in force with no port: the report said "no TCP connect at all" while
+        // sendto(MSG_FASTOPEN) reached an undeclared listener.
+        let whole = confinement(false, true, true);
+        let outbound = |probes: &[Probe]| {
+            controls(
+                &Declaration::default(),
+                "x",
+                &Plan::default(),
+                &whole,
+                probes,
+            )
+            .into_iter()
+            .find(|k| k.name == "outbound")
+            .unwrap()
+        };
+        let mut probes = vec![
+            probe("connect-undeclared", true),
+            probe("socket-udp", true),
+            probe("tcp-fast-open", false),
+        ];
+        assert_eq!(outbound(&probes).level, "application");
+        probes[2].holds = true;
+        assert_ne!(
+            outbound(&probes).level,
+            "kernel",
+            "the other paths' probes are missing"
+        );
     }
 
     #[test]

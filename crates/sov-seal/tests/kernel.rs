@@ -13,6 +13,12 @@
 //! - `offline-unprivileged`: the same as user `nobody` (through a user namespace of its own).
 //! - `threaded`: sealed while a second thread exists: Landlock cannot cover that thread on this
 //!   kernel, so the report says Landlock is not in force (seccomp, synchronised, still is).
+//! - the paths to a peer past `connect()`, each tried against the undeclared peer, which must
+//!   accept nothing: `tcp_fast_open_is_refused` (sendto, sendmsg, sendmmsg with MSG_FASTOPEN),
+//!   `tcp_fastopen_connect_is_refused`, `tcp_repair_is_refused`,
+//!   `mptcp_and_sctp_sockets_are_refused`, `pidfd_getfd_is_refused`.
+//! - `seccomp-unavailable`: Landlock alone: TCP Fast Open and MPTCP reach the undeclared peer
+//!   (Landlock hooks only connect() and bind() on TCP sockets), and the probes say so.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -78,12 +84,30 @@ fn main() {
 }
 
 /// Every case, each in a child process of its own.
-const CASES: [&str; 5] = [
+const CASES: [&str; 11] = [
     "sealed",
     "landlock-unavailable",
     "offline",
     "offline-unprivileged",
     "threaded",
+    "tcp_fast_open_is_refused",
+    "tcp_fastopen_connect_is_refused",
+    "tcp_repair_is_refused",
+    "mptcp_and_sctp_sockets_are_refused",
+    "pidfd_getfd_is_refused",
+    "seccomp-unavailable",
+];
+
+/// The probes of the paths past `connect()` (all refused by seccomp, with EPERM).
+const PAST_CONNECT: [&str; 8] = [
+    "tcp-fast-open",
+    "tcp-fast-open-sendmsg",
+    "tcp-fast-open-sendmmsg",
+    "tcp-fastopen-connect",
+    "tcp-repair",
+    "mptcp-socket",
+    "sctp-socket",
+    "pidfd-getfd",
 ];
 
 /// The user `nobody` (uid and gid 65534 on Debian).
@@ -179,6 +203,13 @@ fn parent(case: &str) {
                 assert_eq!(
                     attr(attestation, &format!("probe.{probe}")),
                     "refused: EACCES: Permission denied",
+                    "the kernel's refusal is in the record"
+                );
+            }
+            for probe in PAST_CONNECT {
+                assert_eq!(
+                    attr(attestation, &format!("probe.{probe}")),
+                    "refused: EPERM: Operation not permitted",
                     "the kernel's refusal is in the record"
                 );
             }
@@ -283,7 +314,46 @@ fn parent(case: &str) {
             );
             assert_eq!(undeclared.accepted.load(Ordering::SeqCst), 0);
         }
-        _ => unreachable!(),
+        "seccomp-unavailable" => {
+            assert!(!report.sealed);
+            let failed: Vec<&str> = report
+                .failed_probes()
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            for name in PAST_CONNECT {
+                assert!(
+                    failed.contains(&name),
+                    "{name} should fail without seccomp: {failed:?}"
+                );
+            }
+            assert!(
+                !failed.contains(&"connect-undeclared"),
+                "Landlock is in force"
+            );
+            let result = |name: &str| attr(attestation, &format!("probe.{name}"));
+            assert_eq!(result("tcp-fast-open"), "allowed");
+            assert_eq!(result("mptcp-socket"), "allowed, and the peer was reached");
+            assert_eq!(
+                result("tcp-fastopen-connect"),
+                "allowed, then the rest refused: EACCES: Permission denied",
+                "connect() is hooked by Landlock even with the option"
+            );
+            let outbound = report
+                .controls
+                .iter()
+                .find(|c| c.name == "outbound")
+                .unwrap();
+            assert_eq!(outbound.level, "application", "{}", report.to_text());
+            // TCP Fast Open and MPTCP each reached the undeclared peer past Landlock.
+            wait_for(|| undeclared.accepted.load(Ordering::SeqCst) == 4);
+        }
+        _ => {
+            // The paths past connect(): sealed, and nothing reached the undeclared peer.
+            assert!(report.sealed, "{}", report.to_text());
+            std::thread::sleep(Duration::from_millis(200));
+            assert_eq!(undeclared.accepted.load(Ordering::SeqCst), 0);
+        }
     }
 }
 
@@ -336,10 +406,10 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
         read_write: vec![data.clone()],
         read_only: vec![home.to_owned()],
         connect_ports: declaration.outbound.iter().map(|d| d.port).collect(),
-        unavailable: if case == "landlock-unavailable" {
-            [Layer::Landlock].into()
-        } else {
-            Default::default()
+        unavailable: match case {
+            "landlock-unavailable" => [Layer::Landlock].into(),
+            "seccomp-unavailable" => [Layer::Seccomp].into(),
+            _ => Default::default(),
         },
     };
     if case == "threaded" {
@@ -420,9 +490,94 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
                 "{e}"
             );
         }
-        _ => unreachable!(),
+        path => {
+            let e = raw.expect_err("an undeclared connect must be refused by the kernel");
+            assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+            past_connect(path, addr(undeclared));
+        }
     }
     log.close().unwrap();
+}
+
+/// One path to `peer` (undeclared) past `connect()`, tried for real after the seal; each step
+/// must be refused with EPERM (seccomp), or, with seccomp left off, reaches the peer.
+fn past_connect(path: &str, peer: SocketAddr) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    use rustix::net::{self, AddressFamily, SendFlags, SocketType, ipproto};
+    let tcp = || net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    let fastopen = SendFlags::from_bits_retain(libc::MSG_FASTOPEN as u32);
+    let data = b"past connect";
+    let iov = [std::io::IoSlice::new(data)];
+    let eperm = |what: &str, r: Result<(), rustix::io::Errno>| {
+        assert_eq!(
+            r,
+            Err(rustix::io::Errno::PERM),
+            "{what} must be refused by seccomp"
+        );
+    };
+    let mut control = net::SendAncillaryBuffer::default();
+    let fast_open = [
+        net::sendto(tcp(), data, fastopen, &peer).map(drop),
+        net::sendmsg_addr(tcp(), &peer, &iov, &mut control, fastopen).map(drop),
+        {
+            use rustix::net::addr::SocketAddrArg as _;
+            let any = peer.as_any();
+            let mut control = net::SendAncillaryBuffer::default();
+            let mut msgs = [net::MMsgHdr::new_with_addr(&any, &iov, &mut control)];
+            net::sendmmsg(tcp(), &mut msgs, fastopen).map(drop)
+        },
+    ];
+    let mptcp = net::socket(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        Some(ipproto::MPTCP),
+    );
+    match path {
+        "tcp_fast_open_is_refused" => {
+            for (call, r) in ["sendto", "sendmsg", "sendmmsg"].iter().zip(fast_open) {
+                eperm(&format!("{call} with MSG_FASTOPEN"), r);
+            }
+        }
+        "tcp_fastopen_connect_is_refused" => {
+            let s = tcp();
+            let set = setsockopt(&s, sockopt::TcpFastOpenConnect, &true);
+            assert_eq!(set, Err(nix::errno::Errno::EPERM), "TCP_FASTOPEN_CONNECT");
+            // Landlock still refuses the connect itself.
+            assert_eq!(net::connect(&s, &peer), Err(rustix::io::Errno::ACCESS));
+        }
+        "tcp_repair_is_refused" => {
+            let set = setsockopt(&tcp(), sockopt::TcpRepair, &1);
+            assert_eq!(set, Err(nix::errno::Errno::EPERM), "TCP_REPAIR");
+        }
+        "mptcp_and_sctp_sockets_are_refused" => {
+            eperm("an MPTCP socket", mptcp.map(drop));
+            for (kind, protocol) in [
+                (SocketType::SEQPACKET, ipproto::SCTP),
+                (SocketType::STREAM, ipproto::SCTP),
+            ] {
+                let sctp = net::socket(AddressFamily::INET, kind, Some(protocol));
+                eperm("an SCTP socket", sctp.map(drop));
+            }
+        }
+        "pidfd_getfd_is_refused" => {
+            use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
+            let pidfd = pidfd_open(getpid(), PidfdFlags::empty()).unwrap();
+            eperm(
+                "pidfd_getfd",
+                pidfd_getfd(&pidfd, 2, PidfdGetfdFlags::empty()).map(drop),
+            );
+        }
+        "seccomp-unavailable" => {
+            // Landlock alone: each of these reaches the undeclared peer.
+            for r in fast_open {
+                r.expect("without seccomp, TCP Fast Open passes Landlock");
+            }
+            let s = mptcp.expect("an MPTCP socket without seccomp");
+            net::connect(&s, &peer).expect("Landlock does not hook MPTCP's connect");
+            rustix::io::write(&s, data).unwrap();
+        }
+        _ => unreachable!("{path}"),
+    }
 }
 
 fn open_log(data: &Path) -> AuditLog {
