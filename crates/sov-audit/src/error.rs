@@ -60,10 +60,11 @@ pub enum AuditError {
     /// The log was closed; no more entries are accepted.
     #[error("audit log is closed")]
     Closed,
-    /// The log stopped accepting entries after an earlier failure; reopen it to recover.
-    #[error("audit log stopped after an earlier failure (reopen to recover): {reason}")]
+    /// A write failed: the entry was not recorded, and the log refuses entries until it has
+    /// recovered, which it retries by itself (see [`crate::AuditLog::health`]).
+    #[error("audit log is not accepting entries after a write failure (it retries by itself): {reason}")]
     Failed {
-        /// The original failure.
+        /// The failure.
         reason: String,
     },
     /// A draft could not be encoded as an entry (it consumed no index).

@@ -101,7 +101,10 @@
 
 mod error;
 mod fsx;
+mod publisher;
 mod reader;
+mod sequencer;
+mod shared;
 mod sign;
 mod tiles;
 mod wal;
@@ -111,6 +114,7 @@ use std::time::Duration;
 
 pub use error::AuditError;
 pub use reader::LogReader;
+pub use shared::{Counters, Health};
 pub use sov_audit_core::entry::{Kind, Outcome};
 pub use sov_audit_core::hash::Hash;
 pub use wal::MAX_BATCH_BYTES;

@@ -28,6 +28,8 @@ pub(crate) struct ChainState {
     pub last_leaf: Hash,
     /// Time of the last entry.
     pub last_time: u64,
+    /// Byte offset of the last entry's record (its length prefix) in the file.
+    pub last_offset: u64,
     /// The tree's right edge.
     pub range: CompactRange,
 }
@@ -57,8 +59,9 @@ impl ChainState {
         Ok((leaf_hash(bytes), entry.time_ms))
     }
 
-    fn push(&mut self, leaf: Hash, time: u64) {
+    fn push(&mut self, leaf: Hash, time: u64, offset: u64) {
         self.size = self.size.saturating_add(1);
+        self.last_offset = offset;
         self.last_leaf = leaf;
         self.last_time = time;
         self.range.push(leaf);
@@ -216,7 +219,7 @@ pub(crate) fn scan(path: &Path, check_sizes: &[u64]) -> Result<Scan, AuditError>
         }
         match work.check_next(body) {
             Ok((leaf, time)) => {
-                work.push(leaf, time);
+                work.push(leaf, time, record);
                 batch_count = batch_count.saturating_add(1);
                 if check_sizes.contains(&work.size) {
                     roots.push((work.size, work.range.root()));
