@@ -51,9 +51,10 @@ impl Publisher {
             let due = if self.failed.is_some() && self.fatal.is_none() {
                 Some(self.retry.at())
             } else if self.fatal.is_none() && self.published != Some(self.tiles.size()) {
-                Some(self.last_start.map_or(now, |t| {
-                    t.checked_add(self.interval).unwrap_or(now)
-                }))
+                Some(
+                    self.last_start
+                        .map_or(now, |t| t.checked_add(self.interval).unwrap_or(now)),
+                )
             } else {
                 None
             };

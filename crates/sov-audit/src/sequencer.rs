@@ -434,7 +434,10 @@ fn check_last_record(file: &File, path: &Path, good: &Good) -> Result<(), AuditE
         return if good.len == 0 {
             Ok(())
         } else {
-            Err(corrupt(0, "no entry was acknowledged, yet bytes were".into()))
+            Err(corrupt(
+                0,
+                "no entry was acknowledged, yet bytes were".into(),
+            ))
         };
     }
     let size = good.len.saturating_sub(good.last_record);

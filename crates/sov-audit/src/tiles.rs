@@ -418,4 +418,35 @@ mod tests {
         assert!(tmp.path().join("tile/1/001.p/1").is_file());
         assert!(tmp.path().join("tile/0/257.p/44").is_file());
     }
+
+    #[test]
+    fn tile_writes_are_retried_after_an_io_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A file where the `tile` directory must go: every tile write fails.
+        std::fs::write(tmp.path().join("tile"), b"").unwrap();
+        let mut b = TileBuilder::new(tmp.path(), false);
+        let mut tree = MemoryTree::new();
+        for i in 0..600u32 {
+            let e = i.to_be_bytes();
+            b.push(&e, leaf_hash(&e)).unwrap();
+            tree.push(leaf_hash(&e));
+        }
+        assert!(b.write_full().is_err());
+        assert!(b.write_partials().is_err());
+        // The tree in memory is intact and nothing was dropped: once the disk is back, the same
+        // steps write every tile.
+        assert_eq!((b.size(), b.root()), (600, tree.root()));
+        std::fs::remove_file(tmp.path().join("tile")).unwrap();
+        b.write_full().unwrap();
+        b.write_partials().unwrap();
+        b.sync().unwrap();
+        for tile in Tile::hash_tiles_for_size(600)
+            .into_iter()
+            .chain(Tile::entry_bundles_for_size(600))
+        {
+            read_tile(tmp.path(), &tile).unwrap();
+        }
+        assert!(tmp.path().join("tile/0/001").is_file());
+        assert!(tmp.path().join("tile/entries/001").is_file());
+    }
 }

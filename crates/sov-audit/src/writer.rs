@@ -310,7 +310,7 @@ impl AuditLog {
         fsx::write_atomic(&running_path, b"", true)?;
         // 4. Rebuild the tiles from the WAL, repairing what is missing or wrong.
         let mut tiles = TileBuilder::new(dir, true);
-        wal::replay(&wal_path, scan.good_len, |bytes, leaf| {
+        wal::replay(&wal_path, scan.good_len, |_, bytes, leaf| {
             tiles.push(bytes, leaf)?;
             tiles.write_full()
         })?;

@@ -280,7 +280,11 @@ fn full_disk_while_publishing_recovers_without_restart() {
     }
     let filler = s.fs.fill();
     let err = log.sign_now().unwrap_err();
-    assert!(err.to_string().contains("No space left on device") || format!("{:?}", err).contains("StorageFull"), "{err:?}");
+    assert!(
+        err.to_string().contains("No space left on device")
+            || format!("{:?}", err).contains("StorageFull"),
+        "{err:?}"
+    );
     match log.health() {
         Health::Degraded { reason, .. } => assert!(reason.starts_with("publishing: "), "{reason}"),
         Health::Ok => panic!("healthy after a failed checkpoint"),
