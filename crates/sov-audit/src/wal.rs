@@ -302,11 +302,11 @@ fn later_entry(
 }
 
 /// Reads the first `len` bytes of the WAL (already validated by [`scan`]) and calls `each` with
-/// every entry's bytes and leaf hash, in order.
+/// every entry's record offset, bytes and leaf hash, in order.
 pub(crate) fn replay(
     path: &Path,
     len: u64,
-    mut each: impl FnMut(&[u8], Hash) -> Result<(), AuditError>,
+    mut each: impl FnMut(u64, &[u8], Hash) -> Result<(), AuditError>,
 ) -> Result<u64, AuditError> {
     if len == 0 {
         return Ok(0);
@@ -338,7 +338,7 @@ pub(crate) fn replay(
         if read_full(&mut r, body).map_err(AuditError::io(path))? < n {
             return Err(corrupt(record, "short record"));
         }
-        each(body, leaf_hash(body))?;
+        each(record, body, leaf_hash(body))?;
         count = count.saturating_add(1);
     }
     Ok(count)
