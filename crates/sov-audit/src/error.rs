@@ -45,6 +45,22 @@ pub enum AuditError {
         /// What the write-ahead log gives instead.
         found: String,
     },
+    /// `entries.wal` and the published entry bundles disagree, or the WAL holds fewer entries
+    /// than the checkpoint covers.
+    #[error(
+        "`{}` does not match the published log at entry {index} (byte {offset}): {reason}",
+        path.display()
+    )]
+    WalMismatch {
+        /// The WAL.
+        path: PathBuf,
+        /// The first entry that differs (or the first one missing).
+        index: u64,
+        /// Its byte offset in the WAL (or the end of the WAL's valid part).
+        offset: u64,
+        /// What differs.
+        reason: String,
+    },
     /// Another writer holds the log's lock.
     #[error(
         "audit log `{}` is already open for writing (lock `{}` is held by another process or handle)",
@@ -60,10 +76,13 @@ pub enum AuditError {
     /// The log was closed; no more entries are accepted.
     #[error("audit log is closed")]
     Closed,
-    /// The log stopped accepting entries after an earlier failure; reopen it to recover.
-    #[error("audit log stopped after an earlier failure (reopen to recover): {reason}")]
+    /// A write failed: the entry was not recorded, and the log refuses entries until it has
+    /// recovered, which it retries by itself (see [`crate::AuditLog::health`]).
+    #[error(
+        "audit log is not accepting entries after a write failure (it retries by itself): {reason}"
+    )]
     Failed {
-        /// The original failure.
+        /// The failure.
         reason: String,
     },
     /// A draft could not be encoded as an entry (it consumed no index).

@@ -19,6 +19,7 @@
 //! | `vkeys` | the log's verifier keys, one signed-note vkey per line (Ed25519, then ML-DSA-44) | at creation; opening with another key fails |
 //! | `lock` | `flock`ed exclusively by the writer for its whole life | |
 //! | `running` | empty marker: present while a writer has the log open | created at open, removed by [`AuditLog::close`] |
+//! | `.write-probe` | scratch file proving the disk takes writes again | only while recovering from a failed write, removed at once |
 //!
 //! **`entries.wal`**: per batch, each entry as a big-endian `u16` length then the entry's bytes
 //! ([`sov_audit_core::entry`]), then the terminator `u16 0x0000` (entries are never empty). A
@@ -81,11 +82,36 @@
 //!
 //! # Failures
 //!
-//! If writing or fdatasyncing the WAL, or writing tiles or a checkpoint fails, the log stops:
-//! the entries of the failed batch and every later call get [`AuditError::Failed`] (an
-//! fdatasync error leaves the page cache state unknown, so retrying would be unsafe). Reopening
-//! recovers as after a crash. An entry whose append reported an error may still be in the log
-//! after a restart (its bytes may have reached the disk); an acknowledged one always is.
+//! A failed write does not stop the log for good: it **degrades**, refuses entries, and
+//! recovers by itself once the disk takes writes again, without a restart, losing no
+//! acknowledged entry and never keeping a refused one. Each part is tracked on its own, and
+//! appends are accepted only while both are healthy; [`AuditLog::health`] says which part failed,
+//! why, since when and how often, and [`AuditLog::counters`] counts entries appended, write
+//! failures and recoveries.
+//!
+//! * **WAL** (writing or fdatasyncing a batch fails): that batch's entries get
+//!   [`AuditError::Failed`], and so does every append from then on, at once. The sequencer goes
+//!   back to the chain state (next index, last leaf, last time) and WAL length of the last
+//!   acknowledged batch. Every 0.5 s (backing off to 5 s) it tries to recover: through a new
+//!   file handle, it cuts `entries.wal` back to that length (`set_len` + fsync), reads back the
+//!   last acknowledged record and checks its leaf hash, then writes, fsyncs and removes a probe
+//!   file (`.write-probe`) to prove the disk takes writes; then it accepts entries again. The
+//!   refused batch is cut even while the disk is still full, so it cannot come back at the next
+//!   open; a WAL shorter than acknowledged, or a last record that reads back differently, is
+//!   [`AuditError::Corrupt`] and the log stays degraded.
+//! * **Publishing** (tiles, `signed`, `checkpoint`): acknowledged entries still enter the tile
+//!   tree in memory (they are in the WAL); completed tiles wait in memory until written, and
+//!   tiles are forgotten by the fsync step only once synced. The whole publication (write order
+//!   above) is retried on the same timer, and the failure clears once a checkpoint is written.
+//!   [`AuditLog::sign_now`] is refused while degraded.
+//!
+//! [`AuditLog::close`] on a degraded log keeps trying to recover for about 2 s, so a log whose
+//! disk came back closes cleanly (final checkpoint, `running` removed). If it still cannot, close
+//! returns the error, publishes what it can and leaves `running`: the next open recovers as
+//! after a crash. An acknowledged entry is always kept.
+//!
+//! Tiles whose fsync failed are not rewritten (the kernel may have dropped their pages): they
+//! are derived data, checked and rebuilt from the WAL at every open.
 //!
 //! Callbacks given to [`AuditLog::submit`] run on the sequencer thread, in index order; they must
 //! be quick and must not block on the log. A panicking callback is caught and logged.
@@ -97,23 +123,31 @@
 //! # Reading
 //!
 //! [`LogReader`] reads only the published files (checkpoint, tiles, bundles), takes no lock, and
-//! works beside a running writer in another process.
+//! works beside a running writer in another process. [`verify_wal`] runs the open's WAL scan
+//! without changing anything, and [`LogReader::verify_wal`] also checks that every entry the
+//! checkpoint covers is in the WAL, byte for byte as in the published bundles.
 
 mod error;
 mod fsx;
+mod publisher;
 mod reader;
+mod sequencer;
+mod shared;
 mod sign;
 mod tiles;
 mod wal;
+mod walcheck;
 mod writer;
 
 use std::time::Duration;
 
 pub use error::AuditError;
 pub use reader::LogReader;
+pub use shared::{Counters, Health};
 pub use sov_audit_core::entry::{Kind, Outcome};
 pub use sov_audit_core::hash::Hash;
 pub use wal::MAX_BATCH_BYTES;
+pub use walcheck::{WalReport, verify_wal};
 pub use writer::AuditLog;
 
 /// File name of the origin file.

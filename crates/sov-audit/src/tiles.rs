@@ -1,6 +1,6 @@
 //! Writing the C2SP tlog-tiles layout as the log grows, and reading it back.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -17,10 +17,14 @@ const WIDTH: usize = 256;
 /// The tiles of a growing tree: the right edge (the partial tile at each level and the partial
 /// entry bundle) in memory, everything else on disk.
 ///
-/// Full tiles are written (temporary file + rename) as soon as they complete; partial tiles only
-/// by [`TileBuilder::write_partials`], for sizes about to be checkpointed. Nothing is fsynced until
-/// [`TileBuilder::sync`]. In repair mode (recovery), a full tile already on disk with the right
-/// content is left alone, and one that is missing or differs is rewritten.
+/// [`TileBuilder::push`] only changes memory: a tile it completes is queued, and
+/// [`TileBuilder::write_full`] writes the queued full tiles (temporary file + rename), dropping
+/// each only once it is written; partial tiles are written only by
+/// [`TileBuilder::write_partials`], for sizes about to be checkpointed. Nothing is fsynced until
+/// [`TileBuilder::sync`], which forgets a file only once it is synced. So after an I/O error
+/// every step can simply be run again (the publisher retries on a timer) and the state in memory
+/// always matches the entries pushed. In repair mode (recovery), a full tile already on disk with
+/// the right content is left alone, and one that is missing or differs is rewritten.
 #[derive(Debug)]
 pub(crate) struct TileBuilder {
     dir: PathBuf,
@@ -33,7 +37,9 @@ pub(crate) struct TileBuilder {
     bundle: Vec<u8>,
     bundle_count: usize,
     range: CompactRange,
-    dirty_files: Vec<PathBuf>,
+    /// Full tiles completed by `push`, not yet written.
+    pending: VecDeque<(Tile, Vec<u8>)>,
+    dirty_files: BTreeSet<PathBuf>,
     dirty_dirs: BTreeSet<PathBuf>,
     known_dirs: HashSet<PathBuf>,
     /// `.p` directories of tiles that are now full, removed after the next checkpoint.
@@ -52,7 +58,8 @@ impl TileBuilder {
             bundle: Vec::new(),
             bundle_count: 0,
             range: CompactRange::new(),
-            dirty_files: Vec::new(),
+            pending: VecDeque::new(),
+            dirty_files: BTreeSet::new(),
             dirty_dirs: BTreeSet::new(),
             known_dirs: HashSet::new(),
             stale: Vec::new(),
@@ -74,7 +81,9 @@ impl TileBuilder {
         self.range.root()
     }
 
-    /// Appends an entry (bytes and leaf hash), writing every tile it completes.
+    /// Appends an entry (bytes and leaf hash) in memory, queueing every tile it completes for
+    /// [`TileBuilder::write_full`]. Fails (changing nothing) only for an entry a bundle cannot
+    /// hold.
     pub(crate) fn push(&mut self, entry: &[u8], leaf: Hash) -> Result<(), AuditError> {
         let len = u16::try_from(entry.len()).map_err(|_| AuditError::TooLarge {
             size: entry.len(),
@@ -105,16 +114,29 @@ impl TileBuilder {
             let Ok(level_u8) = u8::try_from(level) else {
                 break;
             };
-            self.put(hash_tile(level_u8, index, WIDTH), &bytes)?;
+            self.pending
+                .push_back((hash_tile(level_u8, index, WIDTH), bytes));
             if level == 0 {
                 let bundle = std::mem::take(&mut self.bundle);
                 self.bundle_count = 0;
-                self.put(bundle_tile(index, WIDTH), &bundle)?;
+                self.pending.push_back((bundle_tile(index, WIDTH), bundle));
             }
             if let Some(f) = self.full.get_mut(level) {
                 *f = f.saturating_add(1);
             }
             level = level.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// Writes the full tiles completed so far; each leaves the queue only once it is written, so
+    /// after an error a later call carries on where this one stopped.
+    pub(crate) fn write_full(&mut self) -> Result<(), AuditError> {
+        while let Some((tile, bytes)) = self.pending.pop_front() {
+            if let Err(e) = self.put(tile, &bytes) {
+                self.pending.push_front((tile, bytes));
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -148,25 +170,27 @@ impl TileBuilder {
 
     fn put(&mut self, tile: Tile, bytes: &[u8]) -> Result<(), AuditError> {
         let path = self.dir.join(tile.path());
+        if self.repair {
+            if !fs::read(&path).is_ok_and(|old| old == bytes) {
+                self.put_file(&path, bytes)?;
+                self.repaired = self.repaired.saturating_add(1);
+            }
+        } else {
+            self.put_file(&path, bytes)?;
+        }
         if tile.is_full() {
-            let mut p = path.clone().into_os_string();
+            let mut p = path.into_os_string();
             p.push(".p");
             self.stale.push(PathBuf::from(p));
         }
-        if self.repair {
-            if fs::read(&path).is_ok_and(|old| old == bytes) {
-                return Ok(());
-            }
-            self.repaired = self.repaired.saturating_add(1);
-        }
-        self.put_file(&path, bytes)
+        Ok(())
     }
 
     fn put_file(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
         let parent = fsx::parent(path).to_path_buf();
         self.ensure_dir(&parent)?;
         fsx::write_atomic(path, bytes, false)?;
-        self.dirty_files.push(path.to_path_buf());
+        self.dirty_files.insert(path.to_path_buf());
         self.dirty_dirs.insert(parent);
         Ok(())
     }
@@ -202,15 +226,18 @@ impl TileBuilder {
         Ok(())
     }
 
-    /// Makes every tile written since the last call durable: the files, then their directories.
+    /// Makes every tile written since the last successful call durable: the files, then their
+    /// directories. Each is forgotten only once synced, so after an error a later call syncs
+    /// what is left.
     pub(crate) fn sync(&mut self) -> Result<(), AuditError> {
-        for path in std::mem::take(&mut self.dirty_files) {
-            fsx::sync_file(&path)?;
+        while let Some(path) = self.dirty_files.first() {
+            fsx::sync_file(path)?;
+            self.dirty_files.pop_first();
         }
         // Deepest first, so a new directory is durable before the entry naming it.
-        let dirs = std::mem::take(&mut self.dirty_dirs);
-        for dir in dirs.iter().rev() {
+        while let Some(dir) = self.dirty_dirs.last() {
             fsx::sync_dir(dir)?;
+            self.dirty_dirs.pop_last();
         }
         Ok(())
     }
@@ -373,6 +400,7 @@ mod tests {
             b.push(&e, leaf_hash(&e)).unwrap();
             tree.push(leaf_hash(&e));
         }
+        b.write_full().unwrap();
         b.write_partials().unwrap();
         b.sync().unwrap();
         assert_eq!(b.root(), tree.root());
@@ -389,5 +417,36 @@ mod tests {
         assert!(tmp.path().join("tile/2/000.p/1").is_file());
         assert!(tmp.path().join("tile/1/001.p/1").is_file());
         assert!(tmp.path().join("tile/0/257.p/44").is_file());
+    }
+
+    #[test]
+    fn tile_writes_are_retried_after_an_io_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A file where the `tile` directory must go: every tile write fails.
+        std::fs::write(tmp.path().join("tile"), b"").unwrap();
+        let mut b = TileBuilder::new(tmp.path(), false);
+        let mut tree = MemoryTree::new();
+        for i in 0..600u32 {
+            let e = i.to_be_bytes();
+            b.push(&e, leaf_hash(&e)).unwrap();
+            tree.push(leaf_hash(&e));
+        }
+        assert!(b.write_full().is_err());
+        assert!(b.write_partials().is_err());
+        // The tree in memory is intact and nothing was dropped: once the disk is back, the same
+        // steps write every tile.
+        assert_eq!((b.size(), b.root()), (600, tree.root()));
+        std::fs::remove_file(tmp.path().join("tile")).unwrap();
+        b.write_full().unwrap();
+        b.write_partials().unwrap();
+        b.sync().unwrap();
+        for tile in Tile::hash_tiles_for_size(600)
+            .into_iter()
+            .chain(Tile::entry_bundles_for_size(600))
+        {
+            read_tile(tmp.path(), &tile).unwrap();
+        }
+        assert!(tmp.path().join("tile/0/001").is_file());
+        assert!(tmp.path().join("tile/entries/001").is_file());
     }
 }

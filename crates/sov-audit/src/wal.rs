@@ -28,6 +28,8 @@ pub(crate) struct ChainState {
     pub last_leaf: Hash,
     /// Time of the last entry.
     pub last_time: u64,
+    /// Byte offset of the last entry's record (its length prefix) in the file.
+    pub last_offset: u64,
     /// The tree's right edge.
     pub range: CompactRange,
 }
@@ -57,8 +59,9 @@ impl ChainState {
         Ok((leaf_hash(bytes), entry.time_ms))
     }
 
-    fn push(&mut self, leaf: Hash, time: u64) {
+    fn push(&mut self, leaf: Hash, time: u64, offset: u64) {
         self.size = self.size.saturating_add(1);
+        self.last_offset = offset;
         self.last_leaf = leaf;
         self.last_time = time;
         self.range.push(leaf);
@@ -216,7 +219,7 @@ pub(crate) fn scan(path: &Path, check_sizes: &[u64]) -> Result<Scan, AuditError>
         }
         match work.check_next(body) {
             Ok((leaf, time)) => {
-                work.push(leaf, time);
+                work.push(leaf, time, record);
                 batch_count = batch_count.saturating_add(1);
                 if check_sizes.contains(&work.size) {
                     roots.push((work.size, work.range.root()));
@@ -299,11 +302,11 @@ fn later_entry(
 }
 
 /// Reads the first `len` bytes of the WAL (already validated by [`scan`]) and calls `each` with
-/// every entry's bytes and leaf hash, in order.
+/// every entry's record offset, bytes and leaf hash, in order.
 pub(crate) fn replay(
     path: &Path,
     len: u64,
-    mut each: impl FnMut(&[u8], Hash) -> Result<(), AuditError>,
+    mut each: impl FnMut(u64, &[u8], Hash) -> Result<(), AuditError>,
 ) -> Result<u64, AuditError> {
     if len == 0 {
         return Ok(0);
@@ -335,7 +338,7 @@ pub(crate) fn replay(
         if read_full(&mut r, body).map_err(AuditError::io(path))? < n {
             return Err(corrupt(record, "short record"));
         }
-        each(body, leaf_hash(body))?;
+        each(record, body, leaf_hash(body))?;
         count = count.saturating_add(1);
     }
     Ok(count)

@@ -1,66 +1,27 @@
 //! The writer: open and recovery, the sequencer thread (WAL, group commit, acknowledgements) and
 //! the publisher thread (tiles, `signed`, checkpoints).
 
-use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sov_audit_core::checkpoint::Checkpoint;
-use sov_audit_core::entry::{Entry, Kind, MAX_ENTRY_SIZE, Outcome};
-use sov_audit_core::hash::{Hash, leaf_hash};
+use sov_audit_core::entry::{Entry, Kind, Outcome};
+use sov_audit_core::hash::Hash;
 use sov_audit_core::note::{Note, is_valid_key_name};
 use sov_keys::LogKey;
 
-use crate::sign::{Signer, b64, read_signed, signed_text};
+use crate::publisher::Publisher;
+use crate::sequencer::{Good, Sequencer, Tip};
+use crate::shared::{Backoff, Counters, Health, Job, Shared};
+use crate::sign::{Signer, b64, read_signed};
 use crate::tiles::TileBuilder;
-use crate::wal::{self, MAX_BATCH_BYTES};
+use crate::wal;
 use crate::{
     Appended, AuditError, CHECKPOINT_FILE, Draft, ENTRIES_FILE, LOCK_FILE, LogConfig, LogReader,
     ORIGIN_FILE, RUNNING_FILE, Recovery, SIGNED_FILE, VKEYS_FILE, fsx,
 };
-
-type Callback = Box<dyn FnOnce(Result<Appended, AuditError>) + Send + 'static>;
-
-enum Job {
-    Append(Box<Draft>, Callback),
-    Sign(mpsc::Sender<Result<u64, AuditError>>),
-    Close(mpsc::Sender<Result<(), AuditError>>),
-}
-
-#[derive(Default)]
-struct Queue {
-    jobs: VecDeque<Job>,
-    closing: bool,
-    failed: Option<String>,
-}
-
-struct Shared {
-    queue: Mutex<Queue>,
-    wake: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> Result<MutexGuard<'_, Queue>, AuditError> {
-        self.queue
-            .lock()
-            .map_err(|_| AuditError::Poisoned { what: "job queue" })
-    }
-
-    /// Marks the log failed: every later job is refused with the reason.
-    fn fail(&self, reason: &str) {
-        tracing::error!(reason, "audit log stopped accepting entries");
-        if let Ok(mut q) = self.queue.lock()
-            && q.failed.is_none()
-        {
-            q.failed = Some(reason.to_owned());
-        }
-    }
-}
 
 /// The Open Audit Record's writer: a handle to an open log directory. Cheap to clone (all clones
 /// share one writer); see the crate documentation for the design.
@@ -98,8 +59,7 @@ impl Inner {
             Ok(q) => q,
             Err(e) => return Err(Box::new((job, e))),
         };
-        if let Some(reason) = &q.failed {
-            let reason = reason.clone();
+        if let Some(reason) = q.refusal() {
             return Err(Box::new((job, AuditError::Failed { reason })));
         }
         if q.closing {
@@ -148,28 +108,6 @@ impl Inner {
         }
         Ok(())
     }
-}
-
-/// Runs a caller's callback; a panic in it is logged and does not take the writer down.
-fn call(done: Callback, result: Result<Appended, AuditError>) {
-    let run = std::panic::AssertUnwindSafe(move || done(result));
-    if std::panic::catch_unwind(run).is_err() {
-        tracing::error!("an audit append callback panicked");
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn validate_config(config: &LogConfig) -> Result<(), AuditError> {
@@ -372,8 +310,9 @@ impl AuditLog {
         fsx::write_atomic(&running_path, b"", true)?;
         // 4. Rebuild the tiles from the WAL, repairing what is missing or wrong.
         let mut tiles = TileBuilder::new(dir, true);
-        wal::replay(&wal_path, scan.good_len, |bytes, leaf| {
-            tiles.push(bytes, leaf)
+        wal::replay(&wal_path, scan.good_len, |_, bytes, leaf| {
+            tiles.push(bytes, leaf)?;
+            tiles.write_full()
         })?;
         tiles.set_repair(false);
         if tiles.repaired > 0 {
@@ -395,10 +334,7 @@ impl AuditLog {
         }
 
         // 5. Start the threads.
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
-            wake: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::new());
         let (pub_tx, pub_rx) = mpsc::sync_channel(1024);
         let publisher = Publisher {
             shared: Arc::clone(&shared),
@@ -409,6 +345,8 @@ impl AuditLog {
             published: None,
             last_start: None,
             failed: None,
+            fatal: None,
+            retry: Backoff::new(),
             rx: pub_rx,
             _lock: lock,
         };
@@ -418,17 +356,27 @@ impl AuditLog {
             .map_err(|e| AuditError::Thread {
                 reason: format!("cannot start the publisher thread: {e}"),
             })?;
-        let sequencer = Sequencer {
-            shared: Arc::clone(&shared),
-            wal: wal_file,
-            wal_path,
+        let tip = Tip {
             next: scan.chain.size,
             last_leaf: scan.chain.last_leaf,
             last_time: scan.chain.last_time,
+        };
+        let sequencer = Sequencer {
+            shared: Arc::clone(&shared),
+            dir: dir.to_path_buf(),
+            wal: wal_file,
+            wal_path,
+            tip,
+            good: Good {
+                tip,
+                len: scan.good_len,
+                last_record: scan.chain.last_offset,
+            },
             node: config.node.clone(),
             max_batch: config.max_batch,
             publisher: pub_tx,
             failed: None,
+            retry: Backoff::new(),
         };
         let seq_handle = std::thread::Builder::new()
             .name("sov-audit-seq".into())
@@ -531,8 +479,27 @@ impl AuditLog {
     /// Closes the log: every entry queued before is written, a final checkpoint is signed, the
     /// threads stop, `running` is removed and the lock released. Later appends fail with
     /// [`AuditError::Closed`]. Closing again does nothing.
+    ///
+    /// A log that is degraded (see [`AuditLog::health`]) first keeps trying to recover, for at
+    /// most about 2 s; if it cannot, this returns the error and leaves `running` in place, so the
+    /// next open recovers as after a crash (every acknowledged entry is kept).
     pub fn close(&self) -> Result<(), AuditError> {
         self.inner.shutdown()
+    }
+
+    /// Whether the log accepts entries now. Cheap (one short lock): a server can call it for
+    /// every health check. [`Health::Degraded`] after a failed write, until the log has
+    /// recovered by itself (see the crate documentation, `# Failures`); while degraded,
+    /// [`AuditLog::append`], [`AuditLog::submit`] and [`AuditLog::sign_now`] fail at once with
+    /// [`AuditError::Failed`].
+    pub fn health(&self) -> Health {
+        self.inner.shared.health()
+    }
+
+    /// Totals since the log was opened (entries appended, write failures, recoveries), for
+    /// metrics. Lock-free.
+    pub fn counters(&self) -> Counters {
+        self.inner.shared.counters()
     }
 
     /// The log directory.
@@ -543,346 +510,5 @@ impl AuditLog {
     /// A reader of the latest published checkpoint (same as [`LogReader::open`] on [`Self::dir`]).
     pub fn reader(&self) -> Result<LogReader, AuditError> {
         LogReader::open(&self.inner.dir)
-    }
-}
-
-#[derive(Default)]
-struct Batch {
-    wal: Vec<u8>,
-    acks: Vec<(Callback, Appended)>,
-    entries: Vec<(Vec<u8>, Hash)>,
-}
-
-enum PubMsg {
-    Batch(Vec<(Vec<u8>, Hash)>),
-    Sign(mpsc::Sender<Result<u64, AuditError>>),
-    Close(mpsc::Sender<Result<(), AuditError>>),
-}
-
-/// Owns the WAL: assigns indexes, writes batches, fdatasyncs, acknowledges.
-struct Sequencer {
-    shared: Arc<Shared>,
-    wal: File,
-    wal_path: PathBuf,
-    next: u64,
-    last_leaf: Hash,
-    last_time: u64,
-    node: String,
-    max_batch: usize,
-    publisher: mpsc::SyncSender<PubMsg>,
-    failed: Option<String>,
-}
-
-impl Sequencer {
-    fn run(mut self) {
-        loop {
-            let jobs = match self.take_jobs() {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    tracing::error!(error = %e, "audit sequencer stopping");
-                    return;
-                }
-            };
-            let mut batch = Batch::default();
-            for job in jobs {
-                match job {
-                    Job::Append(draft, done) => self.add(draft, done, &mut batch),
-                    Job::Sign(tx) => {
-                        self.flush(&mut batch);
-                        self.forward(PubMsg::Sign(tx));
-                    }
-                    Job::Close(tx) => {
-                        self.flush(&mut batch);
-                        self.forward(PubMsg::Close(tx));
-                        return;
-                    }
-                }
-            }
-            self.flush(&mut batch);
-        }
-    }
-
-    /// Waits for work, then takes up to `max_batch` appends (stopping after a control job).
-    fn take_jobs(&self) -> Result<Vec<Job>, AuditError> {
-        let mut q = self.shared.lock()?;
-        while q.jobs.is_empty() {
-            q = self
-                .shared
-                .wake
-                .wait(q)
-                .map_err(|_| AuditError::Poisoned { what: "job queue" })?;
-        }
-        let mut out = Vec::new();
-        let mut appends = 0usize;
-        while appends < self.max_batch {
-            let Some(job) = q.jobs.pop_front() else {
-                break;
-            };
-            let control = !matches!(job, Job::Append(..));
-            out.push(job);
-            if control {
-                break;
-            }
-            appends = appends.saturating_add(1);
-        }
-        Ok(out)
-    }
-
-    fn add(&mut self, draft: Box<Draft>, done: Callback, batch: &mut Batch) {
-        if let Some(reason) = &self.failed {
-            call(
-                done,
-                Err(AuditError::Failed {
-                    reason: reason.clone(),
-                }),
-            );
-            return;
-        }
-        let draft = *draft;
-        let time = now_ms().max(self.last_time);
-        let mut attrs = draft.attrs;
-        attrs.sort_by(|a, b| a.0.cmp(&b.0));
-        let entry = Entry {
-            index: self.next,
-            time_ms: time,
-            prev: self.last_leaf,
-            kind: draft.kind,
-            node: self.node.clone(),
-            principal: draft.principal,
-            resource: draft.resource,
-            outcome: draft.outcome,
-            reason: draft.reason,
-            model: draft.model,
-            input: draft.input,
-            output: draft.output,
-            attrs,
-        };
-        let bytes = match entry.encode() {
-            Ok(b) => b,
-            Err(e) => return call(done, Err(AuditError::Entry(e))),
-        };
-        let Ok(len) = u16::try_from(bytes.len()).map(|l| l.to_be_bytes()) else {
-            return call(
-                done,
-                Err(AuditError::TooLarge {
-                    size: bytes.len(),
-                    max: MAX_ENTRY_SIZE,
-                }),
-            );
-        };
-        // Keep the framed batch (records + terminator) within MAX_BATCH_BYTES.
-        if batch
-            .wal
-            .len()
-            .saturating_add(bytes.len())
-            .saturating_add(4)
-            > MAX_BATCH_BYTES
-        {
-            self.flush(batch);
-            if let Some(reason) = &self.failed {
-                call(
-                    done,
-                    Err(AuditError::Failed {
-                        reason: reason.clone(),
-                    }),
-                );
-                return;
-            }
-        }
-        let leaf = leaf_hash(&bytes);
-        batch.wal.extend_from_slice(&len);
-        batch.wal.extend_from_slice(&bytes);
-        batch.acks.push((
-            done,
-            Appended {
-                index: self.next,
-                leaf,
-            },
-        ));
-        batch.entries.push((bytes, leaf));
-        self.next = self.next.saturating_add(1);
-        self.last_leaf = leaf;
-        self.last_time = time;
-    }
-
-    /// Writes the batch to the WAL with one write, fdatasyncs, then acknowledges its entries and
-    /// hands them to the publisher.
-    fn flush(&mut self, batch: &mut Batch) {
-        if batch.acks.is_empty() {
-            return;
-        }
-        batch.wal.extend_from_slice(&[0, 0]);
-        let written = self
-            .wal
-            .write_all(&batch.wal)
-            .and_then(|()| self.wal.sync_data());
-        batch.wal.clear();
-        let acks = std::mem::take(&mut batch.acks);
-        let entries = std::mem::take(&mut batch.entries);
-        match written {
-            Ok(()) => {
-                for (done, appended) in acks {
-                    call(done, Ok(appended));
-                }
-                self.forward(PubMsg::Batch(entries));
-            }
-            Err(e) => {
-                let reason = format!("writing `{}` failed: {e}", self.wal_path.display());
-                self.fail(&reason);
-                for (done, _) in acks {
-                    call(
-                        done,
-                        Err(AuditError::Failed {
-                            reason: reason.clone(),
-                        }),
-                    );
-                }
-            }
-        }
-    }
-
-    fn forward(&mut self, msg: PubMsg) {
-        if let Err(mpsc::SendError(msg)) = self.publisher.send(msg) {
-            let reason = "the publisher thread stopped".to_owned();
-            self.fail(&reason);
-            match msg {
-                PubMsg::Sign(tx) => {
-                    let _ = tx.send(Err(AuditError::Failed { reason }));
-                }
-                PubMsg::Close(tx) => {
-                    let _ = tx.send(Err(AuditError::Failed { reason }));
-                }
-                PubMsg::Batch(_) => {}
-            }
-        }
-    }
-
-    fn fail(&mut self, reason: &str) {
-        if self.failed.is_none() {
-            self.failed = Some(reason.to_owned());
-            self.shared.fail(reason);
-        }
-    }
-}
-
-/// Owns the tiles and the signing key: writes tiles as entries arrive, and every
-/// `checkpoint_interval` (or on request) syncs them, writes `signed`, signs and publishes the
-/// checkpoint.
-struct Publisher {
-    shared: Arc<Shared>,
-    dir: PathBuf,
-    tiles: TileBuilder,
-    signer: Signer,
-    interval: Duration,
-    /// Size of the last published checkpoint (`None` before the first).
-    published: Option<u64>,
-    last_start: Option<Instant>,
-    failed: Option<String>,
-    rx: mpsc::Receiver<PubMsg>,
-    /// The writer's lock, held until this (the last) thread ends.
-    _lock: File,
-}
-
-impl Publisher {
-    fn run(mut self) {
-        loop {
-            let behind = self.failed.is_none() && self.published != Some(self.tiles.size());
-            let msg = if behind {
-                let now = Instant::now();
-                let wait = self.last_start.map_or(Duration::ZERO, |t| {
-                    self.interval
-                        .saturating_sub(now.saturating_duration_since(t))
-                });
-                if wait.is_zero() {
-                    self.periodic();
-                    continue;
-                }
-                self.rx.recv_timeout(wait)
-            } else {
-                self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            };
-            match msg {
-                Ok(PubMsg::Batch(entries)) => {
-                    if self.failed.is_some() {
-                        continue;
-                    }
-                    for (bytes, leaf) in entries {
-                        if let Err(e) = self.tiles.push(&bytes, leaf) {
-                            self.fail(&e);
-                            break;
-                        }
-                    }
-                }
-                Ok(PubMsg::Sign(tx)) => {
-                    let _ = tx.send(self.publish());
-                }
-                Ok(PubMsg::Close(tx)) => {
-                    let result = self.publish().and_then(|_| {
-                        let running = self.dir.join(RUNNING_FILE);
-                        fs::remove_file(&running).map_err(AuditError::io(&running))?;
-                        fsx::sync_dir(&self.dir)
-                    });
-                    let _ = tx.send(result);
-                    return;
-                }
-                Err(RecvTimeoutError::Timeout) => self.periodic(),
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-        }
-    }
-
-    fn periodic(&mut self) {
-        if let Err(e) = self.publish() {
-            tracing::error!(error = %e.chain(), "publishing the audit checkpoint failed");
-        }
-    }
-
-    fn fail(&mut self, e: &AuditError) {
-        let reason = e.chain();
-        self.shared.fail(&reason);
-        self.failed = Some(reason);
-    }
-
-    /// Publishes a checkpoint of everything received, unless the last one already covers it.
-    fn publish(&mut self) -> Result<u64, AuditError> {
-        if let Some(reason) = &self.failed {
-            return Err(AuditError::Failed {
-                reason: reason.clone(),
-            });
-        }
-        let size = self.tiles.size();
-        if self.published == Some(size) {
-            return Ok(size);
-        }
-        self.last_start = Some(Instant::now());
-        match self.write_checkpoint() {
-            Ok(()) => {
-                self.published = Some(size);
-                Ok(size)
-            }
-            Err(e) => {
-                self.fail(&e);
-                Err(e)
-            }
-        }
-    }
-
-    /// The write order: partial tiles; fsync of every tile written since the last checkpoint and
-    /// of their directories; `signed` (durable); sign; `checkpoint` (durable); then old partial
-    /// tiles may go.
-    fn write_checkpoint(&mut self) -> Result<(), AuditError> {
-        let size = self.tiles.size();
-        let root = self.tiles.root();
-        self.tiles.write_partials()?;
-        self.tiles.sync()?;
-        fsx::write_atomic(
-            &self.dir.join(SIGNED_FILE),
-            signed_text(size, &root).as_bytes(),
-            true,
-        )?;
-        let note = self.signer.sign(size, &root, now_secs())?;
-        fsx::write_atomic(&self.dir.join(CHECKPOINT_FILE), &note, true)?;
-        self.tiles.remove_stale();
-        Ok(())
     }
 }

@@ -328,3 +328,75 @@ fn missing_or_damaged_tiles_are_rebuilt() {
     assert_eq!(std::fs::read(env.dir.join("tile/entries/001")).unwrap(), b1);
     verify_all(&env.dir);
 }
+
+#[test]
+fn verify_wal_runs_the_open_scan_without_changing_anything() {
+    let env = log_with(40);
+    let reader = LogReader::open(&env.dir).unwrap();
+    let root = reader.checkpoint().1.root;
+    let clean = sov_audit::verify_wal(&env.dir).unwrap();
+    assert_eq!(
+        (
+            clean.entries,
+            clean.torn_tail_bytes,
+            clean.root,
+            clean.compared
+        ),
+        (40, 0, root, 0)
+    );
+    assert_eq!(clean.valid_bytes, wal_len(&env));
+    assert_eq!(reader.verify_wal().unwrap().compared, 40);
+
+    // A torn tail is reported, not an error, and left alone.
+    let half = next_record(&env);
+    append_raw(&env, &half[..half.len() / 2]);
+    let before = std::fs::read(env.wal()).unwrap();
+    let torn = sov_audit::verify_wal(&env.dir).unwrap();
+    assert_eq!(torn.entries, 40);
+    assert_eq!(torn.torn_tail_bytes, (half.len() / 2) as u64);
+    assert_eq!(reader.verify_wal().unwrap().compared, 40);
+    assert_eq!(std::fs::read(env.wal()).unwrap(), before);
+    std::fs::write(env.wal(), &before[..clean.valid_bytes as usize]).unwrap();
+
+    // Damage inside the log: the offset the open names.
+    let offsets = entry_offsets(&env);
+    flip(&env, offsets[17] + 2 + 3 + 7, 0x02);
+    let before = std::fs::read(env.wal()).unwrap();
+    for err in [
+        sov_audit::verify_wal(&env.dir).unwrap_err(),
+        reader.verify_wal().unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, AuditError::Corrupt { offset, .. } if offset == offsets[17] as u64),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(env.wal()).unwrap(), before);
+    flip(&env, offsets[17] + 2 + 3 + 7, 0x02);
+
+    // A WAL that lost its last batch scans clean but holds less than the checkpoint.
+    let whole = std::fs::read(env.wal()).unwrap();
+    std::fs::write(env.wal(), &whole[..offsets[39]]).unwrap();
+    let err = reader.verify_wal().unwrap_err();
+    assert!(
+        matches!(err, AuditError::WalMismatch { index: 39, offset, .. } if offset == offsets[39] as u64),
+        "{err}"
+    );
+    std::fs::write(env.wal(), &whole).unwrap();
+
+    // A bundle that differs from the WAL: named by index and WAL offset.
+    let bundle = env.dir.join("tile/entries/000.p/40");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let mut at = 0;
+    for _ in 0..17 {
+        at += 2 + usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+    }
+    bytes[at + 40] ^= 0x01;
+    std::fs::write(&bundle, &bytes).unwrap();
+    let err = reader.verify_wal().unwrap_err();
+    assert!(
+        matches!(err, AuditError::WalMismatch { index: 17, offset, .. } if offset == offsets[17] as u64),
+        "{err}"
+    );
+    assert!(err.to_string().contains("entry 17"), "{err}");
+}
