@@ -189,7 +189,8 @@ pub enum AuditCommand {
         /// The folder to create (must not exist, or be empty).
         dir: PathBuf,
     },
-    /// Verify the whole record: every entry, hash, tile, the chain and the checkpoint signatures.
+    /// Verify the whole record: every entry, hash, tile, the chain, the checkpoint signatures
+    /// and the write-ahead log (`entries.wal`) the tiles are derived from.
     Verify {
         /// As JSON.
         #[arg(long)]

@@ -1440,3 +1440,55 @@ fn a_start_outside_the_declaration_is_refused_and_recorded() {
         assert!(last["reason"].as_str().unwrap().contains(why), "{last}");
     }
 }
+
+#[test]
+fn audit_verify_checks_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    assert!(sov(&home, &["init"]).status.success());
+    // A few recorded refusals: entries in the WAL, each its own batch.
+    let not_gguf = dir.path().join("notes.gguf");
+    std::fs::write(&not_gguf, b"not a model").unwrap();
+    for _ in 0..3 {
+        assert!(
+            !sov(&home, &["model", "import", not_gguf.to_str().unwrap()])
+                .status
+                .success()
+        );
+    }
+    let verify = sov(&home, &["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
+    assert!(stdout(&verify).contains("wal:"), "{}", stdout(&verify));
+
+    // One byte of the first entry's body (its version byte), which the tiles do not show.
+    let wal_path = home.join("audit/entries.wal");
+    let mut wal = std::fs::read(&wal_path).unwrap();
+    assert!(wal.len() > 100, "the WAL holds entries");
+    wal[2] ^= 0x01;
+    std::fs::write(&wal_path, &wal).unwrap();
+
+    let verify = sov(&home, &["audit", "verify"]);
+    assert!(!verify.status.success(), "{}", stdout(&verify));
+    assert!(!stdout(&verify).contains("OK"), "{}", stdout(&verify));
+    let err = stderr(&verify);
+    assert!(
+        err.contains("FAILED: entries.wal") && err.contains("byte 0"),
+        "{err}"
+    );
+    let json = sov(&home, &["audit", "verify", "--json"]);
+    assert!(!json.status.success());
+    let v: Value = serde_json::from_str(stdout(&json).trim()).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["failure"]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("entries.wal"),
+        "{v}"
+    );
+}
