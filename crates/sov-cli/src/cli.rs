@@ -132,7 +132,9 @@ pub enum TokenCommand {
     },
     /// Revoke a token by its id (the 12 characters after `sov_`).
     Revoke {
-        /// The token's id.
+        /// The token's id. Ids issued before 2026-12 may start with `-`; they are taken as
+        /// they are (`sov token revoke -AbC...` works, as does `sov token revoke -- -AbC...`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }

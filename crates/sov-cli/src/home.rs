@@ -26,6 +26,15 @@ pub const DEFAULT_CONFIG: &str = r#"# Sovereign configuration.
 listen = "127.0.0.1:8787"
 # Largest request body accepted, in bytes (larger ones get HTTP 413).
 max_body_bytes = 4194304
+# Seconds a request's head may take to arrive; also how long an idle keep-alive connection is
+# kept waiting for its next request.
+header_timeout_secs = 10
+# Seconds a request's body may take to arrive, whole (slower ones get HTTP 408).
+body_timeout_secs = 30
+# Connections open at once, in all and from one client address (an IPv6 /64). A connection
+# over either limit is answered HTTP 429 and closed.
+max_connections = 512
+max_connections_per_address = 64
 # Models to load at start, by name. Empty: every model in the store.
 models = []
 
@@ -61,6 +70,10 @@ burst = 60
 # Failed authentications one client address may make per minute before it is refused with
 # HTTP 429 without its token being looked at (throttles token guessing).
 failed_auth_per_minute = 10
+# Entries of their own for refused requests without a valid token, per minute for the whole
+# node; the others are counted into one summary entry every 10 seconds, so such traffic cannot
+# grow the record at the rate it is sent.
+unauthenticated_entries_per_minute = 600
 
 [seal]
 # The boundary: the one place a path out is opened. Change it with `sov seal open HOST:PORT
@@ -99,6 +112,7 @@ pub struct LimitsSection {
     pub requests_per_minute: u32,
     pub burst: u32,
     pub failed_auth_per_minute: u32,
+    pub unauthenticated_entries_per_minute: u32,
 }
 
 impl Default for LimitsSection {
@@ -108,6 +122,7 @@ impl Default for LimitsSection {
             requests_per_minute: l.requests.per_minute,
             burst: l.requests.burst,
             failed_auth_per_minute: l.failures.per_minute,
+            unauthenticated_entries_per_minute: l.unauthenticated_entries.per_minute,
         }
     }
 }
@@ -115,7 +130,11 @@ impl Default for LimitsSection {
 impl LimitsSection {
     /// The server's limits; a zero rate is refused (it would lock everyone out).
     pub fn limits(&self) -> Result<sov_server::Limits> {
-        if self.requests_per_minute == 0 || self.burst == 0 || self.failed_auth_per_minute == 0 {
+        if self.requests_per_minute == 0
+            || self.burst == 0
+            || self.failed_auth_per_minute == 0
+            || self.unauthenticated_entries_per_minute == 0
+        {
             bail!("[limits] values must be at least 1 (a zero rate would refuse every request)");
         }
         Ok(sov_server::Limits {
@@ -126,6 +145,10 @@ impl LimitsSection {
             failures: sov_policy::Rate {
                 per_minute: self.failed_auth_per_minute,
                 burst: self.failed_auth_per_minute,
+            },
+            unauthenticated_entries: sov_policy::Rate {
+                per_minute: self.unauthenticated_entries_per_minute,
+                burst: (self.unauthenticated_entries_per_minute / 6).max(1),
             },
         })
     }
@@ -154,7 +177,34 @@ impl Default for AuditSection {
 pub struct ServerSection {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    pub header_timeout_secs: u64,
+    pub body_timeout_secs: u64,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub models: Vec<String>,
+}
+
+impl ServerSection {
+    /// The HTTP layer's settings; zero limits are refused (they would refuse every request).
+    pub fn server_config(&self, owner: String) -> Result<sov_server::ServerConfig> {
+        if self.header_timeout_secs == 0
+            || self.body_timeout_secs == 0
+            || self.max_connections == 0
+            || self.max_connections_per_address == 0
+        {
+            bail!("[server] timeouts and connection limits must be at least 1");
+        }
+        Ok(sov_server::ServerConfig {
+            max_body_bytes: self.max_body_bytes,
+            owner,
+            timeouts: sov_server::Timeouts {
+                header: std::time::Duration::from_secs(self.header_timeout_secs),
+                body: std::time::Duration::from_secs(self.body_timeout_secs),
+            },
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -175,9 +225,14 @@ pub struct ChatSection {
 
 impl Default for ServerSection {
     fn default() -> Self {
+        let s = sov_server::ServerConfig::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
-            max_body_bytes: 4 * 1024 * 1024,
+            max_body_bytes: s.max_body_bytes,
+            header_timeout_secs: s.timeouts.header.as_secs(),
+            body_timeout_secs: s.timeouts.body.as_secs(),
+            max_connections: s.max_connections,
+            max_connections_per_address: s.max_connections_per_address,
             models: Vec::new(),
         }
     }

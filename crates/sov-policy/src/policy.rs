@@ -585,9 +585,18 @@ impl Policies {
                             .map_err(|e| e.to_string())?,
                     );
                 }
+                // A principal that does not exist is decided on as one with no roles and no
+                // attributes, so the decision (and the refusal the caller sees) names the same
+                // resource whether or not it exists: a refusal reveals nothing.
                 Resource::Principal(name) => match target {
                     Some(t) if &t.name == name => push_principal(&mut entities, t)?,
-                    _ => return Err(format!("principal `{name}` is not in the directory")),
+                    Some(t) => {
+                        return Err(format!(
+                            "the record of principal `{}` was given for principal `{name}`",
+                            t.name
+                        ));
+                    }
+                    None => entities.push(Entity::new_no_attrs(r_uid.clone(), HashSet::new())),
                 },
                 _ => entities.push(Entity::new_no_attrs(r_uid.clone(), HashSet::new())),
             }

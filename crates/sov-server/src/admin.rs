@@ -1,17 +1,18 @@
 //! `/v1/admin/...`: principals, tokens and the policy set, over HTTP, governed by policy like
 //! everything else (`manage-principals`, `change-policy`).
 //!
-//! Which resource a request is decided on: the principal it names (`Principal::"<name>"`, with
-//! its record) when that principal exists, else the node (`Node::"<node>"`), so a caller who may
-//! not manage principals gets 403 whether or not the name exists, and only an allowed caller
-//! learns that it does not (404). Every change lands in the audit record twice over: the
+//! Which resource a request is decided on: the principal it names (`Principal::"<name>"`), with
+//! its record when it exists and as a principal with no roles or attributes when it does not, so
+//! a caller who may not manage it gets the same 403 (naming what the request named) whether or not
+//! the name exists, and only an allowed caller learns that it does not (404). A token is decided on
+//! its principal, and a refusal names only the token id the request gave. Every change lands in the audit record twice over: the
 //! directory's own `identity.change` entry (through its outbox, moved into the log before the
 //! answer) and the request's entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -24,7 +25,7 @@ use sov_policy::{Action, NewPrincipal, Principal, PrincipalKind, Resource, Store
 
 use crate::AppState;
 use crate::audit::{self, AuditNote};
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 
 fn store_error(e: StoreError) -> ApiError {
     match e {
@@ -53,7 +54,8 @@ async fn drain(state: &AppState) -> Result<(), ApiError> {
     blocking(move || dir.drain_outbox(&log)).await.map(|_| ())
 }
 
-/// Authorises `manage-principals` on the named principal if it exists, else on the node.
+/// Authorises `manage-principals` on the named principal, whether or not it exists (see the
+/// module docs); its record, if it does.
 async fn on_principal(
     state: &AppState,
     note: &AuditNote,
@@ -62,15 +64,12 @@ async fn on_principal(
     let dir = state.access().directory().clone();
     let lookup = name.to_owned();
     let target = blocking(move || dir.principal(&lookup)).await?;
-    match &target {
-        Some(t) => state.authorize_on(
-            note,
-            Action::ManagePrincipals,
-            &Resource::Principal(t.name.clone()),
-            Some(t),
-        )?,
-        None => state.authorize(note, Action::ManagePrincipals, &state.access().node())?,
-    }
+    state.authorize_on(
+        note,
+        Action::ManagePrincipals,
+        &Resource::Principal(name.to_owned()),
+        target.as_ref(),
+    )?;
     Ok(target)
 }
 
@@ -133,7 +132,7 @@ pub(crate) async fn add_principal(
 pub(crate) async fn show_principal(
     State(state): State<AppState>,
     Extension(note): Extension<AuditNote>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let Some(p) = on_principal(&state, &note, &name).await? else {
         return Err(store_error(StoreError::NoPrincipal(name)));
@@ -151,7 +150,7 @@ pub(crate) async fn show_principal(
 pub(crate) async fn disable_principal(
     State(state): State<AppState>,
     Extension(note): Extension<AuditNote>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     note.kind(Kind::IdentityChange);
     if on_principal(&state, &note, &name).await?.is_none() {
@@ -173,7 +172,7 @@ pub(crate) struct TokenFilter {
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     Extension(note): Extension<AuditNote>,
-    Query(filter): Query<TokenFilter>,
+    ApiQuery(filter): ApiQuery<TokenFilter>,
 ) -> Result<Response, ApiError> {
     state.authorize(&note, Action::ManagePrincipals, &state.access().node())?;
     let dir = state.access().directory().clone();
@@ -239,17 +238,30 @@ pub(crate) async fn issue_token(
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     Extension(note): Extension<AuditNote>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     note.kind(Kind::IdentityChange);
     let dir = state.access().directory().clone();
     let lookup = id.clone();
     let info = blocking(move || dir.token(&lookup)).await?;
+    // Decided on the token's principal (or, for an unknown id, on the node); a refusal names only
+    // the id the request gave, so it tells neither whether the token exists nor whose it is.
+    let hide = |e: ApiError| {
+        if e.status() == StatusCode::FORBIDDEN {
+            ApiError::forbidden_named(Action::ManagePrincipals, &format!("token `{id}`"))
+        } else {
+            e
+        }
+    };
     let Some(info) = info else {
-        state.authorize(&note, Action::ManagePrincipals, &state.access().node())?;
+        state
+            .authorize(&note, Action::ManagePrincipals, &state.access().node())
+            .map_err(hide)?;
         return Err(store_error(StoreError::NoToken(id)));
     };
-    on_principal(&state, &note, &info.principal).await?;
+    on_principal(&state, &note, &info.principal)
+        .await
+        .map_err(hide)?;
     let dir = state.access().directory().clone();
     let actor = actor(&note);
     let revoked = blocking(move || dir.revoke_token(&id, &actor)).await?;

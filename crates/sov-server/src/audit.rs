@@ -1,10 +1,13 @@
 //! The audit layer: every request that acts becomes an entry in the Open Audit Record before
 //! its answer leaves, and the read-only `/v1/audit/...` endpoints that publish the record.
 //!
-//! Which requests: every request with a method other than `GET`, `HEAD` or `OPTIONS` (the
-//! inference and admin endpoints; a refused one, whatever the reason, too). A read (`GET`) is
-//! recorded through its authorisation decisions ([`crate::auth`]): it carries the headers of its
-//! last decision's entry. Refused authentication and rate limits are recorded by the auth layer.
+//! Which requests: every authenticated request with a method other than `GET`, `HEAD` or
+//! `OPTIONS` (the inference and admin endpoints; a refused one, whatever the reason, too). A read
+//! (`GET`) is recorded through its authorisation decisions ([`crate::auth`]): it carries the
+//! headers of its last decision's entry; a read refused before any decision (a malformed path, an
+//! unknown route) gets an entry of its own. A request whose client leaves before its answer is
+//! ready gets an entry with outcome `cancelled` (status attribute `499`). Refused authentication
+//! and rate limits are recorded by the auth layer; the public routes record nothing.
 //!
 //! What goes in: the route, the model and its SHA-256, token counts, the HTTP status and, for a
 //! refusal, the error's type, code and parameter (never its message, which may quote the input).
@@ -19,6 +22,9 @@
 //! one when the stream ends (`ok`, or `cancelled` if the client left), carrying the output
 //! commitment and the attribute `request` = the first entry's index. If the record cannot be
 //! written, the request fails with 503 and no answer is given: no unrecorded action.
+//!
+//! A request body must arrive within [`crate::Timeouts::body`]; a slower one is answered 408
+//! (recorded as a refusal) instead of holding a task for as long as the client likes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,7 +35,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -42,7 +48,7 @@ use sov_audit_core::hash::Hash;
 use sov_policy::{Action, Caller, Resource};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiPath};
 
 /// Header: the index of the request's entry in the record.
 pub const INDEX_HEADER: &str = "sov-audit-index";
@@ -68,6 +74,8 @@ struct NoteData {
     peer: Option<String>,
     kind: Option<Kind>,
     decisions: Vec<Pending>,
+    /// Decisions submitted so far (their entries may still be pending).
+    decided: usize,
 }
 
 impl AuditNote {
@@ -116,7 +124,13 @@ impl AuditNote {
         });
         if let Ok(mut d) = self.0.lock() {
             d.decisions.push(rx);
+            d.decided += 1;
         }
+    }
+
+    /// How many decisions the request has submitted.
+    fn decided(&self) -> usize {
+        self.0.lock().map_or(0, |d| d.decided)
     }
 
     /// Waits for every decision entry; their indices, in order.
@@ -205,31 +219,45 @@ pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Nex
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.to_string());
     let caller = req.extensions().get::<Caller>().cloned();
-    let note = AuditNote::new(caller, &route, peer.clone());
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        let mut req = req;
-        req.extensions_mut().insert(note.clone());
-        let mut response = next.run(req).await;
-        return match note.decisions_durable().await {
-            Ok(decisions) => {
-                if let Some(last) = decisions.last() {
-                    set_headers(response.headers_mut(), last, None);
-                }
-                response
-            }
-            Err(e) => unavailable(&e),
-        };
+    let note = AuditNote::new(caller.clone(), &route, peer.clone());
+    if caller.is_none() {
+        // Only the public routes get here without a caller (the auth layer answers everything
+        // else): they record nothing.
+        return next.run(req).await;
     }
     let mut salt = [0u8; 32];
     if let Err(e) = getrandom::fill(&mut salt) {
         return ApiError::internal(&format!("no randomness for the audit salt: {e}"))
             .into_response();
     }
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        let ctx = Context0 {
+            route,
+            peer,
+            input: commitment("input", &salt, b""),
+            salt,
+        };
+        let mut req = req;
+        req.extensions_mut().insert(note.clone());
+        let guard = Abandoned::new(state.audit(), &ctx, &note);
+        let response = next.run(req).await;
+        guard.disarm();
+        return record_read(state.audit(), ctx, note, response).await;
+    }
     let (parts, body) = req.into_parts();
     let limit = state.inner.config.max_body_bytes;
-    let (bytes, response) = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => (bytes, None),
-        Err(e) => {
+    let timeout = state.inner.config.timeouts.body;
+    let ctx0 = Context0 {
+        route: route.clone(),
+        peer: peer.clone(),
+        input: commitment("input", &salt, b""),
+        salt,
+    };
+    let mut guard = Abandoned::new(state.audit(), &ctx0, &note);
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await;
+    let (bytes, response) = match read {
+        Ok(Ok(bytes)) => (bytes, None),
+        Ok(Err(e)) => {
             let too_large = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             let refusal = if too_large {
@@ -239,6 +267,10 @@ pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Nex
             };
             (Bytes::new(), Some(refusal.into_response()))
         }
+        Err(_) => (
+            Bytes::new(),
+            Some(ApiError::body_timeout(timeout.as_secs()).into_response()),
+        ),
     };
     let ctx = Context0 {
         route,
@@ -246,6 +278,7 @@ pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Nex
         input: commitment("input", &salt, &bytes),
         salt,
     };
+    guard.set_input(ctx.input);
     let response = match response {
         Some(r) => r,
         None => {
@@ -258,10 +291,99 @@ pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Nex
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    guard.disarm();
     if is_stream && response.status().is_success() {
         record_stream(state.audit(), ctx, note, response).await
     } else {
         record_whole(state.audit(), ctx, note, response).await
+    }
+}
+
+/// Records a request whose caller left before its answer was ready (the server drops the
+/// request's future, and this with it): an entry with outcome `cancelled`, the decisions made
+/// so far and the input commitment, so no request ends without an entry of its own outcome.
+/// Disarmed once the answer is in hand (its own entry is then written).
+struct Abandoned {
+    armed: Option<(AuditLog, Context0, AuditNote)>,
+}
+
+impl Abandoned {
+    fn new(log: &AuditLog, ctx: &Context0, note: &AuditNote) -> Self {
+        let ctx = Context0 {
+            route: ctx.route.clone(),
+            peer: ctx.peer.clone(),
+            salt: ctx.salt,
+            input: ctx.input,
+        };
+        Self {
+            armed: Some((log.clone(), ctx, note.clone())),
+        }
+    }
+
+    /// The request's input commitment, once its body is read.
+    fn set_input(&mut self, input: Hash) {
+        if let Some((_, ctx, _)) = self.armed.as_mut() {
+            ctx.input = input;
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = None;
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        let Some((log, ctx, note)) = self.armed.take() else {
+            return;
+        };
+        let snap = note.snapshot();
+        let mut attrs = snap.attrs;
+        attrs.insert("status".into(), "499".into());
+        let decided = note.decided();
+        if decided > 0 {
+            attrs.insert("decisions".into(), decided.to_string());
+        }
+        let draft = draft(
+            &ctx,
+            &snap.principal,
+            snap.kind.unwrap_or(Kind::Inference),
+            Outcome::Cancelled,
+            "the client went away before the answer".to_owned(),
+            snap.model,
+            None,
+            attrs,
+        );
+        log.submit(draft, |result| {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "failed to record an abandoned request");
+            }
+        });
+    }
+}
+
+/// Records a read (`GET`): through its decisions, whose last entry's headers it carries; one
+/// refused before any decision (a malformed path, an unknown route, a wrong method) gets an
+/// entry of its own, so no authenticated refusal is missing from the record.
+async fn record_read(
+    log: &AuditLog,
+    ctx: Context0,
+    note: AuditNote,
+    response: Response,
+) -> Response {
+    let decisions = match note.decisions_durable().await {
+        Ok(d) => d,
+        Err(e) => return unavailable(&e),
+    };
+    match decisions.last() {
+        Some(last) => {
+            let mut response = response;
+            set_headers(response.headers_mut(), last, None);
+            response
+        }
+        None if !response.status().is_success() => record_whole(log, ctx, note, response).await,
+        // A read that needed no decision (the model list of a node serving no model).
+        None => response,
     }
 }
 
@@ -636,7 +758,7 @@ pub(crate) async fn vkeys(
 pub(crate) async fn tile(
     State(state): State<AppState>,
     Extension(note): Extension<AuditNote>,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     may_read(&state, &note)?;
     let path = format!("tile/{path}");
@@ -673,7 +795,7 @@ async fn covered(state: &AppState, index: u64) -> Result<LogReader, ApiError> {
 pub(crate) async fn entry(
     State(state): State<AppState>,
     Extension(note): Extension<AuditNote>,
-    Path(index): Path<u64>,
+    ApiPath(index): ApiPath<u64>,
 ) -> Result<Response, ApiError> {
     may_read(&state, &note)?;
     let reader = covered(&state, index).await?;
@@ -695,7 +817,7 @@ pub(crate) async fn entry(
 pub(crate) async fn proof(
     State(state): State<AppState>,
     Extension(note): Extension<AuditNote>,
-    Path(index): Path<u64>,
+    ApiPath(index): ApiPath<u64>,
 ) -> Result<Response, ApiError> {
     may_read(&state, &note)?;
     let reader = covered(&state, index).await?;

@@ -1,10 +1,20 @@
 //! Who is calling, and may they: bearer tokens, Cedar decisions, rate limits.
 //!
-//! Every endpoint except `/healthz` requires `Authorization: Bearer sov_...`. The [`layer`]
-//! authenticates the token against the directory (401 if it is missing, malformed, unknown,
-//! expired, revoked or its principal disabled), applies the per-principal rate limit (429), and
-//! limits failed attempts per peer address (429 before the token is even looked at, so guessing
-//! is throttled). Each refusal is an audit entry, written before the answer leaves.
+//! Every request is authenticated or explicitly public: the public routes are
+//! [`PUBLIC_ROUTES`] (`GET`/`HEAD /healthz`), with their method only, and they record nothing.
+//! Every other request, whatever its method and path (an unknown route or a wrong method too),
+//! needs `Authorization: Bearer sov_...`. The [`layer`] authenticates the token against the
+//! directory (401 if it is missing, malformed, sent twice, unknown, expired, revoked or its
+//! principal disabled), applies the per-principal rate limit (429), and limits failed attempts per
+//! peer address (429 before the token is even looked at, so guessing is throttled).
+//!
+//! Refusals are audit entries, written before the answer leaves, but requests without a valid
+//! token cannot grow the record at the rate they are sent: an unauthenticated refusal gets an
+//! entry of its own only while its address is under the failed-authentication limit and the node
+//! is under [`Limits::unauthenticated_entries`]; the others (the 429s of a throttled address, a
+//! flood from many addresses) are counted, and the count becomes one summary entry per
+//! [`crate::FLUSH_INTERVAL`] ([`Access::flush_unrecorded`]). So nothing refused goes unrecorded,
+//! and the record grows by a bounded number of entries a minute whatever the traffic.
 //!
 //! Handlers then ask [`AppState::authorize`](crate::AppState) for each action on each resource.
 //! Every decision, allow or deny, is a `policy.decision` entry carrying the action, the hash of
@@ -33,6 +43,16 @@ use crate::AppState;
 use crate::audit::{self, AuditNote};
 use crate::error::ApiError;
 
+/// The routes anyone may call without a token: method and path. They record nothing.
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("GET", "/healthz"), ("HEAD", "/healthz")];
+
+/// Whether a request is to a public route with that route's method.
+pub fn is_public(method: &axum::http::Method, path: &str) -> bool {
+    PUBLIC_ROUTES
+        .iter()
+        .any(|(m, p)| *p == path && method.as_str() == *m)
+}
+
 /// Rate limits of the HTTP API.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
@@ -40,6 +60,9 @@ pub struct Limits {
     pub requests: Rate,
     /// Failed authentications per peer address.
     pub failures: Rate,
+    /// Entries of their own for unauthenticated refusals, for the whole node; beyond it they are
+    /// counted into a summary entry.
+    pub unauthenticated_entries: Rate,
 }
 
 impl Default for Limits {
@@ -52,6 +75,10 @@ impl Default for Limits {
             failures: Rate {
                 per_minute: 10,
                 burst: 10,
+            },
+            unauthenticated_entries: Rate {
+                per_minute: 600,
+                burst: 100,
             },
         }
     }
@@ -71,6 +98,7 @@ struct AccessInner {
     node: String,
     requests: RateLimiter,
     failures: RateLimiter,
+    unrecorded: crate::throttle::Unrecorded,
 }
 
 /// How many principals and peers the rate limiters track at most.
@@ -94,6 +122,7 @@ impl Access {
                 node: node.to_owned(),
                 requests: RateLimiter::new(limits.requests, MAX_TRACKED),
                 failures: RateLimiter::new(limits.failures, MAX_TRACKED),
+                unrecorded: crate::throttle::Unrecorded::new(limits.unauthenticated_entries),
             }),
         }
     }
@@ -109,6 +138,27 @@ impl Access {
             Ok(p) => p.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Records the unauthenticated refusals that were counted instead of recorded one by one
+    /// since the last call, as one summary entry (nothing if there were none). Called by
+    /// [`crate::serve`] every [`crate::FLUSH_INTERVAL`] and when it stops.
+    pub async fn flush_unrecorded(&self, log: &sov_audit::AuditLog) -> Result<(), String> {
+        let Some((draft, counts)) = self.inner.unrecorded.take() else {
+            return Ok(());
+        };
+        match audit::append(log, draft).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.inner.unrecorded.put_back(counts);
+                Err(e)
+            }
+        }
+    }
+
+    /// Counts an unauthenticated refusal that gets no entry of its own (see the module docs).
+    pub(crate) fn count_unrecorded(&self, peer_key: &str, status: u16) {
+        self.inner.unrecorded.count(peer_key, status);
     }
 
     /// `Node::"<node>"`, the resource of node-wide actions.
@@ -160,11 +210,34 @@ fn peer_of(req: &Request) -> Option<SocketAddr> {
         .map(|c| c.0)
 }
 
-/// The bearer token of a request: `None` if there is no Authorization header.
+/// The key a peer's failed authentications are counted under: its IPv4 address, or the /64 of
+/// its IPv6 address (one host is usually given a whole /64, so counting single addresses would
+/// let it rotate through 2^64 of them).
+pub(crate) fn peer_key(peer: Option<SocketAddr>) -> String {
+    match peer.map(|p| p.ip()) {
+        None => "unknown".to_owned(),
+        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// The bearer token of a request: `None` if there is no Authorization header. Two headers are
+/// malformed, not "the first one wins": a proxy and a client disagreeing about who is calling
+/// must not be settled silently.
 fn bearer(req: &Request) -> Result<Option<&str>, Malformed> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(Malformed::Repeated);
+    }
     let value = value.to_str().map_err(|_| Malformed::Scheme)?;
     let (scheme, token) = value.trim().split_once(' ').ok_or(Malformed::Scheme)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -175,32 +248,25 @@ fn bearer(req: &Request) -> Result<Option<&str>, Malformed> {
 
 /// The middleware (see the module docs).
 pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if req.uri().path() == "/healthz" {
+    if is_public(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
     let access = state.access();
     let route = clean_text(req.uri().path(), 1024);
     let peer = peer_of(&req);
-    let peer_key = peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string());
+    let peer_key = peer_key(peer);
     let now = Instant::now();
 
     // A peer that has failed too often is refused before its token is looked at.
+    // Its refusal is counted into the next summary entry, not recorded on its own: the address
+    // has used up its entries for now.
     if let Err(wait) = access.inner.failures.peek(&peer_key, now) {
-        let draft = refusal(
-            "",
-            &route,
-            peer,
-            429,
-            "rate limited: too many failed authentications from this address",
+        access.inner.unrecorded.count(&peer_key, 429);
+        return answer(
+            ApiError::rate_limited(wait, true).into_response(),
             None,
-        );
-        return refuse(
-            &state,
-            draft,
-            ApiError::rate_limited(wait, true),
             Some(wait),
-        )
-        .await;
+        );
     }
 
     let result = match bearer(&req) {
@@ -214,9 +280,14 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
         }
         Ok(Err(auth)) => {
             let _ = access.inner.failures.check(&peer_key, now);
+            let error = ApiError::unauthenticated(&auth);
+            if !access.inner.unrecorded.admit(now) {
+                access.inner.unrecorded.count(&peer_key, 401);
+                return answer(error.into_response(), None, None);
+            }
             let reason = format!("authentication: {}", auth.code());
             let draft = refusal("", &route, peer, 401, &reason, auth.token_id());
-            return refuse(&state, draft, ApiError::unauthenticated(&auth), None).await;
+            return refuse(&state, draft, error, None).await;
         }
         Ok(Ok(caller)) => caller,
     };
@@ -281,24 +352,33 @@ async fn refuse(
     retry_after: Option<Duration>,
 ) -> Response {
     match audit::append(state.audit(), draft).await {
-        Ok(appended) => {
-            let mut response = error.into_response();
-            audit::set_headers(response.headers_mut(), &appended, None);
-            if let Some(wait) = retry_after {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-            }
-            if response.status() == axum::http::StatusCode::UNAUTHORIZED {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            response
-        }
+        Ok(appended) => answer(error.into_response(), Some(&appended), retry_after),
         Err(e) => audit::unavailable(&e),
     }
+}
+
+/// A refusal's answer: its entry's headers (if it has an entry of its own), `Retry-After`, and
+/// `WWW-Authenticate` on a 401.
+fn answer(
+    mut response: Response,
+    appended: Option<&sov_audit::Appended>,
+    retry_after: Option<Duration>,
+) -> Response {
+    if let Some(appended) = appended {
+        audit::set_headers(response.headers_mut(), appended, None);
+    }
+    if let Some(wait) = retry_after {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    if response.status() == axum::http::StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
 }
 
 impl AppState {

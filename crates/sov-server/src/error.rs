@@ -70,6 +70,28 @@ impl ApiError {
         }
     }
 
+    /// 405: the route exists, but not with this method. Names the methods it has.
+    pub fn method_not_allowed(allowed: &str) -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: format!("This endpoint does not take this method; it takes {allowed}."),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("method_not_allowed"),
+        }
+    }
+
+    /// 408: the request's body did not arrive within the time allowed.
+    pub fn body_timeout(seconds: u64) -> Self {
+        Self {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!("The request body did not arrive within {seconds} s."),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("request_timeout"),
+        }
+    }
+
     /// 404 for something that does not exist (an audit entry, a tile).
     pub fn not_found(message: &str) -> Self {
         Self {
@@ -140,6 +162,17 @@ impl ApiError {
         Self {
             status: StatusCode::FORBIDDEN,
             message: format!("You are not allowed to `{action}` on {resource}."),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("permission_denied"),
+        }
+    }
+
+    /// 403 naming `what` as the request named it (when the resource decided on would tell more).
+    pub fn forbidden_named(action: sov_policy::Action, what: &str) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: format!("You are not allowed to `{action}` on {what}."),
             kind: "invalid_request_error",
             param: None,
             code: Some("permission_denied"),
@@ -277,5 +310,56 @@ where
         de.end()
             .map_err(|e| ApiError::invalid(format!("The body is not valid JSON: {e}"), None))?;
         Ok(Self(value))
+    }
+}
+
+/// A path parameter whose rejection is an [`ApiError`] (400 naming the parameter), not axum's
+/// plain-text answer.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(rejection) => Err(ApiError::invalid(
+                format!("Invalid path: {}", rejection.body_text()),
+                Some("path"),
+            )),
+        }
+    }
+}
+
+/// A query string whose rejection is an [`ApiError`] (400), not axum's plain-text answer.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(rejection) => Err(ApiError::invalid(
+                format!("Invalid query string: {}", rejection.body_text()),
+                Some("query"),
+            )),
+        }
     }
 }

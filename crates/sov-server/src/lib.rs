@@ -15,14 +15,16 @@ pub mod auth;
 mod completions;
 mod embeddings;
 mod error;
+mod health;
+mod listen;
 mod openai;
+mod throttle;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::json;
@@ -31,8 +33,9 @@ use sov_audit_core::hash::Hash;
 use sov_engine::Engine;
 use sov_policy::{Action, Resource};
 
-pub use auth::{Access, Limits};
+pub use auth::{Access, Limits, PUBLIC_ROUTES};
 pub use error::ApiError;
+pub use listen::{FLUSH_INTERVAL, Timeouts, serve};
 
 /// A model the server answers for.
 #[derive(Debug, Clone)]
@@ -52,6 +55,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Shown as `owned_by` in the model list.
     pub owner: String,
+    /// How long a request's head and body may take.
+    pub timeouts: Timeouts,
+    /// Connections open at once, from everyone.
+    pub max_connections: usize,
+    /// Connections open at once from one address (an IPv6 /64).
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +68,9 @@ impl Default for ServerConfig {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
             owner: "owner".into(),
+            timeouts: Timeouts::default(),
+            max_connections: 512,
+            max_connections_per_address: 64,
         }
     }
 }
@@ -152,8 +164,8 @@ async fn seal_status(
         &Resource::AuditLog(SEAL_RESOURCE.to_owned()),
     )?;
     let Some(seal) = state.inner.seal.get() else {
-        return Err(ApiError::internal(
-            "this server was started without a seal report",
+        return Err(ApiError::not_found(
+            "This server was started without a seal report.",
         ));
     };
     let path = seal.config_path.clone();
@@ -178,7 +190,8 @@ pub const SEAL_RESOURCE: &str = "seal";
 pub fn app(state: AppState) -> Router {
     let limit = state.inner.config.max_body_bytes;
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
         .route("/v1/chat/completions", post(completions::chat))
@@ -207,6 +220,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/policies", get(admin::show_policies))
         .route("/v1/admin/policies/reload", post(admin::reload_policies))
         .fallback(|| async { ApiError::route_not_found() })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         // Layers run outside in: auth (who), then audit (record), then the handler.
         .layer(axum::middleware::from_fn_with_state(
@@ -220,8 +234,60 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({"status": "ok"}))
+/// 405 in OpenAI's shape, naming the methods the route takes (axum's own answer has no body).
+async fn method_not_allowed(req: axum::extract::Request) -> Response {
+    let allowed = METHODS
+        .iter()
+        .find(|(path, _)| route_matches(path, req.uri().path()))
+        .map_or("other methods", |(_, m)| *m);
+    let mut response = ApiError::method_not_allowed(allowed).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&allowed.replace(" or ", ", ")) {
+        response.headers_mut().insert(axum::http::header::ALLOW, v);
+    }
+    response
+}
+
+/// Each route's methods, for 405 answers (kept equal to the router by a test).
+const METHODS: &[(&str, &str)] = &[
+    ("/healthz", "GET"),
+    ("/metrics", "GET"),
+    ("/v1/models", "GET"),
+    ("/v1/models/{id}", "GET"),
+    ("/v1/chat/completions", "POST"),
+    ("/v1/completions", "POST"),
+    ("/v1/embeddings", "POST"),
+    ("/v1/seal", "GET"),
+    ("/v1/audit/checkpoint", "GET"),
+    ("/v1/audit/vkeys", "GET"),
+    ("/v1/audit/tile/{*path}", "GET"),
+    ("/v1/audit/entries/{index}", "GET"),
+    ("/v1/audit/proof/{index}", "GET"),
+    ("/v1/admin/principals", "GET or POST"),
+    ("/v1/admin/principals/{name}", "GET"),
+    ("/v1/admin/principals/{name}/disable", "POST"),
+    ("/v1/admin/tokens", "GET or POST"),
+    ("/v1/admin/tokens/{id}/revoke", "POST"),
+    ("/v1/admin/policies", "GET"),
+    ("/v1/admin/policies/reload", "POST"),
+];
+
+/// Whether `path` matches the route pattern `pattern` (`{x}` one segment, `{*x}` the rest).
+fn route_matches(pattern: &str, path: &str) -> bool {
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(_)) if w.starts_with("{*") => return true,
+            (Some(w), Some(g)) if w.starts_with('{') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
 }
 
 fn card(state: &AppState, id: &str, model: &ServedModel) -> openai::ModelCard {
@@ -255,7 +321,7 @@ async fn list_models(
 async fn get_model(
     State(state): State<AppState>,
     Extension(note): Extension<audit::AuditNote>,
-    Path(id): Path<String>,
+    error::ApiPath(id): error::ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     state.authorize(&note, Action::Infer, &Resource::Model(id.clone()))?;
     let model = state
@@ -264,18 +330,4 @@ async fn get_model(
         .get(&id)
         .ok_or_else(|| ApiError::model_not_found(&id))?;
     Ok(axum::Json(card(&state, &id, model)))
-}
-
-/// Serves `app` on an already-bound listener until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

@@ -101,6 +101,10 @@ pub fn generous() -> Limits {
             per_minute: 1_000_000,
             burst: 100_000,
         },
+        unauthenticated_entries: Rate {
+            per_minute: 1_000_000,
+            burst: 100_000,
+        },
     }
 }
 
@@ -152,6 +156,7 @@ pub fn state_with_access(
         ServerConfig {
             max_body_bytes,
             owner: "owner:test".into(),
+            ..ServerConfig::default()
         },
         log,
         access,

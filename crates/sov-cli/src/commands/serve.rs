@@ -16,7 +16,7 @@ use sov_audit::AuditLog;
 use sov_audit_core::entry::{Kind, Outcome};
 use sov_keys::OwnerPublicKeys;
 use sov_policy::Directory;
-use sov_server::{Access, AppState, ServedModel, ServerConfig};
+use sov_server::{Access, AppState, ServedModel};
 
 use super::load;
 use super::model::open_store;
@@ -135,10 +135,9 @@ fn serve(
             },
         );
     }
-    let server_config = ServerConfig {
-        max_body_bytes: config.server.max_body_bytes,
-        owner: format!("owner:{}", owner.key_id),
-    };
+    let server_config = config
+        .server
+        .server_config(format!("owner:{}", owner.key_id))?;
     let directory = access.directory().clone();
     let policy_set = access.policies().hash_hex();
     let state = AppState::new(models, server_config, log.clone(), access);
