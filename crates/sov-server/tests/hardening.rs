@@ -455,3 +455,124 @@ async fn abandoned_request_is_recorded_as_cancelled() {
     assert_eq!(e.principal, "admin");
     assert!(e.input.is_some());
 }
+
+/// A small tmpfs mounted for one test (needs root), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path) -> Option<Self> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let root = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
+        if !root {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "the full-disk test needs root (to mount a tmpfs), and CI=true"
+            );
+            println!("SKIPPED: the full-disk test needs root to mount a tmpfs");
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount failed");
+        Some(Self(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Finding 3: after a write error the record stayed failed until a restart, and `/healthz` said
+/// ok throughout. Now `/healthz` says degraded (503) while the disk is full, and the node serves
+/// again by itself once space is back, with the record whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_is_reported_by_healthz_and_clears_by_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&tmp.path().join("disk")) else {
+        return;
+    };
+    let key = sov_keys::LogKey::init_or_load(&tmp.path().join("keys")).unwrap();
+    let mut config = sov_audit::LogConfig::new(common::ORIGIN.to_owned(), "test-node".to_owned());
+    config.checkpoint_interval = Duration::from_millis(50);
+    let (log, _) = AuditLog::open(&fs.0.join("audit"), key, config).unwrap();
+    let (directory, admin) = common::directory();
+    let access = Access::new(
+        directory,
+        Policies::starter().unwrap(),
+        None,
+        "test-node",
+        common::generous(),
+    );
+    let mut models = BTreeMap::new();
+    models.insert(
+        common::MODEL.to_owned(),
+        sov_server::ServedModel {
+            engine: common::engine(),
+            created: 1_700_000_000,
+            sha256: common::model_sha256(),
+        },
+    );
+    let state = sov_server::AppState::new(models, ServerConfig::default(), log.clone(), access);
+    let base = common::spawn(state).await;
+    let http = reqwest::Client::new();
+    let health = || async {
+        let res = http.get(format!("{base}/healthz")).send().await.unwrap();
+        (res.status(), res.json::<Value>().await.unwrap())
+    };
+    let models = || async {
+        http.get(format!("{base}/v1/models"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(health().await.0, StatusCode::OK);
+    assert_eq!(models().await, StatusCode::OK);
+
+    // Fill the disk: the next action fails with 503 and /healthz says why.
+    let filler = fs.0.join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+    }
+    let mut refused = false;
+    for _ in 0..50 {
+        if models().await == StatusCode::SERVICE_UNAVAILABLE {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a full disk did not stop the record");
+    let (status, body) = health().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["audit"]["status"], "failed");
+    assert!(body["audit"]["since"].is_string());
+
+    // Space back: healthy again without a restart, and serving.
+    std::fs::remove_file(&filler).unwrap();
+    let mut healthy = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if health().await.0 == StatusCode::OK {
+            healthy = true;
+            break;
+        }
+    }
+    assert!(healthy, "the record did not recover by itself");
+    assert_eq!(models().await, StatusCode::OK);
+    assert!(log.counters().recoveries >= 1);
+    log.close().unwrap();
+}
