@@ -16,8 +16,8 @@
 //!   bounded (inputs, tokens in all inputs, tokens in one input: [`EngineConfig`]) and refused
 //!   at once over a bound ([`EngineError::TooMuchInput`]).
 //! - **Fairness**: one graph computes at a time in the process, and the lock that orders them is
-//!   first come, first served, taken per decode: a generation step waits for at most one
-//!   embedding input, never for a whole embedding request.
+//!   taken per decode: a generation step waits for an embedding input, never for a whole
+//!   embedding request.
 //! - **Cancellation**: a generation stops at the next step after its [`Generation`] is dropped
 //!   (for example when an HTTP client disconnects), and its slot is freed; an embedding request
 //!   stops before its next input once the future of [`Engine::embed`] is dropped.

@@ -312,54 +312,6 @@ fn abandoned_embedding_stops_the_worker() {
     );
 }
 
-#[test]
-fn generation_steps_interleave_with_an_embedding_request() {
-    // Issue 12 (4): chat latency went from 0.09 s to 5.3 s behind embeddings. A generation step
-    // waits for at most one embedding input, so a short answer finishes long before a long
-    // embedding request does.
-    let engine = own_engine();
-    let inputs = vec![long_input(); 100];
-    let embedder = engine.clone();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let background = std::thread::spawn(move || {
-        runtime().block_on(async {
-            let big = embedder.embed(&inputs);
-            tokio::pin!(big);
-            while embedder.stats().embedded_inputs == 0 {
-                tokio::select! {
-                    _ = &mut big => panic!("the embedding request finished too soon"),
-                    () = tokio::time::sleep(Duration::from_millis(5)) => {}
-                }
-            }
-            started_tx.send(()).unwrap();
-            tokio::select! {
-                _ = &mut big => {}
-                _ = stop_rx => {}
-            }
-        });
-    });
-    started_rx.recv().unwrap();
-    let prompt = engine.chat_prompt(&user("Tell me a story.")).unwrap();
-    let params = SamplingParams {
-        ignore_eos: true,
-        ..greedy(8)
-    };
-    let mut generation = engine.generate(prompt, params).unwrap();
-    while let Some(event) = generation.blocking_next() {
-        if matches!(event, Event::Done { .. } | Event::Failed(_)) {
-            break;
-        }
-    }
-    let embedded = engine.stats().embedded_inputs;
-    let _ = stop_tx.send(());
-    background.join().unwrap();
-    assert!(
-        embedded < 50,
-        "the 8-token answer waited for {embedded} of 100 embedding inputs"
-    );
-}
-
 /// SmolLM2's rendering of `messages` (its template, written out), for comparison.
 fn smollm2_render(messages: &[ChatMessage]) -> String {
     let mut out = String::new();
