@@ -3,7 +3,14 @@
 //! One sequence at a time keeps pooling exact: llama.cpp pools per sequence, and several
 //! sequences in one batch need a unified KV cache to come out right. Inputs are short, so the
 //! simple loop costs little.
+//!
+//! An input is one decode and is not split: mean pooling is computed over the tokens of one
+//! decode. Between two inputs the worker (1) gives up the compute turn, so a waiting generation
+//! step runs before the next input, and (2) stops the request if its caller has gone away (the
+//! future of `Engine::embed` was dropped), so an abandoned request costs at most one more input.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 
 use llama_cpp_2::context::LlamaContext;
@@ -12,6 +19,7 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::oneshot;
 
 use crate::error::EngineError;
+use crate::worker::Counters;
 
 /// A batch of inputs to embed.
 #[derive(Debug)]
@@ -20,18 +28,44 @@ pub(crate) struct Job {
     pub reply: oneshot::Sender<Result<Vec<Vec<f32>>, EngineError>>,
 }
 
-pub(crate) fn run(mut ctx: LlamaContext<'_>, queue: Receiver<Job>, max_tokens: usize) {
+pub(crate) fn run(
+    mut ctx: LlamaContext<'_>,
+    queue: Receiver<Job>,
+    max_tokens: usize,
+    counters: &Arc<Counters>,
+) {
     let mut batch = LlamaBatch::new(max_tokens, 1);
     while let Ok(job) = queue.recv() {
-        if job.reply.is_closed() {
+        let mut vectors = Vec::with_capacity(job.inputs.len());
+        let mut failed = None;
+        let mut abandoned = false;
+        for tokens in &job.inputs {
+            if job.reply.is_closed() {
+                abandoned = true;
+                break;
+            }
+            match embed_one(&mut ctx, &mut batch, tokens) {
+                Ok(vector) => {
+                    counters.embedded_inputs.fetch_add(1, Ordering::Relaxed);
+                    vectors.push(vector);
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
+            }
+        }
+        if abandoned {
+            counters
+                .embeddings_cancelled
+                .fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let result = job
-            .inputs
-            .iter()
-            .map(|tokens| embed_one(&mut ctx, &mut batch, tokens))
-            .collect::<Result<Vec<_>, _>>();
-        let _ = job.reply.send(result);
+        // Counted before the reply, so whoever has the answer also sees it counted.
+        counters
+            .embeddings_completed
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = job.reply.send(failed.map_or(Ok(vectors), Err));
     }
 }
 

@@ -47,15 +47,41 @@ pub enum EngineError {
         /// Why it was refused.
         reason: String,
     },
-    /// The prompt does not fit in the context window.
-    #[error(
-        "the prompt is {prompt_tokens} tokens, which does not fit the context window of {context_length} tokens (at least one token must be left for the answer)"
-    )]
+    /// The prompt, plus the completion tokens asked for, does not fit in the context window.
+    ///
+    /// The message is OpenAI's (`context_length_exceeded`), so clients that parse it keep working.
+    #[error("{}", context_message(*context_length, *prompt_tokens, *completion_tokens))]
     ContextExceeded {
         /// Tokens in the prompt.
         prompt_tokens: usize,
+        /// The `max_tokens` the request asked for; `None` when it asked for none (then the
+        /// prompt alone left no room for an answer).
+        completion_tokens: Option<u32>,
         /// Tokens available to one request.
         context_length: u32,
+    },
+    /// A request is over one of the engine's bounds on input (see [`crate::EngineConfig`]);
+    /// refused before any work is done. For the HTTP layer: a 400 on the `input` parameter.
+    #[error("too much input: {got} {what}, more than the limit of {limit}")]
+    TooMuchInput {
+        /// Which bound: `"inputs"`, `"tokens in all inputs"` or `"tokens in one input"`.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+        /// What the request had (for token totals: at least this many; counting stops at the
+        /// first input over the bound).
+        got: usize,
+    },
+    /// A chat message has a role the engine does not accept (only `system`, `user`,
+    /// `assistant`, and `developer` as a synonym of `system`).
+    #[error(
+        "invalid role {role:?} in message {index}: only system, user, assistant and developer are accepted"
+    )]
+    InvalidRole {
+        /// The message's position in the conversation (from 0).
+        index: usize,
+        /// The role as sent, cut to its first 64 characters.
+        role: String,
     },
     /// The prompt is empty after tokenisation.
     #[error("the prompt is empty")]
@@ -75,4 +101,17 @@ pub enum EngineError {
     /// The model produced no embedding for an input.
     #[error("the model produced no embedding")]
     NoEmbedding,
+}
+
+/// OpenAI's wording for a request that does not fit the context window.
+fn context_message(context_length: u32, prompt: usize, completion: Option<u32>) -> String {
+    match completion {
+        Some(completion) => format!(
+            "This model's maximum context length is {context_length} tokens. However, you requested {} tokens ({prompt} in the messages, {completion} in the completion). Please reduce the length of the messages or completion.",
+            prompt.saturating_add(completion as usize)
+        ),
+        None => format!(
+            "This model's maximum context length is {context_length} tokens. However, your messages resulted in {prompt} tokens, which leaves no room for the completion. Please reduce the length of the messages."
+        ),
+    }
 }

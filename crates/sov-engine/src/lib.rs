@@ -12,9 +12,18 @@
 //!   when every slot is busy; when the queue is full, [`Engine::generate`] answers
 //!   [`EngineError::Busy`] at once.
 //! - **Embeddings** run on a second worker with its own context (mean pooling, one sequence at a
-//!   time, L2-normalised vectors), so they never wait behind long generations.
+//!   time, L2-normalised vectors), so they never wait behind long generations. A request is
+//!   bounded (inputs, tokens in all inputs, tokens in one input: [`EngineConfig`]) and refused
+//!   at once over a bound ([`EngineError::TooMuchInput`]).
+//! - **Fairness**: one graph computes at a time in the process, and the lock that orders them is
+//!   taken per decode: a generation step waits for an embedding input, never for a whole
+//!   embedding request.
 //! - **Cancellation**: a generation stops at the next step after its [`Generation`] is dropped
-//!   (for example when an HTTP client disconnects), and its slot is freed.
+//!   (for example when an HTTP client disconnects), and its slot is freed; an embedding request
+//!   stops before its next input once the future of [`Engine::embed`] is dropped.
+//! - **Chat prompts**: only the chat template's own markup can write control tokens; message
+//!   content is tokenised as plain text, and only the roles `system`, `user`, `assistant` (and
+//!   `developer`, read as `system`) are accepted, so a message cannot forge a turn.
 //!
 //! The crate has no `unsafe` of its own: `llama-cpp-2` wraps the C API, and the workspace forbids
 //! `unsafe` here as everywhere.
@@ -23,6 +32,7 @@ mod embed;
 mod error;
 mod llama;
 mod params;
+mod prompt;
 mod template;
 mod text;
 mod worker;

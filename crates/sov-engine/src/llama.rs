@@ -17,6 +17,7 @@ use tokio::sync::{mpsc as tmpsc, oneshot};
 use crate::embed;
 use crate::error::EngineError;
 use crate::params::SamplingParams;
+use crate::prompt;
 use crate::template::{ChatMessage, ChatTemplate};
 use crate::worker::{self, Counters, EngineStats, Event, WorkerConfig};
 
@@ -34,6 +35,13 @@ pub struct EngineConfig {
     pub batch_size: u32,
     /// Requests that may wait for a slot before the engine answers "busy".
     pub queue_depth: usize,
+    /// The most inputs one embedding request may carry. Each input is one decode; an embedding
+    /// request cannot be split over the generation worker's slots, so its size is bounded here.
+    pub max_embedding_inputs: usize,
+    /// The most tokens all inputs of one embedding request may hold together (each input must
+    /// also fit the context window on its own). Embedding work grows with tokens, so this bounds
+    /// the compute one request can ask for.
+    pub max_embedding_tokens: usize,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +52,8 @@ impl Default for EngineConfig {
             parallel: 4,
             batch_size: 512,
             queue_depth: 64,
+            max_embedding_inputs: 256,
+            max_embedding_tokens: 16_384,
         }
     }
 }
@@ -77,6 +87,10 @@ impl Prompt {
     /// Whether there are no tokens.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
+    }
+    /// The token ids, in order (for tests and diagnostics).
+    pub fn token_ids(&self) -> Vec<i32> {
+        self.tokens.iter().map(|t| t.0).collect()
     }
 }
 
@@ -115,6 +129,8 @@ struct Inner {
     template: Result<ChatTemplate, String>,
     bos_text: String,
     queue_depth: usize,
+    max_embedding_inputs: usize,
+    max_embedding_tokens: usize,
     generate: SyncSender<worker::Job>,
     embed: SyncSender<embed::Job>,
     counters: Arc<Counters>,
@@ -127,6 +143,11 @@ struct Inner {
 /// more threads than cores to work, and every barrier then waits for a descheduled thread: speed
 /// falls by one or two orders of magnitude. One graph at a time, each using every core, is both
 /// faster and predictable.
+///
+/// It is taken per decode (one generation step, one embedding input), never for a request, so
+/// generation steps interleave with an embedding request's inputs: measured with the starter
+/// model, an 8-token answer started during a 100-input embedding request finished after about
+/// nine of its inputs (one per step), not after the request.
 pub(crate) static COMPUTE: Mutex<()> = Mutex::new(());
 
 /// Runs `f` while holding [`COMPUTE`] (a poisoned lock is still a lock: the guarded data is `()`).
@@ -162,6 +183,11 @@ impl Engine {
         if config.parallel == 0 || config.batch_size == 0 || config.context_length < 16 {
             return Err(EngineError::Config(
                 "parallel and batch_size must be at least 1, context_length at least 16".into(),
+            ));
+        }
+        if config.max_embedding_inputs == 0 || config.max_embedding_tokens == 0 {
+            return Err(EngineError::Config(
+                "max_embedding_inputs and max_embedding_tokens must be at least 1".into(),
             ));
         }
         let backend = backend()?;
@@ -249,13 +275,14 @@ impl Engine {
             .with_pooling_type(LlamaPoolingType::Mean);
         let (embed, queue) = mpsc::sync_channel(config.queue_depth);
         let max_tokens = context_length as usize;
+        let embed_counters = Arc::clone(&counters);
         spawn_with_context(
             &model,
             emb_params,
             "embedding",
             "sov-embed",
             move |_, ctx| {
-                embed::run(ctx, queue, max_tokens);
+                embed::run(ctx, queue, max_tokens, &embed_counters);
             },
         )?;
 
@@ -266,6 +293,8 @@ impl Engine {
                 template,
                 bos_text,
                 queue_depth: config.queue_depth,
+                max_embedding_inputs: config.max_embedding_inputs,
+                max_embedding_tokens: config.max_embedding_tokens,
                 generate,
                 embed,
                 counters,
@@ -283,18 +312,64 @@ impl Engine {
         self.inner.counters.snapshot()
     }
 
-    /// Renders a conversation with the model's chat template and tokenises it.
+    /// Renders a conversation with the model's chat template and tokenises it: the template's
+    /// markup with its control tokens, each message's content as plain text (see `prompt.rs`).
+    /// Fails on a role other than `system`, `user`, `assistant` or `developer` (read as
+    /// `system`), and when the template refuses the conversation.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt, EngineError> {
         let template = self
             .inner
             .template
             .as_ref()
             .map_err(|_| EngineError::NoChatTemplate)?;
-        let text = template.render(messages)?;
-        Ok(self.tokenize_prompt(&text))
+        let messages = prompt::canonical_roles(messages)?;
+        let text = template.render(&messages)?;
+        let whole = self.tokenize_prompt(&text);
+        let markers = prompt::Markers::new();
+        let marked: Vec<ChatMessage> = messages
+            .iter()
+            .map(|m| ChatMessage {
+                role: m.role.clone(),
+                content: markers.wrap(&m.content),
+            })
+            .collect();
+        let rendered = template.render(&marked).ok();
+        let pieces = rendered
+            .as_deref()
+            .and_then(|r| markers.split(r))
+            .filter(|pieces| prompt::joined(pieces) == text);
+        let Some(pieces) = pieces else {
+            // The template changed the content in a way the markers cannot follow: the whole
+            // text is safe only if no content can write a control token.
+            let vocab = self.inner.model.vocab();
+            for (index, m) in messages.iter().enumerate() {
+                let tokens = vocab.tokenize(m.content.as_bytes(), false, true);
+                if tokens.iter().any(|t| vocab.is_control(*t)) {
+                    return Err(EngineError::InvalidParam {
+                        param: "messages",
+                        reason: format!(
+                            "message {index} contains the text of one of the model's control tokens, which this model's chat template cannot keep apart from its own"
+                        ),
+                    });
+                }
+            }
+            return Ok(whole);
+        };
+        let safe = self.tokenize_pieces(&pieces, &text);
+        // Same control tokens as the template wrote: the whole text's tokens are safe, and they
+        // are the ones the model saw in training (pieces tokenised apart can split differently
+        // at their edges).
+        if self.control_tokens(&whole.tokens) == self.control_tokens(&safe.tokens) {
+            return Ok(whole);
+        }
+        Ok(safe)
     }
 
     /// Tokenises a raw prompt (the completions API), adding the model's start token if it uses one.
+    ///
+    /// Special tokens in `text` are parsed: a raw prompt is the caller's own text by definition,
+    /// written in the model's format (control tokens included), and its caller is authorised to
+    /// use the model; there are no turns of other parties in it to protect.
     pub fn text_prompt(&self, text: &str) -> Prompt {
         self.tokenize_prompt(text)
     }
@@ -315,6 +390,39 @@ impl Engine {
         Prompt {
             tokens: vocab.tokenize(text.as_bytes(), add_special, true),
         }
+    }
+
+    /// Tokenises a split render: markup with special tokens parsed, content as plain text; the
+    /// start (and end) tokens as [`Engine::tokenize_prompt`] adds them for `text`.
+    fn tokenize_pieces(&self, pieces: &[prompt::Piece<'_>], text: &str) -> Prompt {
+        let vocab = self.inner.model.vocab();
+        let add_special = vocab.should_add_bos() && !add_bos_already(text, &self.inner.bos_text);
+        let mut tokens = Vec::new();
+        if add_special {
+            tokens.push(vocab.bos());
+        }
+        for piece in pieces {
+            let (s, special) = match piece {
+                prompt::Piece::Markup(s) => (*s, true),
+                prompt::Piece::Content(s) => (*s, false),
+            };
+            if !s.is_empty() {
+                tokens.extend(vocab.tokenize(s.as_bytes(), false, special));
+            }
+        }
+        if add_special && vocab.should_add_eos() {
+            tokens.push(vocab.eos());
+        }
+        Prompt { tokens }
+    }
+
+    fn control_tokens(&self, tokens: &[LlamaToken]) -> Vec<LlamaToken> {
+        let vocab = self.inner.model.vocab();
+        tokens
+            .iter()
+            .copied()
+            .filter(|t| vocab.is_control(*t))
+            .collect()
     }
 
     /// Starts generating an answer to `prompt`. Fails at once when the prompt does not fit the
@@ -350,14 +458,25 @@ impl Engine {
             return Err(EngineError::EmptyPrompt);
         }
         let context_length = self.inner.info.context_length;
-        if prompt.tokens.len() >= context_length as usize {
+        let prompt_tokens = prompt.tokens.len();
+        if prompt_tokens >= context_length as usize {
             return Err(EngineError::ContextExceeded {
-                prompt_tokens: prompt.tokens.len(),
+                prompt_tokens,
+                completion_tokens: params.max_tokens,
+                context_length,
+            });
+        }
+        // As OpenAI does: asking for more than the window holds is an error, not a silent cut.
+        if let Some(max_tokens) = params.max_tokens
+            && prompt_tokens.saturating_add(max_tokens as usize) > context_length as usize
+        {
+            return Err(EngineError::ContextExceeded {
+                prompt_tokens,
+                completion_tokens: Some(max_tokens),
                 context_length,
             });
         }
         let (events, rx) = tmpsc::unbounded_channel();
-        let prompt_tokens = prompt.tokens.len();
         let job = worker::Job {
             tokens: prompt.tokens,
             params,
@@ -375,23 +494,14 @@ impl Engine {
     }
 
     /// Embeds each input (mean-pooled, L2-normalised). Returns the vectors and the input tokens used.
+    ///
+    /// Refused at once, with [`EngineError::TooMuchInput`], when the request holds more than
+    /// [`EngineConfig::max_embedding_inputs`] inputs, more than
+    /// [`EngineConfig::max_embedding_tokens`] tokens in all, or an input longer than the context
+    /// window. Dropping the returned future (a client that left) stops the worker before its next
+    /// input.
     pub async fn embed(&self, inputs: &[String]) -> Result<(Vec<Vec<f32>>, usize), EngineError> {
-        let vocab = self.inner.model.vocab();
-        let context_length = self.inner.info.context_length;
-        let mut tokenized = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let tokens = vocab.tokenize(input.as_bytes(), vocab.should_add_bos(), false);
-            if tokens.is_empty() {
-                return Err(EngineError::EmptyPrompt);
-            }
-            if tokens.len() > context_length as usize {
-                return Err(EngineError::ContextExceeded {
-                    prompt_tokens: tokens.len(),
-                    context_length,
-                });
-            }
-            tokenized.push(tokens);
-        }
+        let tokenized = self.embedding_tokens(inputs)?;
         let used = tokenized.iter().map(Vec::len).sum();
         let (reply, rx) = oneshot::channel();
         self.inner
@@ -403,6 +513,47 @@ impl Engine {
             .map_err(|e| self.refused(&e))?;
         let vectors = rx.await.map_err(|_| EngineError::Stopped)??;
         Ok((vectors, used))
+    }
+
+    /// Tokenises embedding inputs, checking the bounds as it goes (it stops at the first input
+    /// over one, so an oversized request costs little to refuse).
+    fn embedding_tokens(&self, inputs: &[String]) -> Result<Vec<Vec<LlamaToken>>, EngineError> {
+        let max_inputs = self.inner.max_embedding_inputs;
+        if inputs.len() > max_inputs {
+            return Err(EngineError::TooMuchInput {
+                what: "inputs",
+                limit: max_inputs,
+                got: inputs.len(),
+            });
+        }
+        let vocab = self.inner.model.vocab();
+        let context_length = self.inner.info.context_length as usize;
+        let max_total = self.inner.max_embedding_tokens;
+        let mut total = 0usize;
+        let mut tokenized = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let tokens = vocab.tokenize(input.as_bytes(), vocab.should_add_bos(), false);
+            if tokens.is_empty() {
+                return Err(EngineError::EmptyPrompt);
+            }
+            if tokens.len() > context_length {
+                return Err(EngineError::TooMuchInput {
+                    what: "tokens in one input",
+                    limit: context_length,
+                    got: tokens.len(),
+                });
+            }
+            total += tokens.len();
+            if total > max_total {
+                return Err(EngineError::TooMuchInput {
+                    what: "tokens in all inputs",
+                    limit: max_total,
+                    got: total,
+                });
+            }
+            tokenized.push(tokens);
+        }
+        Ok(tokenized)
     }
 
     /// Why a worker's queue did not take a job: full (busy) or gone (stopped).

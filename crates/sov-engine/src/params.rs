@@ -23,7 +23,8 @@ pub struct SamplingParams {
     pub seed: Option<u32>,
     /// The most tokens to generate; `None` means until the context window is full.
     pub max_tokens: Option<u32>,
-    /// Generation stops before any of these strings (at most 4, none empty).
+    /// Generation stops before any of these strings (at most 4, none empty, each at most
+    /// [`SamplingParams::MAX_STOP_BYTES`] bytes).
     pub stop: Vec<String>,
     /// Penalty for repeating recent tokens; 1 disables. (0, 10].
     pub repeat_penalty: f32,
@@ -51,6 +52,14 @@ impl Default for SamplingParams {
 const PENALTY_WINDOW: i32 = 64;
 
 impl SamplingParams {
+    /// The longest stop sequence accepted, in bytes.
+    ///
+    /// The stop scanner searches, for every generated token, a window as long as the longest
+    /// stop sequence and tests every prefix of every stop sequence against the held-back text:
+    /// its work per token grows with their length. Four 1 MB stop strings tripled generation
+    /// time; real stop sequences are a few words, so 256 bytes leaves them plenty.
+    pub const MAX_STOP_BYTES: usize = 256;
+
     /// Checks every field; the error names the first bad one with the API's name for it.
     pub fn validate(&self) -> Result<(), EngineError> {
         let bad = |param, reason: &str| EngineError::InvalidParam {
@@ -77,6 +86,15 @@ impl SamplingParams {
         }
         if self.stop.iter().any(String::is_empty) {
             return Err(bad("stop", "stop sequences must not be empty"));
+        }
+        if self.stop.iter().any(|s| s.len() > Self::MAX_STOP_BYTES) {
+            return Err(EngineError::InvalidParam {
+                param: "stop",
+                reason: format!(
+                    "each stop sequence must be at most {} bytes",
+                    Self::MAX_STOP_BYTES
+                ),
+            });
         }
         if !(self.repeat_penalty > 0.0 && self.repeat_penalty <= 10.0) {
             return Err(bad(
@@ -142,6 +160,26 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         SamplingParams::default().validate().unwrap();
+    }
+
+    #[test]
+    fn megabyte_stop_strings_are_refused() {
+        let at_bound = SamplingParams {
+            stop: vec!["x".repeat(SamplingParams::MAX_STOP_BYTES); 4],
+            ..Default::default()
+        };
+        at_bound.validate().unwrap();
+        let huge = SamplingParams {
+            stop: vec!["x".repeat(1 << 20); 4],
+            ..Default::default()
+        };
+        match huge.validate() {
+            Err(EngineError::InvalidParam { param, reason }) => {
+                assert_eq!(param, "stop");
+                assert!(reason.contains("256 bytes"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

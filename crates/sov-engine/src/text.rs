@@ -105,7 +105,12 @@ impl StopScanner {
         let mut hold = 0;
         for stop in &self.stops {
             // Proper prefixes of the stop sequence, at character boundaries.
-            for (len, _) in stop.char_indices().skip(1) {
+            // (Only prefixes no longer than the unsent text can match its end.)
+            for (len, _) in stop
+                .char_indices()
+                .skip(1)
+                .take_while(|(len, _)| *len <= unsent.len())
+            {
                 if len > hold && unsent.ends_with(stop.get(..len).unwrap_or_default()) {
                     hold = len;
                 }

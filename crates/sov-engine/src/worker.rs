@@ -63,9 +63,12 @@ pub(crate) struct Counters {
     pub completed: AtomicUsize,
     pub cancelled: AtomicUsize,
     pub failed: AtomicUsize,
+    pub embedded_inputs: AtomicUsize,
+    pub embeddings_completed: AtomicUsize,
+    pub embeddings_cancelled: AtomicUsize,
 }
 
-/// A snapshot of what the generation worker has done.
+/// A snapshot of what the workers (generation and embedding) have done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EngineStats {
     /// Sequences generating right now.
@@ -78,6 +81,13 @@ pub struct EngineStats {
     pub cancelled: usize,
     /// Generations ended by an engine failure.
     pub failed: usize,
+    /// Embedding inputs embedded (each is one decode), over all requests.
+    pub embedded_inputs: usize,
+    /// Embedding requests answered (with vectors or an error).
+    pub embeddings_completed: usize,
+    /// Embedding requests abandoned because their caller went away (while queued, or between
+    /// two inputs).
+    pub embeddings_cancelled: usize,
 }
 
 impl Counters {
@@ -88,6 +98,9 @@ impl Counters {
             completed: self.completed.load(Ordering::Relaxed),
             cancelled: self.cancelled.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            embedded_inputs: self.embedded_inputs.load(Ordering::Relaxed),
+            embeddings_completed: self.embeddings_completed.load(Ordering::Relaxed),
+            embeddings_cancelled: self.embeddings_cancelled.load(Ordering::Relaxed),
         }
     }
 }
