@@ -49,6 +49,9 @@ parallel = 4
 batch_size = 512
 # Requests that may wait for a free slot; beyond that the server answers 503.
 queue_depth = 64
+# Inputs one embedding request may hold, and tokens in all of them together (HTTP 400 beyond).
+max_embedding_inputs = 256
+max_embedding_tokens = 16384
 
 [chat]
 # The model `sov chat` uses without --model. Empty: the only model in the store.
@@ -215,6 +218,8 @@ pub struct EngineSection {
     pub parallel: u32,
     pub batch_size: u32,
     pub queue_depth: usize,
+    pub max_embedding_inputs: usize,
+    pub max_embedding_tokens: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -247,6 +252,8 @@ impl Default for EngineSection {
             parallel: e.parallel,
             batch_size: e.batch_size,
             queue_depth: e.queue_depth,
+            max_embedding_inputs: e.max_embedding_inputs,
+            max_embedding_tokens: e.max_embedding_tokens,
         }
     }
 }
@@ -259,6 +266,8 @@ impl EngineSection {
             parallel: self.parallel,
             batch_size: self.batch_size,
             queue_depth: self.queue_depth,
+            max_embedding_inputs: self.max_embedding_inputs,
+            max_embedding_tokens: self.max_embedding_tokens,
         }
     }
 }

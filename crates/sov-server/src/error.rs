@@ -231,6 +231,8 @@ impl From<EngineError> for ApiError {
                 code: Some("context_length_exceeded"),
                 ..Self::invalid(err.to_string(), Some("messages"))
             },
+            EngineError::TooMuchInput { .. } => Self::invalid(err.to_string(), Some("input")),
+            EngineError::InvalidRole { .. } => Self::invalid(err.to_string(), Some("messages")),
             EngineError::EmptyPrompt => Self::invalid(err.to_string(), None),
             EngineError::NoChatTemplate => Self::invalid(err.to_string(), Some("model")),
             EngineError::Template { .. } => {

@@ -119,7 +119,15 @@ impl Chat<'_> {
     ) -> Result<String> {
         let engine = &self.loaded.engine;
         let prompt = engine.chat_prompt(conversation)?;
-        let mut generation = engine.generate(prompt, self.params.clone())?;
+        // --max-tokens is the most an answer may take; near the end of the window the answer
+        // takes what is left (the engine refuses a request that asks for more than fits).
+        let room = (engine.info().context_length as usize).saturating_sub(prompt.len());
+        let mut params = self.params.clone();
+        if let Some(max) = params.max_tokens {
+            let room = u32::try_from(room).unwrap_or(u32::MAX).max(1);
+            params.max_tokens = Some(max.min(room));
+        }
+        let mut generation = engine.generate(prompt, params)?;
         let mut out = std::io::stdout().lock();
         let mut text = String::new();
         loop {
