@@ -204,6 +204,7 @@ struct Snapshot {
 }
 
 /// Facts the layer knows before the handler runs.
+#[derive(Clone)]
 struct Context0 {
     route: String,
     peer: Option<String>,
@@ -247,13 +248,13 @@ pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Nex
     let (parts, body) = req.into_parts();
     let limit = state.inner.config.max_body_bytes;
     let timeout = state.inner.config.timeouts.body;
-    let ctx0 = Context0 {
-        route: route.clone(),
-        peer: peer.clone(),
+    let mut ctx = Context0 {
+        route,
+        peer,
         input: commitment("input", &salt, b""),
         salt,
     };
-    let mut guard = Abandoned::new(state.audit(), &ctx0, &note);
+    let mut guard = Abandoned::new(state.audit(), &ctx, &note);
     let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await;
     let (bytes, response) = match read {
         Ok(Ok(bytes)) => (bytes, None),
@@ -269,15 +270,10 @@ pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Nex
         }
         Err(_) => (
             Bytes::new(),
-            Some(ApiError::body_timeout(timeout.as_secs()).into_response()),
+            Some(ApiError::body_timeout(timeout).into_response()),
         ),
     };
-    let ctx = Context0 {
-        route,
-        peer,
-        input: commitment("input", &salt, &bytes),
-        salt,
-    };
+    ctx.input = commitment("input", &ctx.salt, &bytes);
     guard.set_input(ctx.input);
     let response = match response {
         Some(r) => r,
@@ -309,14 +305,8 @@ struct Abandoned {
 
 impl Abandoned {
     fn new(log: &AuditLog, ctx: &Context0, note: &AuditNote) -> Self {
-        let ctx = Context0 {
-            route: ctx.route.clone(),
-            peer: ctx.peer.clone(),
-            salt: ctx.salt,
-            input: ctx.input,
-        };
         Self {
-            armed: Some((log.clone(), ctx, note.clone())),
+            armed: Some((log.clone(), ctx.clone(), note.clone())),
         }
     }
 

@@ -82,10 +82,13 @@ impl ApiError {
     }
 
     /// 408: the request's body did not arrive within the time allowed.
-    pub fn body_timeout(seconds: u64) -> Self {
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
         Self {
             status: StatusCode::REQUEST_TIMEOUT,
-            message: format!("The request body did not arrive within {seconds} s."),
+            message: format!(
+                "The request body did not arrive within {:.1} s.",
+                limit.as_secs_f64()
+            ),
             kind: "invalid_request_error",
             param: None,
             code: Some("request_timeout"),
