@@ -139,7 +139,7 @@ async fn prompt_longer_than_the_context_is_400() {
     assert_eq!(body["error"]["code"], "context_length_exceeded");
     let message = body["error"]["message"].as_str().unwrap().to_owned();
     assert!(
-        message.contains("context window of 2048 tokens"),
+        message.starts_with("This model's maximum context length is 2048 tokens."),
         "{message}"
     );
 }
