@@ -314,6 +314,11 @@ fn two_writers_on_one_database_wait_for_each_other() {
                 server
                     .policy_loaded(&now_ms().to_string(), &[], "policy.load", "test")
                     .unwrap();
+                // The real server writes per request and every quarter second, not in a tight
+                // loop: SQLite's busy handler is not fair, and a writer that re-takes the lock
+                // at once can starve the other for seconds per transaction (a run hung for 17
+                // minutes on a loaded 2-core machine).
+                std::thread::sleep(std::time::Duration::from_millis(2));
             }
         });
         for _ in 0..200 {
