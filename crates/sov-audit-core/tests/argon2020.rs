@@ -1,4 +1,4 @@
-//! Real Certificate Transparency proofs from Google's Argon2020 log (`shared/vectors/ct-argon2020`,
+//! Real Certificate Transparency proofs from Google's Argon2020 log (`tests/vectors/ct-argon2020`,
 //! RFC 6962 JSON responses): the inclusion proof of entry 10000 and the consistency proof from
 //! size 3,654,490 to the STH of size 961,984,011 must verify, and must fail after any single-bit
 //! change to any proof hash or root.
@@ -14,7 +14,7 @@ use serde_json::Value;
 use sov_audit_core::hash::{Hash, hash_from_slice, leaf_hash};
 use sov_audit_core::merkle::{MerkleError, verify_consistency, verify_inclusion};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 const STH_SIZE: u64 = 961_984_011;
 const OLD_SIZE: u64 = 3_654_490;
 const LEAF_INDEX: u64 = 10_000;
@@ -23,7 +23,7 @@ fn dir() -> PathBuf {
     let dir = Path::new(VECTORS).join("ct-argon2020");
     assert!(
         dir.is_dir(),
-        "test vectors missing: {} does not exist (the shared/vectors folder must sit next to the repository)",
+        "test vectors missing: {} does not exist (they are committed under crates/sov-audit-core/tests/vectors)",
         dir.display()
     );
     dir

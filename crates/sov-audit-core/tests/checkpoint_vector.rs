@@ -18,7 +18,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 const VECTOR: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/checkpoint/torchwood-mldsa44.txt"
+    "/tests/vectors/checkpoint/torchwood-mldsa44.txt"
 ));
 
 const ORIGIN: &str = "example.com/mldsa-log";

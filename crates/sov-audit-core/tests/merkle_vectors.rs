@@ -1,5 +1,5 @@
 //! RFC 6962 / RFC 9162 inclusion and consistency proof vectors from transparency-dev/merkle
-//! (`shared/vectors/merkle`), checked against `sov_audit_core::merkle`.
+//! (`tests/vectors/merkle`), checked against `sov_audit_core::merkle`.
 //!
 //! A case passes when verification gives `Ok` exactly when the vector's `wantErr` is false. A
 //! hash that is not exactly 32 bytes makes the case an error (our API only takes 32-byte hashes).
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sov_audit_core::hash::{Hash, hash_from_slice};
 use sov_audit_core::merkle::{verify_consistency, verify_inclusion};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 
 /// The one vector whose `wantErr` assumes hashes of any length: it gives two equal 12-byte
 /// "roots" ("don't care 2") for `size1 == size2 == 1` and expects success, because the reference
@@ -55,7 +55,7 @@ fn vectors_dir() -> PathBuf {
     let dir = Path::new(VECTORS).join("merkle");
     assert!(
         dir.is_dir(),
-        "test vectors missing: {} does not exist (the shared/vectors folder must sit next to the repository)",
+        "test vectors missing: {} does not exist (they are committed under crates/sov-audit-core/tests/vectors)",
         dir.display()
     );
     dir

@@ -1,4 +1,4 @@
-//! A real C2SP tlog-tiles tree of size 300 (`shared/vectors/tiles`, from FiloSottile/sunlight's
+//! A real C2SP tlog-tiles tree of size 300 (`tests/vectors/tiles`, from FiloSottile/sunlight's
 //! skylight testdata): its tiles must reconstruct the checkpoint's root through
 //! [`TileSource`], and proofs generated from the tiles must verify against it.
 
@@ -18,13 +18,13 @@ use sov_audit_core::merkle::{
 };
 use sov_audit_core::tile::{Tile, TileError, TileKind, TileSource, parse_bundle, parse_hash_tile};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 
 fn dir() -> PathBuf {
     let dir = Path::new(VECTORS).join("tiles");
     assert!(
         dir.is_dir(),
-        "test vectors missing: {} does not exist (the shared/vectors folder must sit next to the repository)",
+        "test vectors missing: {} does not exist (they are committed under crates/sov-audit-core/tests/vectors)",
         dir.display()
     );
     dir
