@@ -337,6 +337,19 @@ const PROBE_DATA: &[u8] = b"sov-seal-probe";
 /// call, the Fast Open and repair options, MPTCP and SCTP sockets, and taking a descriptor
 /// from a process. A path that is not refused is followed to the peer where it can be, and
 /// the result says how far it got.
+/// The probes of the outbound paths past `connect()`'s Landlock hook, which seccomp refuses; the
+/// report's outbound control rests on them ([`past_connect`] makes exactly these, then
+/// `pidfd-getfd`, which belongs to the control of other processes).
+pub const PAST_CONNECT: [&str; 7] = [
+    "tcp-fast-open",
+    "tcp-fast-open-sendmsg",
+    "tcp-fast-open-sendmmsg",
+    "tcp-fastopen-connect",
+    "tcp-repair",
+    "mptcp-socket",
+    "sctp-socket",
+];
+
 fn past_connect(target: Option<SocketAddrV4>) -> Vec<Probe> {
     use nix::sys::socket::{setsockopt, sockopt};
     use rustix::net::addr::SocketAddrArg as _;
@@ -477,4 +490,20 @@ fn followed(mut probe: Probe, then: impl FnOnce() -> std::io::Result<()>) -> Pro
 /// as opposed to a network failure (refused by the peer, unreachable, timed out).
 pub fn refused_by_rule(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The report relies on [`super::PAST_CONNECT`] naming exactly the outbound probes that
+    /// `past_connect` makes (run here unsealed: the answers do not matter, only the names).
+    #[test]
+    fn past_connect_makes_the_probes_the_report_names() {
+        let names: Vec<String> = super::past_connect(None)
+            .into_iter()
+            .map(|p| p.name.to_string())
+            .collect();
+        let mut want: Vec<String> = super::PAST_CONNECT.iter().map(|s| s.to_string()).collect();
+        want.push("pidfd-getfd".into());
+        assert_eq!(names, want);
+    }
 }

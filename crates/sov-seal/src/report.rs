@@ -313,17 +313,9 @@ fn controls(
             .join("; ")
     };
     let mut kernel = Vec::new();
-    let mut names = vec![
-        "connect-undeclared",
-        "tcp-fast-open",
-        "tcp-fast-open-sendmsg",
-        "tcp-fast-open-sendmmsg",
-        "tcp-fastopen-connect",
-        "tcp-repair",
-        "mptcp-socket",
-        "sctp-socket",
-        "socket-udp",
-    ];
+    let mut names = vec!["connect-undeclared"];
+    names.extend(crate::probe::PAST_CONNECT);
+    names.push("socket-udp");
     if on(Layer::Netns) {
         kernel.push("kernel (netns): a network namespace with no usable interface".to_owned());
         names.insert(0, "netns-isolated");

@@ -98,17 +98,13 @@ const CASES: [&str; 11] = [
     "seccomp-unavailable",
 ];
 
-/// The probes of the paths past `connect()` (all refused by seccomp, with EPERM).
-const PAST_CONNECT: [&str; 8] = [
-    "tcp-fast-open",
-    "tcp-fast-open-sendmsg",
-    "tcp-fast-open-sendmmsg",
-    "tcp-fastopen-connect",
-    "tcp-repair",
-    "mptcp-socket",
-    "sctp-socket",
-    "pidfd-getfd",
-];
+/// The probes of the paths past `connect()` and of `pidfd_getfd` (all refused by seccomp, with
+/// EPERM).
+fn past_connect_probes() -> impl Iterator<Item = &'static str> {
+    sov_seal::probe::PAST_CONNECT
+        .into_iter()
+        .chain(["pidfd-getfd"])
+}
 
 /// The user `nobody` (uid and gid 65534 on Debian).
 const NOBODY: u32 = 65534;
@@ -206,7 +202,7 @@ fn parent(case: &str) {
                     "the kernel's refusal is in the record"
                 );
             }
-            for probe in PAST_CONNECT {
+            for probe in past_connect_probes() {
                 assert_eq!(
                     attr(attestation, &format!("probe.{probe}")),
                     "refused: EPERM: Operation not permitted",
@@ -321,7 +317,7 @@ fn parent(case: &str) {
                 .iter()
                 .map(|p| p.name.as_str())
                 .collect();
-            for name in PAST_CONNECT {
+            for name in past_connect_probes() {
                 assert!(
                     failed.contains(&name),
                     "{name} should fail without seccomp: {failed:?}"
