@@ -70,11 +70,13 @@ impl ApiError {
         }
     }
 
-    /// 405: the route exists, but not with this method. Names the methods it has.
-    pub fn method_not_allowed(allowed: &str) -> Self {
+    /// 405: the route exists, but not with this method (the `Allow` header names its methods).
+    pub fn method_not_allowed() -> Self {
         Self {
             status: StatusCode::METHOD_NOT_ALLOWED,
-            message: format!("This endpoint does not take this method; it takes {allowed}."),
+            message:
+                "This endpoint does not take this method; the Allow header names those it takes."
+                    .to_owned(),
             kind: "invalid_request_error",
             param: None,
             code: Some("method_not_allowed"),

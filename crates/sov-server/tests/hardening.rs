@@ -127,7 +127,7 @@ async fn unauthenticated_writes_to_healthz_do_not_grow_the_record() {
         .await
         .unwrap();
     assert!(res.headers().get("sov-audit-index").is_some());
-    assert_eq!(res.headers()["allow"], "GET");
+    assert_eq!(res.headers()["allow"], "GET,HEAD");
     let (status, err) = openai_error(res).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(err["code"], "method_not_allowed");
