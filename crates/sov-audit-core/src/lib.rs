@@ -10,6 +10,8 @@
 //! * [`receipt`]: `c2sp.org/tlog-proof@v1` receipts.
 //! * [`entry`]: the audit entry encoding.
 //! * [`verify`]: verification of a whole tiled log.
+//! * [`record`]: the recording seam: [`record::Draft`], [`record::Appended`] and the
+//!   [`record::Record`] trait the log implements.
 
 pub mod checkpoint;
 pub mod entry;
@@ -17,5 +19,6 @@ pub mod hash;
 pub mod merkle;
 pub mod note;
 pub mod receipt;
+pub mod record;
 pub mod tile;
 pub mod verify;

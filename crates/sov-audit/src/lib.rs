@@ -191,59 +191,7 @@ impl LogConfig {
     }
 }
 
-/// An entry to append; the sequencer fills in index, time, previous hash and node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Draft {
-    /// What happened.
-    pub kind: Kind,
-    /// Who asked (`system` for the node itself).
-    pub principal: String,
-    /// What it was about.
-    pub resource: String,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// Why (refusal reason, error message).
-    pub reason: String,
-    /// SHA-256 of the model used.
-    pub model: Option<Hash>,
-    /// Commitment to the inputs.
-    pub input: Option<Hash>,
-    /// Commitment to the outputs.
-    pub output: Option<Hash>,
-    /// Further facts (any order: they are sorted by key; keys must be unique).
-    pub attrs: Vec<(String, String)>,
-}
-
-impl Draft {
-    /// A draft with the given kind, principal, resource and outcome, and nothing else.
-    pub fn new(
-        kind: Kind,
-        principal: impl Into<String>,
-        resource: impl Into<String>,
-        outcome: Outcome,
-    ) -> Self {
-        Self {
-            kind,
-            principal: principal.into(),
-            resource: resource.into(),
-            outcome,
-            reason: String::new(),
-            model: None,
-            input: None,
-            output: None,
-            attrs: Vec::new(),
-        }
-    }
-}
-
-/// A durable entry: its index and leaf hash (`SHA-256(0x00 || entry bytes)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Appended {
-    /// The entry's index.
-    pub index: u64,
-    /// The entry's leaf hash.
-    pub leaf: Hash,
-}
+pub use sov_audit_core::record::{Appended, Draft, Record, RecordError};
 
 /// What [`AuditLog::open`] recovered.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -512,3 +512,11 @@ impl AuditLog {
         LogReader::open(&self.inner.dir)
     }
 }
+
+impl crate::Record for AuditLog {
+    fn submit(&self, draft: Draft, done: sov_audit_core::record::Done) {
+        AuditLog::submit(self, draft, move |r| {
+            done(r.map_err(|e| crate::RecordError::from_error(&e)));
+        });
+    }
+}

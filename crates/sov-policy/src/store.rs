@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use sov_audit::{AuditLog, Draft};
+use sov_audit_core::record::{Draft, Record};
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
 
 use crate::policy::Action;
@@ -773,7 +773,7 @@ impl Directory {
 
     /// Appends every outbox entry to `log`, deleting each once it is durable. Returns how many
     /// were moved.
-    pub fn drain_outbox(&self, log: &AuditLog) -> Result<usize, StoreError> {
+    pub fn drain_outbox(&self, log: &dyn Record) -> Result<usize, StoreError> {
         let _one = match self.drain.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),

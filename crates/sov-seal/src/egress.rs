@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use sov_audit::{AuditLog, Draft};
+use sov_audit_core::record::{Draft, Record};
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
 
 use crate::declare::Declaration;
@@ -39,14 +39,18 @@ pub enum EgressError {
 #[derive(Debug, Clone)]
 pub struct Gate {
     declaration: Declaration,
-    log: AuditLog,
+    log: std::sync::Arc<dyn Record>,
     principal: String,
 }
 
 impl Gate {
     /// A gate for `declaration` (the one in force since start), recording into `log` as
     /// `principal` (the node itself: `system`).
-    pub fn new(declaration: Declaration, log: AuditLog, principal: impl Into<String>) -> Self {
+    pub fn new(
+        declaration: Declaration,
+        log: std::sync::Arc<dyn Record>,
+        principal: impl Into<String>,
+    ) -> Self {
         Self {
             declaration,
             log,

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use sov_audit::{Appended, AuditError, AuditLog, Draft};
+use sov_audit_core::record::{Appended, Draft, Record, RecordError};
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
 
 use crate::confine::{Confinement, Layer, LayerStatus, Plan};
@@ -483,11 +483,11 @@ pub fn pending(in_force: &Declaration, current: &Declaration) -> Vec<String> {
 /// stored beside the record), the layers and the probe count; outcome `ok` only when
 /// [`Report::sealed`], otherwise `error` with what is missing as the reason.
 pub fn attest(
-    log: &AuditLog,
+    log: &dyn Record,
     principal: &str,
     report: &Report,
     report_json: &[u8],
-) -> Result<Appended, AuditError> {
+) -> Result<Appended, RecordError> {
     let mut draft = Draft::new(
         Kind::SealAttestation,
         principal,

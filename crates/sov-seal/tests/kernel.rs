@@ -454,7 +454,7 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
             gate_declaration.outbound.push(
                 Destination::parse(&format!("127.0.0.1:{gate_only}"), "declared late").unwrap(),
             );
-            let gate = Gate::new(gate_declaration, log.clone(), "system");
+            let gate = Gate::new(gate_declaration, std::sync::Arc::new(log.clone()), "system");
             let mut stream = gate
                 .connect(addr(declared), "test peer", Duration::from_secs(2))
                 .expect("the declared destination works");
