@@ -8,16 +8,16 @@
 //!   (when offline), Landlock, seccomp (its filters in `seccomp`).
 //! - [`probe`]: what is tried right after, to back each claim with the kernel's answer.
 //! - [`report`]: the seal report (`sov seal status`, `GET /v1/seal`, the attestation entry).
-//! - [`egress`]: the gate, the only code that opens outbound connections.
+//!
+//! The egress gate, the only code that opens outbound connections, is `sov-egress` (async, on
+//! tokio): it checks each destination against the declaration and records every attempt.
 
 pub mod confine;
 pub mod declare;
-pub mod egress;
 pub mod probe;
 pub mod report;
 mod seccomp;
 
 pub use confine::{Confinement, Layer, LayerStatus, Plan};
 pub use declare::{Declaration, Destination, SealError};
-pub use egress::{EgressError, Gate};
 pub use report::Report;

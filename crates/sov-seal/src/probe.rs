@@ -5,7 +5,8 @@
 //! [`prepare`] runs before the seal: it finds a file outside the roots that can be read *now*
 //! and opens a listener on an undeclared loopback port, so that a refusal afterwards can only
 //! come from the seal. [`run`] runs right after it, while the process still has one thread.
-//! This module and [`crate::egress`] are the only code that opens network connections.
+//! This module and the egress gate (`sov-egress`) are the only code that opens network
+//! connections.
 
 use std::io::Read as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};

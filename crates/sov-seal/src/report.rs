@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use sov_audit_core::record::{Appended, Draft, Record, RecordError};
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
+use sov_audit_core::record::{Appended, Draft, Record, RecordError};
 
 use crate::confine::{Confinement, Layer, LayerStatus, Plan};
 use crate::declare::Declaration;

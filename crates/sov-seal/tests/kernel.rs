@@ -3,7 +3,7 @@
 //! child has one thread when it seals itself, as `sov serve` does).
 //!
 //! - `sealed`: Landlock and seccomp in force; the declared destination is reached through the
-//!   egress gate, an undeclared one is refused by the gate and by the kernel (EACCES), a
+//!   egress gate (`sov-egress`, on a tokio runtime started after the seal), an undeclared one is refused by the gate and by the kernel (EACCES), a
 //!   declared-to-the-gate port missing from the kernel rules is refused by the kernel, a file
 //!   outside the roots cannot be read; every attempt is in the audit record, with the seal
 //!   attestation whose hash matches the stored report.
@@ -32,11 +32,11 @@ use std::time::Duration;
 
 use sov_audit::{AuditLog, LogConfig, LogReader};
 use sov_audit_core::entry::{Entry, Kind, Outcome};
+use sov_egress::{EgressError, Gate};
 use sov_keys::LogKey;
 use sov_seal::confine::{self, Layer, Plan};
 use sov_seal::declare::{Declaration, Destination};
-use sov_seal::egress::EgressError;
-use sov_seal::{Gate, Report, probe, report};
+use sov_seal::{Report, probe, report};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -454,21 +454,31 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
             gate_declaration.outbound.push(
                 Destination::parse(&format!("127.0.0.1:{gate_only}"), "declared late").unwrap(),
             );
-            let gate = Gate::new(gate_declaration, std::sync::Arc::new(log.clone()), "system");
-            let mut stream = gate
-                .connect(addr(declared), "test peer", Duration::from_secs(2))
-                .expect("the declared destination works");
-            stream.write_all(b"hi").unwrap();
-            match gate.connect(addr(undeclared), "test peer", Duration::from_secs(2)) {
-                Err(EgressError::Undeclared(a)) => assert_eq!(a, addr(undeclared)),
-                other => panic!("undeclared: {other:?}"),
-            }
-            match gate.connect(addr(gate_only), "test peer", Duration::from_secs(2)) {
-                Err(EgressError::Connect { source, .. }) => {
-                    assert_eq!(source.raw_os_error(), Some(libc::EACCES), "{source}")
+            let gate = Gate::new(gate_declaration, Arc::new(log.clone()), "system");
+            // As in `sov serve`: the runtime starts after the seal, under its rules.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                use tokio::io::AsyncWriteExt as _;
+                let timeout = Duration::from_secs(2);
+                let mut stream = gate
+                    .connect(addr(declared), "test peer", timeout)
+                    .await
+                    .expect("the declared destination works");
+                stream.write_all(b"hi").await.unwrap();
+                match gate.connect(addr(undeclared), "test peer", timeout).await {
+                    Err(EgressError::Undeclared(a)) => assert_eq!(a, addr(undeclared)),
+                    other => panic!("undeclared: {other:?}"),
                 }
-                other => panic!("kernel refusal: {other:?}"),
-            }
+                match gate.connect(addr(gate_only), "test peer", timeout).await {
+                    Err(EgressError::Connect { source, .. }) => {
+                        assert_eq!(source.raw_os_error(), Some(libc::EACCES), "{source}")
+                    }
+                    other => panic!("kernel refusal: {other:?}"),
+                }
+            });
         }
         "landlock-unavailable" => {
             raw.expect("without Landlock the kernel lets the connect through");

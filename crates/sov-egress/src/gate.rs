@@ -1,17 +1,17 @@
-//! The egress gate: the only code in Sovereign that opens outbound connections (upstream
-//! engines, tool servers, anything later). It checks the destination against the declaration
-//! (address and port; the kernel's Landlock rules only know the port) and records every
-//! attempt, allowed or refused, as an `egress.decision` entry in the audit record before the
-//! caller gets the connection. A test (`tests/egress_lint.rs`) fails the build when
-//! network-opening calls appear anywhere else.
+//! The gate itself: the one file allowed to open outbound connections (`tests/egress_lint.rs`).
+//!
+//! The order is fixed: check the declaration, connect only if declared, record the outcome,
+//! and only once the entry is durable hand out the stream. A dropped future hands out nothing:
+//! the stream, if any, is closed with it.
 
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sov_audit_core::record::{Draft, Record};
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
-
-use crate::declare::Declaration;
+use sov_audit_core::record::{Appended, Draft, Record, RecordError};
+use sov_seal::declare::Declaration;
+use tokio::net::TcpStream;
 
 /// Why the gate did not hand out a connection.
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +22,13 @@ pub enum EgressError {
     /// Offline: nothing leaves.
     #[error("the seal is offline: no outbound connection (to {0})")]
     Offline(SocketAddr),
-    /// Declared, but the connection failed (refused by the peer or by the kernel, unreachable).
+    /// Declared, but the connection failed (refused by the peer or by the kernel, unreachable,
+    /// no answer within the timeout).
     #[error("connecting to {addr} failed: {source}")]
     Connect {
         /// The destination.
         addr: SocketAddr,
-        /// What the kernel said.
+        /// What the kernel said (`TimedOut` when the timeout passed).
         source: std::io::Error,
     },
     /// The attempt could not be recorded, so no connection is made.
@@ -39,7 +40,7 @@ pub enum EgressError {
 #[derive(Debug, Clone)]
 pub struct Gate {
     declaration: Declaration,
-    log: std::sync::Arc<dyn Record>,
+    log: Arc<dyn Record>,
     principal: String,
 }
 
@@ -48,7 +49,7 @@ impl Gate {
     /// `principal` (the node itself: `system`).
     pub fn new(
         declaration: Declaration,
-        log: std::sync::Arc<dyn Record>,
+        log: Arc<dyn Record>,
         principal: impl Into<String>,
     ) -> Self {
         Self {
@@ -58,7 +59,7 @@ impl Gate {
         }
     }
 
-    /// The declared purpose of `addr`, if it is a declared destination.
+    /// The declared purpose of `addr`, if it is a declared destination (never when offline).
     pub fn permitted(&self, addr: SocketAddr) -> Option<&str> {
         if self.declaration.offline {
             return None;
@@ -76,8 +77,10 @@ impl Gate {
     }
 
     /// Opens a TCP connection to `addr` for `what` (the caller's use, e.g. `upstream engine
-    /// cardiology`), if declared; the attempt and its outcome are recorded first.
-    pub fn connect(
+    /// cardiology`), if declared, giving up after `timeout`. The attempt and its outcome are
+    /// recorded, and the entry is durable, before the stream is returned; when the record
+    /// fails, the result is [`EgressError::Record`] (a connection made is closed).
+    pub async fn connect(
         &self,
         addr: SocketAddr,
         what: &str,
@@ -89,35 +92,46 @@ impl Gate {
             } else {
                 EgressError::Undeclared(addr)
             };
-            self.record(addr, what, Outcome::Denied, &err.to_string(), None)?;
+            self.record(addr, what, Outcome::Denied, &err.to_string(), None)
+                .await?;
             return Err(err);
         };
         let purpose = purpose.to_owned();
-        match TcpStream::connect_timeout(&addr, timeout) {
+        let attempt = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} ms", timeout.as_millis()),
+            )),
+        };
+        match attempt {
             Ok(stream) => {
-                self.record(addr, what, Outcome::Ok, "", Some(&purpose))?;
+                self.record(addr, what, Outcome::Ok, "", Some(&purpose))
+                    .await?;
                 Ok(stream)
             }
             Err(source) => {
-                let reason = if crate::probe::refused_by_rule(&source) {
+                let reason = if sov_seal::probe::refused_by_rule(&source) {
                     format!("declared, but refused by the kernel: {source}")
                 } else {
                     format!("declared; the connection failed: {source}")
                 };
-                self.record(addr, what, Outcome::Error, &reason, Some(&purpose))?;
+                self.record(addr, what, Outcome::Error, &reason, Some(&purpose))
+                    .await?;
                 Err(EgressError::Connect { addr, source })
             }
         }
     }
 
-    fn record(
+    /// Records one attempt and waits, without blocking the runtime, until it is durable.
+    async fn record(
         &self,
         addr: SocketAddr,
         what: &str,
         outcome: Outcome,
         reason: &str,
         purpose: Option<&str>,
-    ) -> Result<(), EgressError> {
+    ) -> Result<Appended, EgressError> {
         let mut draft = Draft::new(
             Kind::EgressDecision,
             self.principal.clone(),
@@ -129,9 +143,16 @@ impl Gate {
         if let Some(p) = purpose {
             draft.attrs.push(("purpose".into(), clean_text(p, 255)));
         }
-        self.log
-            .append(draft)
-            .map(drop)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.log.submit(
+            draft,
+            Box::new(move |result| {
+                // The receiver is gone only when the caller dropped the attempt.
+                let _ = tx.send(result);
+            }),
+        );
+        rx.await
+            .unwrap_or_else(|_| Err(RecordError("the record stopped before answering".into())))
             .map_err(|e| EgressError::Record(addr, e.to_string()))
     }
 }
