@@ -56,7 +56,7 @@ fn main() -> Result<()> {
         ..EngineConfig::default()
     };
     let load_start = Instant::now();
-    let engine = Engine::load(&args.model, &config)
+    let engine = Engine::load_unverified(&args.model, &config)
         .with_context(|| format!("failed to load {}", args.model.display()))?;
     let load_s = load_start.elapsed().as_secs_f64();
     let threads = engine.info().threads;

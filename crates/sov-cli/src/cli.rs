@@ -248,6 +248,10 @@ pub struct ChatArgs {
     /// Random seed, for repeatable answers.
     #[arg(long)]
     pub seed: Option<u32>,
+    /// The principal to act as (it must exist and be enabled; the policies decide what it may
+    /// use, as for a request with its token).
+    #[arg(long = "as", value_name = "PRINCIPAL", default_value = "owner")]
+    pub as_principal: String,
 }
 
 #[derive(Debug, Args)]

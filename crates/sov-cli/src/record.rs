@@ -1,15 +1,16 @@
 //! The node's Open Audit Record as the commands use it: opening the log with the node's log key,
-//! and the entries the commands write (model import, load and removal; local chat; server start
-//! and stop).
+//! and the entries of the commands' own actions (model import and removal, server start and
+//! stop), assembled by the kernel.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest as _, Sha256};
-use sov_audit::{Appended, AuditLog, Draft, LogConfig};
+use sov_audit::{Appended, AuditLog, LogConfig};
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
 use sov_audit_core::hash::Hash;
 use sov_audit_core::note::Vkey;
+use sov_kernel::node::NodeEntry;
 use sov_keys::LogKey;
 
 use crate::home::{Config, Home};
@@ -94,34 +95,8 @@ pub fn local_principal() -> String {
     clean_text(&format!("local:{user}"), 255)
 }
 
-/// An entry for a local action (no commitments; the caller may add them).
-pub fn draft(
-    kind: Kind,
-    resource: &str,
-    outcome: Outcome,
-    reason: &str,
-    model: Option<Hash>,
-    attrs: Vec<(&str, String)>,
-) -> Draft {
-    let mut attrs: Vec<(String, String)> = attrs
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), clean_text(&v, 1024)))
-        .collect();
-    attrs.sort();
-    Draft {
-        kind,
-        principal: local_principal(),
-        resource: clean_text(resource, 1024),
-        outcome,
-        reason: clean_text(reason, 2048),
-        model,
-        input: None,
-        output: None,
-        attrs,
-    }
-}
-
-/// Appends an entry for a local action and waits until it is durable.
+/// Appends an entry for a local action (as [`local_principal`]) and waits until it is durable.
+/// The entry is assembled by the kernel ([`sov_kernel::node::NodeEntry`]).
 pub fn append(
     log: &AuditLog,
     kind: Kind,
@@ -131,19 +106,20 @@ pub fn append(
     model: Option<Hash>,
     attrs: Vec<(&str, String)>,
 ) -> Result<Appended> {
-    append_draft(log, draft(kind, resource, outcome, reason, model, attrs))
-}
-
-/// Appends `draft` and waits until it is durable.
-pub fn append_draft(log: &AuditLog, draft: Draft) -> Result<Appended> {
-    log.append(draft)
+    let mut entry = NodeEntry::new(kind, resource, outcome)
+        .reason(reason)
+        .model(model);
+    for (k, v) in attrs {
+        entry = entry.attr(k, v);
+    }
+    entry
+        .record(log, &local_principal())
         .context("failed to write the audit record")
 }
 
 /// A model's SHA-256 from its manifest's hex form.
 pub fn digest(sha256_hex: &str) -> Option<Hash> {
-    let bytes = hex::decode(sha256_hex).ok()?;
-    bytes.try_into().ok()
+    sov_kernel::node::digest(sha256_hex)
 }
 
 /// The error and its causes on one line, for an entry's reason.

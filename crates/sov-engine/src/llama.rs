@@ -1,5 +1,6 @@
 //! Loading a model and handing requests to the workers.
 
+use sov_models::VerifiedModel;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
@@ -177,9 +178,19 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
 }
 
 impl Engine {
-    /// Loads the GGUF file at `path` and starts the workers. The caller must have verified the
-    /// file first (the model store does; see `sov-models`).
-    pub fn load(path: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
+    /// Loads a model whose manifest signature and every byte were checked by the model store
+    /// (only `ModelStore::verify` makes a [`VerifiedModel`]), and starts the workers.
+    pub fn load(model: &VerifiedModel, config: &EngineConfig) -> Result<Self, EngineError> {
+        Self::open(model.path(), config)
+    }
+
+    /// Loads the GGUF file at `path` with no verification at all: for the benchmark and the
+    /// engine's own tests, which run a bare file. A node serves only [`Engine::load`]ed models.
+    pub fn load_unverified(path: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
+        Self::open(path, config)
+    }
+
+    fn open(path: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
         if config.parallel == 0 || config.batch_size == 0 || config.context_length < 16 {
             return Err(EngineError::Config(
                 "parallel and batch_size must be at least 1, context_length at least 16".into(),

@@ -25,7 +25,7 @@ fn engine() -> Engine {
                 parallel: 2,
                 ..Default::default()
             };
-            Engine::load(&model_path(), &config).unwrap()
+            Engine::load_unverified(&model_path(), &config).unwrap()
         })
         .clone()
 }
@@ -165,7 +165,7 @@ fn a_model_without_a_chat_template_or_a_bad_file_fails_cleanly() {
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.gguf");
     std::fs::write(&bad, b"GGUF but not really").unwrap();
-    match Engine::load(&bad, &EngineConfig::default()) {
+    match Engine::load_unverified(&bad, &EngineConfig::default()) {
         Err(EngineError::Load { .. }) => {}
         other => panic!("{other:?}"),
     }
@@ -229,7 +229,7 @@ fn own_engine() -> Engine {
         max_embedding_tokens: 1 << 20,
         ..Default::default()
     };
-    Engine::load(&model_path(), &config).unwrap()
+    Engine::load_unverified(&model_path(), &config).unwrap()
 }
 
 /// About 200 tokens (under the test engine's window of 256).
@@ -273,7 +273,7 @@ fn embedding_request_over_the_bound_is_refused() {
         ..Default::default()
     };
     assert!(matches!(
-        Engine::load(&model_path(), &bad),
+        Engine::load_unverified(&model_path(), &bad),
         Err(EngineError::Config(_))
     ));
 }

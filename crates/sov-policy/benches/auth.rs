@@ -33,8 +33,8 @@ fn setup() -> (tempfile::TempDir, Directory, Policies, String) {
 fn once(dir: &Directory, policies: &Policies, token: &str, model: &Resource) -> bool {
     let caller = dir.authenticate(Some(token), now_ms()).unwrap().unwrap();
     policies
-        .decide(&caller.principal, Action::Infer, model)
-        .allowed
+        .decide(caller.principal(), Action::Infer, model)
+        .is_allowed()
 }
 
 fn bench(c: &mut Criterion) {
@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
     });
     let caller = dir.authenticate(Some(&token), now_ms()).unwrap().unwrap();
     g.bench_function("authorise (Cedar, starter set)", |b| {
-        b.iter(|| black_box(policies.decide(&caller.principal, Action::Infer, &model)))
+        b.iter(|| black_box(policies.decide(caller.principal(), Action::Infer, &model)))
     });
     g.bench_function("authenticate + authorise", |b| {
         b.iter(|| black_box(once(&dir, &policies, &token, &model)))

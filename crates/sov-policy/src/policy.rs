@@ -736,20 +736,36 @@ pub enum Basis {
 /// An authorisation decision and what made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    /// Allowed or not.
-    pub allowed: bool,
-    /// Why.
-    pub basis: Basis,
-    /// The policies that determined it: the matching permits for an allow, the matching forbids
-    /// for a deny by policy.
-    pub policies: Vec<PolicySource>,
-    /// Policies that failed to evaluate (Cedar skips them: an error never allows).
-    pub errors: Vec<String>,
+    allowed: bool,
+    basis: Basis,
+    policies: Vec<PolicySource>,
+    errors: Vec<String>,
 }
 
 impl Decision {
+    /// Allowed or not.
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// Why.
+    pub fn basis(&self) -> &Basis {
+        &self.basis
+    }
+
+    /// The policies that determined it: the matching permits for an allow, the matching forbids
+    /// for a deny by policy.
+    pub fn policies(&self) -> &[PolicySource] {
+        &self.policies
+    }
+
+    /// Policies that failed to evaluate (Cedar skips them: an error never allows).
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
     /// A denial because the token's scope excludes the action.
-    pub fn out_of_scope() -> Self {
+    pub(crate) fn out_of_scope() -> Self {
         Self {
             allowed: false,
             basis: Basis::OutOfScope,

@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use sov_audit_core::record::{Draft, Record};
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
+use sov_audit_core::record::{Draft, Record};
 
+use crate::guard::{Caller, Credential};
 use crate::policy::Action;
 use crate::principal::{
     InvalidName, Principal, PrincipalKind, check_attr, check_principal_name, check_role,
@@ -108,24 +109,6 @@ impl AuthError {
             | AuthError::Revoked { id }
             | AuthError::Disabled { id } => Some(id),
         }
-    }
-}
-
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// Who.
-    pub principal: Principal,
-    /// With which token (its public id).
-    pub token_id: String,
-    /// The actions the token is limited to; `None`: every action the policies allow.
-    pub scope: Option<BTreeSet<Action>>,
-}
-
-impl Caller {
-    /// Whether the token's scope includes `action`.
-    pub fn in_scope(&self, action: Action) -> bool {
-        self.scope.as_ref().is_none_or(|s| s.contains(&action))
     }
 }
 
@@ -688,11 +671,7 @@ impl Directory {
                     Some(set)
                 }
             };
-            Ok(Ok(Caller {
-                principal,
-                token_id: id,
-                scope,
-            }))
+            Ok(Ok(Caller::new(principal, Credential::Token(id), scope)))
         })
     }
 

@@ -84,7 +84,7 @@ fn the_matrix_of_principals_actions_and_resources_matches_the_table() {
             let action: Action = action.parse().unwrap();
             let resource = Resource::parse(resource).unwrap();
             let d = p.decide(pr, action, &resource);
-            if d.allowed != (want == 'Y') {
+            if d.is_allowed() != (want == 'Y') {
                 mismatches.push(format!("{who} {action} {resource}: {}", d.explain()));
             }
         }
@@ -102,10 +102,10 @@ fn decisions_name_the_policies_that_made_them() {
         &[("clearance", "2")],
     );
     let d = p.decide(&ana, Action::Infer, &Resource::Model("m".into()));
-    assert_eq!(d.basis, Basis::Permitted);
+    assert_eq!(d.basis(), &Basis::Permitted);
     assert_eq!(d.policy_ids(), "analyst-use");
-    assert_eq!(d.policies[0].file, "analyst.cedar");
-    assert_eq!(d.policies[0].line, 2);
+    assert_eq!(d.policies()[0].file, "analyst.cedar");
+    assert_eq!(d.policies()[0].line, 2);
     assert!(
         d.explain()
             .contains("permit `analyst-use` (analyst.cedar:2)"),
@@ -115,7 +115,7 @@ fn decisions_name_the_policies_that_made_them() {
 
     let secret = Resource::parse("document:s,clearance=3").unwrap();
     let d = p.decide(&ana, Action::ReadCorpus, &secret);
-    assert_eq!(d.basis, Basis::Forbidden);
+    assert_eq!(d.basis(), &Basis::Forbidden);
     assert_eq!(d.policy_ids(), "clearance-documents");
 
     let d = p.decide(
@@ -123,11 +123,11 @@ fn decisions_name_the_policies_that_made_them() {
         Action::ReadAudit,
         &Resource::AuditLog("record".into()),
     );
-    assert_eq!(d.basis, Basis::NoPermit);
+    assert_eq!(d.basis(), &Basis::NoPermit);
     assert!(d.explain().contains("default is deny"));
 
     let d = p.decide(&ana, Action::Infer, &Resource::Tool("t".into()));
-    assert!(matches!(d.basis, Basis::Invalid(_)), "{d:?}");
+    assert!(matches!(d.basis(), Basis::Invalid(_)), "{d:?}");
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn an_empty_set_denies_everything() {
     let root = principal("root", PrincipalKind::Person, &["admin"], &[]);
     for action in Action::ALL {
         let d = p.decide(&root, action, &Resource::Node("n".into()));
-        assert!(!d.allowed, "{action}");
+        assert!(!d.is_allowed(), "{action}");
     }
 }
 
@@ -218,10 +218,10 @@ fn policies_without_an_id_are_named_by_file_and_line() {
     let north = principal("n", PrincipalKind::Person, &[], &[("site", "north")]);
     let south = principal("s", PrincipalKind::Person, &[], &[("site", "south")]);
     let d = p.decide(&north, Action::Infer, &Resource::Model("m".into()));
-    assert!(d.allowed);
+    assert!(d.is_allowed());
     assert_eq!(d.policy_ids(), "site.cedar:3");
     assert!(
         !p.decide(&south, Action::Infer, &Resource::Model("m".into()))
-            .allowed
+            .is_allowed()
     );
 }

@@ -79,8 +79,8 @@ fn the_token_lifecycle() {
 
     // Valid now.
     let caller = d.authenticate(Some(token.secret()), now).unwrap().unwrap();
-    assert_eq!(caller.principal.name, "ana");
-    assert_eq!(caller.token_id, token.id());
+    assert_eq!(caller.name(), "ana");
+    assert_eq!(caller.token_id(), Some(token.id()));
     assert!(caller.in_scope(Action::ReadAudit));
 
     // Expired after its time.

@@ -11,82 +11,60 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sov_audit::Draft;
-use sov_audit_core::entry::{Kind, Outcome, clean_text};
+use sov_audit_core::entry::Kind;
+use sov_kernel::{Exchange, Kernel};
 use sov_policy::store::now_ms;
 use sov_policy::token::parse_expiry;
-use sov_policy::{Action, NewPrincipal, Principal, PrincipalKind, Resource, StoreError};
+use sov_policy::{Action, NewPrincipal, Permit, Principal, PrincipalKind, Resource, StoreError};
 
 use crate::AppState;
-use crate::audit::{self, AuditNote};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::record::Door;
 
-fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Invalid(e) => ApiError::invalid(e.to_string(), None),
-        StoreError::Exists(_) => ApiError::conflict(e.to_string()),
-        StoreError::NoPrincipal(_) | StoreError::NoToken(_) => ApiError::not_found(&e.to_string()),
-        StoreError::Disabled(_) | StoreError::Expiry => ApiError::invalid(e.to_string(), None),
-        other => ApiError::internal(&other.to_string()),
-    }
-}
-
-/// Runs a blocking directory call off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(&e.to_string()))?
-        .map_err(store_error)
-}
-
-/// Moves the directory's queued entries into the record before answering.
-async fn drain(state: &AppState) -> Result<(), ApiError> {
-    let dir = state.access().directory().clone();
-    let log = state.audit().clone();
-    blocking(move || dir.drain_outbox(&log)).await.map(|_| ())
+fn not_found(e: StoreError) -> ApiError {
+    sov_kernel::KernelError::Store(e).into()
 }
 
 /// Authorises `manage-principals` on the named principal, whether or not it exists (see the
-/// module docs); its record, if it does.
+/// module docs); the permit, and its record if it does.
 async fn on_principal(
-    state: &AppState,
-    note: &AuditNote,
+    kernel: &Kernel,
+    ex: &mut Exchange,
     name: &str,
-) -> Result<Option<Principal>, ApiError> {
-    let dir = state.access().directory().clone();
-    let lookup = name.to_owned();
-    let target = blocking(move || dir.principal(&lookup)).await?;
-    state.authorize_on(
-        note,
+) -> Result<(Permit, Option<Principal>), ApiError> {
+    let target = kernel.principal_record(name).await?;
+    let permit = kernel.authorize_on(
+        ex,
         Action::ManagePrincipals,
         &Resource::Principal(name.to_owned()),
         target.as_ref(),
     )?;
-    Ok(target)
+    Ok((permit, target))
 }
 
-fn actor(note: &AuditNote) -> String {
-    note.caller().map(|c| c.principal.name).unwrap_or_default()
+/// Authorises `action` on the node.
+fn on_node(kernel: &Kernel, ex: &mut Exchange, action: Action) -> Result<Permit, ApiError> {
+    Ok(kernel.authorize(ex, action, &kernel.node())?)
 }
 
 /// `GET /v1/admin/principals`.
 pub(crate) async fn list_principals(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
 ) -> Result<Response, ApiError> {
-    state.authorize(&note, Action::ManagePrincipals, &state.access().node())?;
-    let dir = state.access().directory().clone();
-    let all = blocking(move || dir.principals()).await?;
-    let data: Vec<Value> = all.iter().map(Principal::to_json).collect();
-    Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
+    let k = state.kernel();
+    door.with(async |ex| {
+        let permit = on_node(k, ex, Action::ManagePrincipals)?;
+        let all = k.principals(&permit).await?;
+        let data: Vec<Value> = all.iter().map(Principal::to_json).collect();
+        Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,63 +82,66 @@ pub(crate) struct AddPrincipal {
 /// `POST /v1/admin/principals` `{"name", "kind"?, "roles"?, "attrs"?}`.
 pub(crate) async fn add_principal(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
     ApiJson(req): ApiJson<AddPrincipal>,
 ) -> Result<Response, ApiError> {
-    note.kind(Kind::IdentityChange);
-    state.authorize(&note, Action::ManagePrincipals, &state.access().node())?;
-    let kind = match req.kind.as_deref() {
-        None => PrincipalKind::Person,
-        Some(k) => {
-            PrincipalKind::parse(k).map_err(|e| ApiError::invalid(e.to_string(), Some("kind")))?
-        }
-    };
-    let new = NewPrincipal {
-        name: req.name,
-        kind,
-        roles: req.roles,
-        attrs: req.attrs,
-    };
-    let dir = state.access().directory().clone();
-    let actor = actor(&note);
-    let added = blocking(move || dir.add_principal(&new, &actor)).await?;
-    drain(&state).await?;
-    Ok((StatusCode::CREATED, axum::Json(added.to_json())).into_response())
+    let k = state.kernel();
+    door.with(async |ex| {
+        ex.set_kind(Kind::IdentityChange);
+        let permit = on_node(k, ex, Action::ManagePrincipals)?;
+        let kind = match req.kind.as_deref() {
+            None => PrincipalKind::Person,
+            Some(k) => PrincipalKind::parse(k)
+                .map_err(|e| ApiError::invalid(e.to_string(), Some("kind")))?,
+        };
+        let new = NewPrincipal {
+            name: req.name,
+            kind,
+            roles: req.roles,
+            attrs: req.attrs,
+        };
+        let added = k.add_principal(&permit, new).await?;
+        Ok((StatusCode::CREATED, axum::Json(added.to_json())).into_response())
+    })
+    .await
 }
 
 /// `GET /v1/admin/principals/{name}`: the principal and its tokens.
 pub(crate) async fn show_principal(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let Some(p) = on_principal(&state, &note, &name).await? else {
-        return Err(store_error(StoreError::NoPrincipal(name)));
-    };
-    let dir = state.access().directory().clone();
-    let owner = p.name.clone();
-    let tokens = blocking(move || dir.tokens(Some(&owner))).await?;
-    let now = now_ms();
-    let mut body = p.to_json();
-    body["tokens"] = tokens.iter().map(|t| t.to_json(now)).collect();
-    Ok(axum::Json(body).into_response())
+    let k = state.kernel();
+    door.with(async |ex| {
+        let (permit, Some(p)) = on_principal(k, ex, &name).await? else {
+            return Err(not_found(StoreError::NoPrincipal(name)));
+        };
+        let tokens = k.tokens(&permit, Some(p.name.clone())).await?;
+        let now = now_ms();
+        let mut body = p.to_json();
+        body["tokens"] = tokens.iter().map(|t| t.to_json(now)).collect();
+        Ok(axum::Json(body).into_response())
+    })
+    .await
 }
 
 /// `POST /v1/admin/principals/{name}/disable`.
 pub(crate) async fn disable_principal(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    note.kind(Kind::IdentityChange);
-    if on_principal(&state, &note, &name).await?.is_none() {
-        return Err(store_error(StoreError::NoPrincipal(name)));
-    }
-    let dir = state.access().directory().clone();
-    let actor = actor(&note);
-    let p = blocking(move || dir.disable_principal(&name, &actor)).await?;
-    drain(&state).await?;
-    Ok(axum::Json(p.to_json()).into_response())
+    let k = state.kernel();
+    door.with(async |ex| {
+        ex.set_kind(Kind::IdentityChange);
+        let (permit, Some(_)) = on_principal(k, ex, &name).await? else {
+            return Err(not_found(StoreError::NoPrincipal(name)));
+        };
+        let p = k.disable_principal(&permit, &name).await?;
+        Ok(axum::Json(p.to_json()).into_response())
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,15 +152,18 @@ pub(crate) struct TokenFilter {
 /// `GET /v1/admin/tokens[?principal=NAME]`: never the secrets.
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
     ApiQuery(filter): ApiQuery<TokenFilter>,
 ) -> Result<Response, ApiError> {
-    state.authorize(&note, Action::ManagePrincipals, &state.access().node())?;
-    let dir = state.access().directory().clone();
-    let tokens = blocking(move || dir.tokens(filter.principal.as_deref())).await?;
-    let now = now_ms();
-    let data: Vec<Value> = tokens.iter().map(|t| t.to_json(now)).collect();
-    Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
+    let k = state.kernel();
+    door.with(async |ex| {
+        let permit = on_node(k, ex, Action::ManagePrincipals)?;
+        let tokens = k.tokens(&permit, filter.principal).await?;
+        let now = now_ms();
+        let data: Vec<Value> = tokens.iter().map(|t| t.to_json(now)).collect();
+        Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,89 +184,90 @@ pub const DEFAULT_EXPIRY: &str = "90d";
 /// `POST /v1/admin/tokens` `{"principal", "expires"?, "scope"?}`: the secret, once.
 pub(crate) async fn issue_token(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
     ApiJson(req): ApiJson<IssueToken>,
 ) -> Result<Response, ApiError> {
-    note.kind(Kind::IdentityChange);
-    if on_principal(&state, &note, &req.principal).await?.is_none() {
-        return Err(store_error(StoreError::NoPrincipal(req.principal)));
-    }
-    let now = now_ms();
-    let expires = parse_expiry(req.expires.as_deref().unwrap_or(DEFAULT_EXPIRY), now)
-        .map_err(|e| ApiError::invalid(e, Some("expires")))?;
-    let scope = match req.scope {
-        None => None,
-        Some(names) => {
-            let mut set = BTreeSet::new();
-            for n in names {
-                set.insert(
-                    n.parse::<Action>()
-                        .map_err(|e| ApiError::invalid(e.to_string(), Some("scope")))?,
-                );
+    let k = state.kernel();
+    door.with(async |ex| {
+        ex.set_kind(Kind::IdentityChange);
+        let (permit, Some(_)) = on_principal(k, ex, &req.principal).await? else {
+            return Err(not_found(StoreError::NoPrincipal(req.principal)));
+        };
+        let now = now_ms();
+        let expires = parse_expiry(req.expires.as_deref().unwrap_or(DEFAULT_EXPIRY), now)
+            .map_err(|e| ApiError::invalid(e, Some("expires")))?;
+        let scope = match req.scope {
+            None => None,
+            Some(names) => {
+                let mut set = BTreeSet::new();
+                for n in names {
+                    set.insert(
+                        n.parse::<Action>()
+                            .map_err(|e| ApiError::invalid(e.to_string(), Some("scope")))?,
+                    );
+                }
+                Some(set)
             }
-            Some(set)
-        }
-    };
-    let dir = state.access().directory().clone();
-    let actor = actor(&note);
-    let principal = req.principal;
-    let (token, info) =
-        blocking(move || dir.issue_token(&principal, expires, scope.as_ref(), &actor)).await?;
-    drain(&state).await?;
-    let mut body = info.to_json(now);
-    body["token"] = Value::String(token.secret().to_owned());
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+        };
+        let (token, info) = k
+            .issue_token(&permit, &req.principal, expires, scope)
+            .await?;
+        let mut body = info.to_json(now);
+        body["token"] = Value::String(token.secret().to_owned());
+        Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    })
+    .await
 }
 
 /// `POST /v1/admin/tokens/{id}/revoke`.
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    note.kind(Kind::IdentityChange);
-    let dir = state.access().directory().clone();
-    let lookup = id.clone();
-    let info = blocking(move || dir.token(&lookup)).await?;
-    // Decided on the token's principal (or, for an unknown id, on the node); a refusal names only
-    // the id the request gave, so it tells neither whether the token exists nor whose it is.
-    let hide = |e: ApiError| {
-        if e.status() == StatusCode::FORBIDDEN {
-            ApiError::forbidden_named(Action::ManagePrincipals, &format!("token `{id}`"))
-        } else {
-            e
-        }
-    };
-    let Some(info) = info else {
-        state
-            .authorize(&note, Action::ManagePrincipals, &state.access().node())
-            .map_err(hide)?;
-        return Err(store_error(StoreError::NoToken(id)));
-    };
-    on_principal(&state, &note, &info.principal)
-        .await
-        .map_err(hide)?;
-    let dir = state.access().directory().clone();
-    let actor = actor(&note);
-    let revoked = blocking(move || dir.revoke_token(&id, &actor)).await?;
-    drain(&state).await?;
-    Ok(axum::Json(revoked.to_json(now_ms())).into_response())
+    let k = state.kernel();
+    door.with(async |ex| {
+        ex.set_kind(Kind::IdentityChange);
+        let info = k.token_record(&id).await?;
+        // Decided on the token's principal (or, for an unknown id, on the node); a refusal
+        // names only the id the request gave, so it tells neither whether the token exists
+        // nor whose it is.
+        let hide = |e: ApiError| {
+            if e.status() == StatusCode::FORBIDDEN {
+                ApiError::forbidden_named(Action::ManagePrincipals, &format!("token `{id}`"))
+            } else {
+                e
+            }
+        };
+        let Some(info) = info else {
+            let _permit = on_node(k, ex, Action::ManagePrincipals).map_err(hide)?;
+            return Err(not_found(StoreError::NoToken(id.clone())));
+        };
+        let (permit, _) = on_principal(k, ex, &info.principal).await.map_err(hide)?;
+        let revoked = k.revoke_token(&permit, &info.principal, &id).await?;
+        Ok(axum::Json(revoked.to_json(now_ms())).into_response())
+    })
+    .await
 }
 
 /// `GET /v1/admin/policies`: the set in force (hash, files, number of policies).
 pub(crate) async fn show_policies(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
 ) -> Result<Response, ApiError> {
-    state.authorize(&note, Action::ChangePolicy, &state.access().node())?;
-    let p = state.access().policies();
-    Ok(axum::Json(json!({
-        "object": "policy_set",
-        "hash": p.hash_hex(),
-        "files": p.files(),
-        "policies": p.len(),
-    }))
-    .into_response())
+    let k = state.kernel();
+    door.with(async |ex| {
+        let _permit = on_node(k, ex, Action::ChangePolicy)?;
+        let p = k.guard().policies();
+        Ok(axum::Json(json!({
+            "object": "policy_set",
+            "hash": p.hash_hex(),
+            "files": p.files(),
+            "policies": p.len(),
+        }))
+        .into_response())
+    })
+    .await
 }
 
 /// `POST /v1/admin/policies/reload`: reads `policies/*.cedar` again. An invalid set is refused
@@ -290,54 +275,21 @@ pub(crate) async fn show_policies(
 /// `policy.change` entry with the old hash (and the new one, when it took effect).
 pub(crate) async fn reload_policies(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
 ) -> Result<Response, ApiError> {
-    note.kind(Kind::PolicyChange);
-    state.authorize(&note, Action::ChangePolicy, &state.access().node())?;
-    let access = state.access().clone();
-    let old_hash = access.policies().hash_hex();
-    let result = tokio::task::spawn_blocking(move || access.reload())
-        .await
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
-    match result {
-        Ok((_, new)) => {
-            // The directory keeps the hash in force and queues the change entry (old, new)
-            // in one transaction, as a start does; the entry is durable before the answer.
-            let dir = state.access().directory().clone();
-            let (hash, files, who) = (new.hash_hex(), new.files().to_vec(), actor(&note));
-            blocking(move || dir.policy_loaded(&hash, &files, "policy.reload", &who)).await?;
-            drain(&state).await?;
-            Ok(axum::Json(json!({
-                "object": "policy_set",
-                "hash": new.hash_hex(),
-                "previous_hash": old_hash,
-                "files": new.files(),
-                "policies": new.len(),
-            }))
-            .into_response())
-        }
-        Err(e) => {
-            let attrs = vec![
-                ("change".to_owned(), "policy.reload".to_owned()),
-                ("old".to_owned(), old_hash),
-            ];
-            let draft = Draft {
-                kind: Kind::PolicyChange,
-                principal: clean_text(&actor(&note), 255),
-                resource: "policies".to_owned(),
-                outcome: Outcome::Error,
-                reason: clean_text(&e.to_string(), 2048),
-                model: None,
-                input: None,
-                output: None,
-                attrs: note.context_attrs(attrs),
-            };
-            audit::append(state.audit(), draft)
-                .await
-                .map_err(|e| ApiError::internal(&e))?;
-            Err(ApiError::invalid_policy(format!(
-                "The policy set was not changed: {e}"
-            )))
-        }
-    }
+    let k = state.kernel();
+    door.with(async |ex| {
+        ex.set_kind(Kind::PolicyChange);
+        let permit = on_node(k, ex, Action::ChangePolicy)?;
+        let (old_hash, new) = k.reload_policies(ex, &permit).await?;
+        Ok(axum::Json(json!({
+            "object": "policy_set",
+            "hash": new.hash_hex(),
+            "previous_hash": old_hash,
+            "files": new.files(),
+            "policies": new.len(),
+        }))
+        .into_response())
+    })
+    .await
 }

@@ -16,32 +16,27 @@
 //! [`crate::FLUSH_INTERVAL`] ([`Access::flush_unrecorded`]). So nothing refused goes unrecorded,
 //! and the record grows by a bounded number of entries a minute whatever the traffic.
 //!
-//! Handlers then ask [`AppState::authorize`](crate::AppState) for each action on each resource.
-//! Every decision, allow or deny, is a `policy.decision` entry carrying the action, the hash of
-//! the policy set in force and the policies that decided it; a denial is a 403 that names the
-//! action and the resource and nothing internal.
+//! Handlers then ask the kernel (`Kernel::authorize`) for each action on each resource: every
+//! decision, allow or deny, is a `policy.decision` entry carrying the action, the hash of the
+//! policy set in force and the policies that decided it, and an allowed one is the `Permit` the
+//! action takes; a denial is a 403 that names the action and the resource and nothing internal.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sov_audit::Draft;
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
-use sov_policy::store::now_ms;
+use sov_kernel::node::NodeEntry;
 use sov_policy::token::Malformed;
-use sov_policy::{
-    Action, AuthError, Caller, Decision, Directory, Policies, PolicyError, Principal, Rate,
-    RateLimiter, Resource,
-};
+use sov_policy::{Rate, RateLimiter};
 
 use crate::AppState;
-use crate::audit::{self, AuditNote};
 use crate::error::ApiError;
+use crate::record;
 
 /// The routes anyone may call without a token: method and path. They record nothing.
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("GET", "/healthz"), ("HEAD", "/healthz")];
@@ -84,7 +79,8 @@ impl Default for Limits {
     }
 }
 
-/// The directory, the policy set in force and the rate limiters.
+/// The HTTP door's own limits: requests per principal, failed authentications per address, and
+/// the unauthenticated refusals counted instead of recorded one by one.
 #[derive(Debug, Clone)]
 pub struct Access {
     inner: Arc<AccessInner>,
@@ -92,10 +88,6 @@ pub struct Access {
 
 #[derive(Debug)]
 struct AccessInner {
-    directory: Arc<Directory>,
-    policies: RwLock<Arc<Policies>>,
-    policy_dir: Option<PathBuf>,
-    node: String,
     requests: RateLimiter,
     failures: RateLimiter,
     unrecorded: crate::throttle::Unrecorded,
@@ -105,21 +97,10 @@ struct AccessInner {
 const MAX_TRACKED: usize = 65_536;
 
 impl Access {
-    /// Access control over `directory` with `policies` (loaded from `policy_dir`, which
-    /// `POST /v1/admin/policies/reload` reads again), for the node named `node`.
-    pub fn new(
-        directory: Arc<Directory>,
-        policies: Policies,
-        policy_dir: Option<PathBuf>,
-        node: &str,
-        limits: Limits,
-    ) -> Self {
+    /// The door's limits.
+    pub fn new(limits: Limits) -> Self {
         Self {
             inner: Arc::new(AccessInner {
-                directory,
-                policies: RwLock::new(Arc::new(policies)),
-                policy_dir,
-                node: node.to_owned(),
                 requests: RateLimiter::new(limits.requests, MAX_TRACKED),
                 failures: RateLimiter::new(limits.failures, MAX_TRACKED),
                 unrecorded: crate::throttle::Unrecorded::new(limits.unauthenticated_entries),
@@ -127,31 +108,18 @@ impl Access {
         }
     }
 
-    /// The directory.
-    pub fn directory(&self) -> &Arc<Directory> {
-        &self.inner.directory
-    }
-
-    /// The policy set in force.
-    pub fn policies(&self) -> Arc<Policies> {
-        match self.inner.policies.read() {
-            Ok(p) => p.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
     /// Records the unauthenticated refusals that were counted instead of recorded one by one
     /// since the last call, as one summary entry (nothing if there were none). Called by
     /// [`crate::serve`] every [`crate::FLUSH_INTERVAL`] and when it stops.
     pub async fn flush_unrecorded(&self, log: &sov_audit::AuditLog) -> Result<(), String> {
-        let Some((draft, counts)) = self.inner.unrecorded.take() else {
+        let Some((entry, counts)) = self.inner.unrecorded.take() else {
             return Ok(());
         };
-        match audit::append(log, draft).await {
+        match entry.record_async(log, "").await {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.inner.unrecorded.put_back(counts);
-                Err(e)
+                Err(e.0)
             }
         }
     }
@@ -159,47 +127,6 @@ impl Access {
     /// Counts an unauthenticated refusal that gets no entry of its own (see the module docs).
     pub(crate) fn count_unrecorded(&self, peer_key: &str, status: u16) {
         self.inner.unrecorded.count(peer_key, status);
-    }
-
-    /// `Node::"<node>"`, the resource of node-wide actions.
-    pub fn node(&self) -> Resource {
-        Resource::Node(self.inner.node.clone())
-    }
-
-    /// Reads the policy folder again; on success the new set is in force and the old one is
-    /// returned with it. On failure nothing changes.
-    pub fn reload(&self) -> Result<(Arc<Policies>, Arc<Policies>), PolicyError> {
-        let Some(dir) = &self.inner.policy_dir else {
-            return Err(PolicyError::Read {
-                path: PathBuf::from("policies"),
-                source: std::io::Error::other("this server was started without a policy folder"),
-            });
-        };
-        let new = Arc::new(Policies::load_dir(dir)?);
-        let mut slot = match self.inner.policies.write() {
-            Ok(p) => p,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let old = std::mem::replace(&mut *slot, new.clone());
-        Ok((old, new))
-    }
-
-    /// Decides `action` on `resource` for `caller` (the token's scope first, then Cedar).
-    /// `target` is the record of a principal the resource names, if it exists.
-    pub fn decide(
-        &self,
-        caller: &Caller,
-        action: Action,
-        resource: &Resource,
-        target: Option<&Principal>,
-    ) -> (Decision, Arc<Policies>) {
-        let policies = self.policies();
-        let decision = if caller.in_scope(action) {
-            policies.decide_on(&caller.principal, action, resource, target)
-        } else {
-            Decision::out_of_scope()
-        };
-        (decision, policies)
     }
 }
 
@@ -269,10 +196,7 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
         );
     }
 
-    let result = match bearer(&req) {
-        Err(m) => Ok(Err(AuthError::Malformed(m))),
-        Ok(token) => access.inner.directory.authenticate(token, now_ms()),
-    };
+    let result = state.kernel().guard().authenticate(bearer(&req));
     let caller = match result {
         Err(e) => {
             return ApiError::internal(&format!("the identity database failed: {e}"))
@@ -291,14 +215,14 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
         }
         Ok(Ok(caller)) => caller,
     };
-    if let Err(wait) = access.inner.requests.check(&caller.principal.name, now) {
+    if let Err(wait) = access.inner.requests.check(caller.name(), now) {
         let draft = refusal(
-            &caller.principal.name,
+            caller.name(),
             &route,
             peer,
             429,
             "rate limited: too many requests from this principal",
-            Some(&caller.token_id),
+            caller.token_id(),
         );
         return refuse(
             &state,
@@ -312,6 +236,7 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
     next.run(req).await
 }
 
+/// A request turned away before it had a caller (or over its principal's rate).
 fn refusal(
     principal: &str,
     route: &str,
@@ -319,41 +244,30 @@ fn refusal(
     status: u16,
     reason: &str,
     token: Option<&str>,
-) -> Draft {
-    let mut attrs = vec![
-        ("route".to_owned(), route.to_owned()),
-        ("status".to_owned(), status.to_string()),
-    ];
+) -> (String, NodeEntry) {
+    let mut entry = NodeEntry::new(Kind::Refusal, route, Outcome::Denied)
+        .reason(reason)
+        .attr("route", route)
+        .attr("status", status);
     if let Some(p) = peer {
-        attrs.push(("peer".to_owned(), p.to_string()));
+        entry = entry.attr("peer", p);
     }
     if let Some(t) = token {
-        attrs.push(("token".to_owned(), clean_text(t, 64)));
+        entry = entry.attr("token", t);
     }
-    attrs.sort();
-    Draft {
-        kind: Kind::Refusal,
-        principal: clean_text(principal, 255),
-        resource: route.to_owned(),
-        outcome: Outcome::Denied,
-        reason: reason.to_owned(),
-        model: None,
-        input: None,
-        output: None,
-        attrs,
-    }
+    (principal.to_owned(), entry)
 }
 
 /// Records a refusal, then answers it (503 if it cannot be recorded).
 async fn refuse(
     state: &AppState,
-    draft: Draft,
+    (principal, entry): (String, NodeEntry),
     error: ApiError,
     retry_after: Option<Duration>,
 ) -> Response {
-    match audit::append(state.audit(), draft).await {
+    match entry.record_async(state.kernel().log(), &principal).await {
         Ok(appended) => answer(error.into_response(), Some(&appended), retry_after),
-        Err(e) => audit::unavailable(&e),
+        Err(e) => record::unavailable(&e.0),
     }
 }
 
@@ -365,7 +279,7 @@ fn answer(
     retry_after: Option<Duration>,
 ) -> Response {
     if let Some(appended) = appended {
-        audit::set_headers(response.headers_mut(), appended, None);
+        record::set_entry_headers(response.headers_mut(), appended);
     }
     if let Some(wait) = retry_after {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -379,63 +293,4 @@ fn answer(
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
-}
-
-impl AppState {
-    /// Decides whether the request's caller may do `action` on `resource`, records the decision
-    /// (the request's answer waits for it to be durable), and refuses with 403 if denied.
-    pub(crate) fn authorize(
-        &self,
-        note: &AuditNote,
-        action: Action,
-        resource: &Resource,
-    ) -> Result<(), ApiError> {
-        self.authorize_on(note, action, resource, None)
-    }
-
-    /// [`AppState::authorize`] on a principal's record.
-    pub(crate) fn authorize_on(
-        &self,
-        note: &AuditNote,
-        action: Action,
-        resource: &Resource,
-        target: Option<&Principal>,
-    ) -> Result<(), ApiError> {
-        let Some(caller) = note.caller() else {
-            // The auth layer runs before every handler that authorises: no caller is a bug.
-            return Err(ApiError::internal(
-                "a handler ran without an authenticated caller",
-            ));
-        };
-        let (decision, policies) = self.access().decide(&caller, action, resource, target);
-        let mut attrs = vec![
-            ("action".to_owned(), action.name().to_owned()),
-            ("policy_set".to_owned(), policies.hash_hex()),
-            ("token".to_owned(), caller.token_id.clone()),
-        ];
-        if !decision.policies.is_empty() {
-            attrs.push(("policies".to_owned(), decision.policy_ids()));
-        }
-        let draft = Draft {
-            kind: Kind::PolicyDecision,
-            principal: clean_text(&caller.principal.name, 255),
-            resource: clean_text(&resource.to_string(), 1024),
-            outcome: if decision.allowed {
-                Outcome::Ok
-            } else {
-                Outcome::Denied
-            },
-            reason: clean_text(&decision.explain(), 2048),
-            model: None,
-            input: None,
-            output: None,
-            attrs: note.context_attrs(attrs),
-        };
-        note.decision(self.audit(), draft);
-        if decision.allowed {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(action, resource))
-        }
-    }
 }

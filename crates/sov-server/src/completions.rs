@@ -1,20 +1,17 @@
 //! `POST /v1/chat/completions` and `POST /v1/completions`, plain and streamed (SSE).
 
-use std::convert::Infallible;
-
-use axum::Extension;
 use axum::extract::State;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
-use futures::stream::{self, Stream};
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use sov_engine::{Engine, Event, FinishReason, Generation, Prompt, SamplingParams};
+use sov_engine::{Event, FinishReason};
+use sov_kernel::{ChatCall, CompleteCall, Exchange, Reply};
 
 use crate::AppState;
-use crate::audit::AuditNote;
 use crate::error::{ApiError, ApiJson};
 use crate::openai::{ChatRequest, CompletionRequest, Usage};
+use crate::record::Door;
+use crate::sse::{self, Next};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -24,25 +21,30 @@ enum Kind {
 
 pub async fn chat(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let engine = state.engine(&req.model, &note)?;
-    let params = req.sampling.to_params()?;
-    let conversation = req.conversation()?;
-    // Rendering and tokenising a long conversation is CPU work: keep it off the async threads.
-    let prompt = {
-        let engine = engine.clone();
-        tokio::task::spawn_blocking(move || engine.chat_prompt(&conversation))
-            .await
-            .map_err(|e| ApiError::internal(&e.to_string()))??
+    let mut ex = door.take()?;
+    let call = match (req.sampling.to_params(), req.conversation()) {
+        (Ok(params), Ok(messages)) => ChatCall {
+            model: req.model.clone(),
+            messages,
+            params,
+            stream: req.sampling.stream,
+            fit: false,
+        },
+        (Err(e), _) | (_, Err(e)) => {
+            door.put(ex);
+            return Err(e);
+        }
     };
-    let generation = start(engine, prompt, params, req.sampling.stream)?;
+    let reply = state.kernel().chat(&mut ex, call).await;
+    let meta = Meta::new(Kind::Chat, req.model);
     respond(
-        note,
-        Kind::Chat,
-        req.model,
-        generation,
+        door,
+        ex,
+        reply,
+        meta,
         req.sampling.stream,
         req.sampling.include_usage(),
     )
@@ -51,93 +53,84 @@ pub async fn chat(
 
 pub async fn text(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let engine = state.engine(&req.model, &note)?;
-    let params: SamplingParams = req.sampling.to_params()?;
-    let mut prompts = req.prompt.clone().into_vec();
-    if prompts.len() != 1 {
-        return Err(ApiError::invalid(
-            "Exactly one prompt string is supported.",
-            Some("prompt"),
-        ));
-    }
-    let text = prompts.pop().unwrap_or_default();
-    let prompt = {
-        let engine = engine.clone();
-        tokio::task::spawn_blocking(move || engine.text_prompt(&text))
-            .await
-            .map_err(|e| ApiError::internal(&e.to_string()))?
+    let mut ex = door.take()?;
+    let params = match req.sampling.to_params() {
+        Ok(p) => p,
+        Err(e) => {
+            door.put(ex);
+            return Err(e);
+        }
     };
-    let generation = start(engine, prompt, params, req.sampling.stream)?;
+    let call = CompleteCall {
+        model: req.model.clone(),
+        prompts: req.prompt.clone().into_vec(),
+        params,
+        stream: req.sampling.stream,
+    };
+    let reply = state.kernel().complete(&mut ex, call).await;
+    let meta = Meta::new(Kind::Text, req.model);
     respond(
-        note,
-        Kind::Text,
-        req.model,
-        generation,
+        door,
+        ex,
+        reply,
+        meta,
         req.sampling.stream,
         req.sampling.include_usage(),
     )
     .await
 }
 
-fn start(
-    engine: &Engine,
-    prompt: Prompt,
-    params: SamplingParams,
-    stream: bool,
-) -> Result<Generation, ApiError> {
-    let generation = if stream {
-        engine.generate(prompt, params)
-    } else {
-        engine.generate_whole(prompt, params)
-    };
-    Ok(generation?)
-}
-
+/// Answers a generation: streamed (the stream's body owns the exchange and records its end) or
+/// whole (the exchange goes back to the recording layer with the answer).
 async fn respond(
-    note: AuditNote,
-    kind: Kind,
-    model: String,
-    generation: Generation,
+    door: Door,
+    mut ex: Exchange,
+    reply: Result<Reply, sov_kernel::KernelError>,
+    meta: Meta,
     stream: bool,
     include_usage: bool,
 ) -> Result<Response, ApiError> {
-    let meta = Meta {
-        kind,
-        id: new_id(kind),
-        created: now(),
-        model,
+    let mut reply = match reply {
+        Ok(r) => r,
+        Err(e) => {
+            door.put(ex);
+            return Err(e.into());
+        }
     };
     if stream {
-        let events = sse_stream(meta, generation, include_usage, note);
-        return Ok(Sse::new(events)
-            .keep_alive(KeepAlive::default())
-            .into_response());
+        // Recorded before the first byte; dropping the reply on failure stops the generation.
+        let started = ex.start_stream(Some(200)).await.map_err(|e| {
+            tracing::error!(detail = %e, "the audit record could not be written; the request is refused");
+            ApiError::audit_unavailable()
+        })?;
+        let producer = Streamed {
+            meta,
+            reply,
+            include_usage,
+            phase: Phase::Start,
+        };
+        return Ok(sse::respond(ex, &started, producer));
     }
-    let mut generation = generation;
     let mut text = String::new();
-    loop {
-        match generation.next().await {
+    let result = loop {
+        match reply.next(&mut ex).await {
             Some(Event::Text(t)) => text.push_str(&t),
             Some(Event::Done {
                 finish_reason,
                 completion_tokens,
             }) => {
-                note_usage(
-                    &note,
-                    generation.prompt_tokens(),
-                    completion_tokens,
-                    finish_reason,
-                );
-                let usage = Usage::new(generation.prompt_tokens(), completion_tokens);
-                return Ok(axum::Json(meta.whole(&text, finish_reason, usage)).into_response());
+                let usage = Usage::new(reply.prompt_tokens(), completion_tokens);
+                break Ok(axum::Json(meta.whole(&text, finish_reason, usage)).into_response());
             }
-            Some(Event::Failed(reason)) => return Err(ApiError::internal(&reason)),
-            None => return Err(ApiError::internal("the engine stopped during a generation")),
+            Some(Event::Failed(reason)) => break Err(ApiError::internal(&reason)),
+            None => break Err(ApiError::internal("the engine stopped during a generation")),
         }
-    }
+    };
+    door.put(ex);
+    result
 }
 
 struct Meta {
@@ -148,6 +141,15 @@ struct Meta {
 }
 
 impl Meta {
+    fn new(kind: Kind, model: String) -> Self {
+        Self {
+            kind,
+            id: new_id(kind),
+            created: now(),
+            model,
+        }
+    }
+
     fn whole(&self, text: &str, finish: FinishReason, usage: Usage) -> Value {
         match self.kind {
             Kind::Chat => json!({
@@ -210,67 +212,60 @@ enum Phase {
     Finished,
 }
 
-/// The SSE stream. It owns the generation, so a client that disconnects drops the stream, which
-/// drops the generation, which cancels it in the engine.
-fn sse_stream(
+/// The steps of a streamed completion.
+struct Streamed {
     meta: Meta,
-    generation: Generation,
+    reply: Reply,
     include_usage: bool,
-    note: AuditNote,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    let state = (meta, generation, Phase::Start);
-    stream::unfold(state, move |(meta, mut generation, phase)| {
-        let note = note.clone();
-        async move {
-        let mut out: Vec<String> = Vec::new();
-        let next_phase = match phase {
-            Phase::Finished => return None,
-            Phase::Start if meta.kind == Kind::Chat => {
-                out.push(meta.chunk(Delta::Role, None).to_string());
-                Phase::Running
-            }
-            Phase::Start | Phase::Running => match generation.next().await {
-                Some(Event::Text(t)) => {
-                    out.push(meta.chunk(Delta::Text(&t), None).to_string());
-                    Phase::Running
-                }
-                Some(Event::Done { finish_reason, completion_tokens }) => {
-                    note_usage(&note, generation.prompt_tokens(), completion_tokens, finish_reason);
-                    out.push(meta.chunk(Delta::None, Some(finish_reason)).to_string());
-                    if include_usage {
-                        let usage = Usage::new(generation.prompt_tokens(), completion_tokens);
-                        out.push(meta.usage_chunk(usage).to_string());
-                    }
-                    out.push("[DONE]".to_owned());
-                    Phase::Finished
-                }
-                Some(Event::Failed(reason)) => {
-                    // Logged with its detail; the client gets a generic error event.
-                    let _ = ApiError::internal(&reason);
-                    note.failed();
-                    out.push(json!({"error": {"message": "The server failed during generation; the details are in its log.",
-                                              "type": "server_error", "param": null, "code": null}}).to_string());
-                    Phase::Finished
-                }
-                None => Phase::Finished,
-            },
-        };
-        let events: Vec<Result<SseEvent, Infallible>> = out.into_iter().map(|d| Ok(SseEvent::default().data(d))).collect();
-        Some((stream::iter(events), (meta, generation, next_phase)))
-        }
-    })
-    .flatten()
+    phase: Phase,
 }
 
-fn note_usage(
-    note: &AuditNote,
-    prompt_tokens: usize,
-    completion_tokens: usize,
-    finish: FinishReason,
-) {
-    note.attr("prompt_tokens", prompt_tokens);
-    note.attr("completion_tokens", completion_tokens);
-    note.attr("finish_reason", finish.as_str());
+impl sse::Step for Streamed {
+    fn step<'a>(&'a mut self, ex: &'a mut Exchange) -> BoxFuture<'a, Next> {
+        Box::pin(async move {
+            match self.phase {
+                Phase::Finished => Next::Last(Vec::new()),
+                Phase::Start if self.meta.kind == Kind::Chat => {
+                    self.phase = Phase::Running;
+                    Next::Events(vec![self.meta.chunk(Delta::Role, None).to_string()])
+                }
+                Phase::Start | Phase::Running => match self.reply.next(ex).await {
+                    Some(Event::Text(t)) => {
+                        self.phase = Phase::Running;
+                        Next::Events(vec![self.meta.chunk(Delta::Text(&t), None).to_string()])
+                    }
+                    Some(Event::Done {
+                        finish_reason,
+                        completion_tokens,
+                    }) => {
+                        self.phase = Phase::Finished;
+                        let mut out = vec![
+                            self.meta
+                                .chunk(Delta::None, Some(finish_reason))
+                                .to_string(),
+                        ];
+                        if self.include_usage {
+                            let usage = Usage::new(self.reply.prompt_tokens(), completion_tokens);
+                            out.push(self.meta.usage_chunk(usage).to_string());
+                        }
+                        out.push("[DONE]".to_owned());
+                        Next::Last(out)
+                    }
+                    Some(Event::Failed(reason)) => {
+                        // Logged with its detail; the client gets a generic error event.
+                        let _ = ApiError::internal(&reason);
+                        self.phase = Phase::Finished;
+                        Next::Last(vec![json!({"error": {"message": "The server failed during generation; the details are in its log.",
+                            "type": "server_error", "param": null, "code": null}}).to_string()])
+                    }
+                    None => {
+                        self.phase = Phase::Finished;
+                        Next::Last(Vec::new())
+                    }
+                },
+            }
+        })
+    }
 }
 
 fn new_id(kind: Kind) -> String {

@@ -271,7 +271,48 @@ impl IntoResponse for ApiError {
                 code: self.code,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        // What the request's entry says of the refusal (never the message): read by the
+        // recording layer from the response, not parsed back out of the body.
+        response.extensions_mut().insert(self.refusal());
+        response
+    }
+}
+
+impl ApiError {
+    /// The refusal's type, code and parameter, as the request's entry records them.
+    pub fn refusal(&self) -> sov_kernel::Refusal {
+        sov_kernel::Refusal {
+            kind: self.kind.to_owned(),
+            code: self.code.map(str::to_owned),
+            param: self.param.clone(),
+        }
+    }
+}
+
+impl From<sov_kernel::KernelError> for ApiError {
+    fn from(err: sov_kernel::KernelError) -> Self {
+        use sov_kernel::KernelError as K;
+        use sov_policy::StoreError as S;
+        match err {
+            K::Forbidden(action, resource) => Self::forbidden(action, &resource),
+            K::ModelNotFound(name) => Self::model_not_found(&name),
+            K::Invalid { message, param } => Self::invalid(message, param),
+            K::Engine(e) => e.into(),
+            K::Unrecorded(e) => {
+                tracing::error!(detail = %e, "the audit record could not be written; the request is refused");
+                Self::audit_unavailable()
+            }
+            K::Store(e) => match e {
+                S::Invalid(e) => Self::invalid(e.to_string(), None),
+                S::Exists(_) => Self::conflict(e.to_string()),
+                S::NoPrincipal(_) | S::NoToken(_) => Self::not_found(&e.to_string()),
+                S::Disabled(_) | S::Expiry => Self::invalid(e.to_string(), None),
+                other => Self::internal(&other.to_string()),
+            },
+            K::Policy(e) => Self::invalid_policy(format!("The policy set was not changed: {e}")),
+            K::Internal(detail) => Self::internal(&detail),
+        }
     }
 }
 

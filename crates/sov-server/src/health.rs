@@ -10,7 +10,6 @@
 
 use std::fmt::Write as _;
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,14 +18,14 @@ use sov_audit::Health;
 use sov_policy::{Action, Resource};
 
 use crate::AppState;
-use crate::audit::AuditNote;
 use crate::error::ApiError;
+use crate::record::Door;
 
 /// The metrics as a resource of `read-audit`.
 pub const METRICS_RESOURCE: &str = "metrics";
 
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
-    match state.audit().health() {
+    match state.kernel().log().health() {
         Health::Ok => axum::Json(json!({"status": "ok"})).into_response(),
         Health::Degraded { since_ms, .. } => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -45,14 +44,15 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 
 pub(crate) async fn metrics(
     State(state): State<AppState>,
-    Extension(note): Extension<AuditNote>,
+    door: Door,
 ) -> Result<Response, ApiError> {
-    state.authorize(
-        &note,
-        Action::ReadAudit,
-        &Resource::AuditLog(METRICS_RESOURCE.to_owned()),
-    )?;
-    let log = state.audit();
+    let resource = Resource::AuditLog(METRICS_RESOURCE.to_owned());
+    door.with(async |ex| {
+        let _permit = state.kernel().authorize(ex, Action::ReadAudit, &resource)?;
+        Ok(())
+    })
+    .await?;
+    let log = state.kernel().log();
     let stats = log.counters();
     let healthy = u8::from(matches!(log.health(), Health::Ok));
     let mut out = String::new();
@@ -91,8 +91,8 @@ pub(crate) async fn metrics(
         "# HELP sov_engine_running Generations running now.\n# TYPE sov_engine_running gauge"
     );
     let mut counters = String::new();
-    for (name, model) in &state.inner.models {
-        let s = model.engine.stats();
+    for (name, model) in state.kernel().models() {
+        let s = model.backend.stats();
         let label = escape_label(name);
         let _ = writeln!(out, "sov_engine_running{{model=\"{label}\"}} {}", s.running);
         for (what, n) in [

@@ -6,11 +6,12 @@
 //! JSON extractor of our own turns every rejection into OpenAI's error body, internal errors
 //! become a generic 500 with the detail in the log, and the body size is limited explicitly.
 //!
-//! Every request that acts is recorded in the Open Audit Record by the [`audit`] layer before
-//! its answer leaves, and the record itself is published read-only under `/v1/audit/`.
+//! The crate is a translation between HTTP and the kernel (`sov-kernel`), which decides and
+//! records: every authenticated request becomes a kernel exchange in the [`record`] layer, its
+//! handler calls the kernel's use cases, and its entry is written before its answer leaves. The
+//! record itself is published read-only under `/v1/audit/` ([`publish`]).
 
 mod admin;
-pub mod audit;
 pub mod auth;
 mod completions;
 mod embeddings;
@@ -18,35 +19,27 @@ mod error;
 mod health;
 mod listen;
 mod openai;
+pub mod publish;
+pub mod record;
+mod sse;
 mod throttle;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 use serde_json::json;
-use sov_audit::AuditLog;
-use sov_audit_core::hash::Hash;
-use sov_engine::Engine;
+use sov_kernel::Kernel;
+pub use sov_kernel::ServedModel;
 use sov_policy::{Action, Resource};
+
+use crate::record::Door;
 
 pub use auth::{Access, Limits, PUBLIC_ROUTES};
 pub use error::ApiError;
 pub use listen::{FLUSH_INTERVAL, Timeouts, serve};
-
-/// A model the server answers for.
-#[derive(Debug, Clone)]
-pub struct ServedModel {
-    /// The engine with the model loaded.
-    pub engine: Engine,
-    /// Unix time of the model's import, shown as `created`.
-    pub created: i64,
-    /// SHA-256 of the model file (its content address), recorded in every audit entry it serves.
-    pub sha256: Hash,
-}
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -83,9 +76,8 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct StateInner {
-    models: BTreeMap<String, ServedModel>,
+    kernel: Kernel,
     config: ServerConfig,
-    audit: AuditLog,
     access: Access,
     seal: std::sync::OnceLock<SealView>,
 }
@@ -104,19 +96,12 @@ pub struct SealView {
 }
 
 impl AppState {
-    /// State for the given models, keyed by the name clients use, recording into `audit`,
-    /// with callers checked by `access`.
-    pub fn new(
-        models: BTreeMap<String, ServedModel>,
-        config: ServerConfig,
-        audit: AuditLog,
-        access: Access,
-    ) -> Self {
+    /// State serving the `kernel`'s use cases, with the HTTP door's `access` limits.
+    pub fn new(kernel: Kernel, config: ServerConfig, access: Access) -> Self {
         Self {
             inner: Arc::new(StateInner {
-                models,
+                kernel,
                 config,
-                audit,
                 access,
                 seal: std::sync::OnceLock::new(),
             }),
@@ -128,25 +113,17 @@ impl AppState {
         let _ = self.inner.seal.set(seal);
     }
 
-    /// The engine serving `name`, if the caller may `infer` with it (decided before the model
-    /// is looked up, so a refused caller does not learn which models exist); notes the model
-    /// (and its digest) for the audit entry.
-    pub(crate) fn engine(&self, name: &str, note: &audit::AuditNote) -> Result<&Engine, ApiError> {
-        self.authorize(note, Action::Infer, &Resource::Model(name.to_owned()))?;
-        let model = self
-            .inner
-            .models
-            .get(name)
-            .ok_or_else(|| ApiError::model_not_found(name))?;
-        note.model(name, model.sha256);
-        Ok(&model.engine)
+    /// The kernel.
+    pub fn kernel(&self) -> &Kernel {
+        &self.inner.kernel
     }
 
-    pub(crate) fn audit(&self) -> &AuditLog {
-        &self.inner.audit
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.inner.config
     }
 
-    pub(crate) fn access(&self) -> &Access {
+    /// The HTTP door's limits.
+    pub fn access(&self) -> &Access {
         &self.inner.access
     }
 }
@@ -156,13 +133,15 @@ impl AppState {
 /// the audit record (`read-audit` on `AuditLog::"seal"`).
 async fn seal_status(
     State(state): State<AppState>,
-    Extension(note): Extension<audit::AuditNote>,
+    door: Door,
 ) -> Result<axum::response::Response, ApiError> {
-    state.authorize(
-        &note,
-        Action::ReadAudit,
-        &Resource::AuditLog(SEAL_RESOURCE.to_owned()),
-    )?;
+    let kernel = state.kernel();
+    let resource = Resource::AuditLog(SEAL_RESOURCE.to_owned());
+    door.with(async |ex| {
+        let _permit = kernel.authorize(ex, Action::ReadAudit, &resource)?;
+        Ok(())
+    })
+    .await?;
     let Some(seal) = state.inner.seal.get() else {
         return Err(ApiError::not_found(
             "This server was started without a seal report.",
@@ -188,7 +167,7 @@ pub const SEAL_RESOURCE: &str = "seal";
 
 /// The router with every endpoint.
 pub fn app(state: AppState) -> Router {
-    let limit = state.inner.config.max_body_bytes;
+    let limit = state.config().max_body_bytes;
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
@@ -198,11 +177,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/completions", post(completions::text))
         .route("/v1/embeddings", post(embeddings::embed))
         .route("/v1/seal", get(seal_status))
-        .route("/v1/audit/checkpoint", get(audit::checkpoint))
-        .route("/v1/audit/vkeys", get(audit::vkeys))
-        .route("/v1/audit/tile/{*path}", get(audit::tile))
-        .route("/v1/audit/entries/{index}", get(audit::entry))
-        .route("/v1/audit/proof/{index}", get(audit::proof))
+        .route("/v1/audit/checkpoint", get(publish::checkpoint))
+        .route("/v1/audit/vkeys", get(publish::vkeys))
+        .route("/v1/audit/tile/{*path}", get(publish::tile))
+        .route("/v1/audit/entries/{index}", get(publish::entry))
+        .route("/v1/audit/proof/{index}", get(publish::proof))
         .route(
             "/v1/admin/principals",
             get(admin::list_principals).post(admin::add_principal),
@@ -222,10 +201,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        // Layers run outside in: auth (who), then audit (record), then the handler.
+        // Layers run outside in: auth (who), then record (the exchange), then the handler.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            audit::layer,
+            record::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -245,39 +224,29 @@ fn card(state: &AppState, id: &str, model: &ServedModel) -> openai::ModelCard {
         id: id.to_owned(),
         object: "model",
         created: model.created,
-        owned_by: state.inner.config.owner.clone(),
+        owned_by: state.config().owner.clone(),
     }
 }
 
 /// The models the caller may `infer` with (one recorded decision per served model).
 async fn list_models(
     State(state): State<AppState>,
-    Extension(note): Extension<audit::AuditNote>,
-) -> impl IntoResponse {
-    let data: Vec<_> = state
-        .inner
-        .models
-        .iter()
-        .filter(|(id, _)| {
-            state
-                .authorize(&note, Action::Infer, &Resource::Model((*id).clone()))
-                .is_ok()
-        })
-        .map(|(id, m)| card(&state, id, m))
-        .collect();
-    axum::Json(json!({"object": "list", "data": data}))
+    door: Door,
+) -> Result<impl IntoResponse, ApiError> {
+    let visible = door
+        .with(async |ex| Ok(state.kernel().visible_models(ex)))
+        .await?;
+    let data: Vec<_> = visible.iter().map(|(id, m)| card(&state, id, m)).collect();
+    Ok(axum::Json(json!({"object": "list", "data": data})))
 }
 
 async fn get_model(
     State(state): State<AppState>,
-    Extension(note): Extension<audit::AuditNote>,
+    door: Door,
     error::ApiPath(id): error::ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    state.authorize(&note, Action::Infer, &Resource::Model(id.clone()))?;
-    let model = state
-        .inner
-        .models
-        .get(&id)
-        .ok_or_else(|| ApiError::model_not_found(&id))?;
-    Ok(axum::Json(card(&state, &id, model)))
+    let (_permit, model) = door
+        .with(async |ex| Ok(state.kernel().model(ex, &id)?))
+        .await?;
+    Ok(axum::Json(card(&state, &id, &model)))
 }

@@ -199,7 +199,7 @@ pub async fn serve(
     drop(done_rx);
     done_tx.closed().await;
     flusher.abort();
-    if let Err(e) = state.access().flush_unrecorded(state.audit()).await {
+    if let Err(e) = state.access().flush_unrecorded(state.kernel().log()).await {
         tracing::error!(error = %e, "failed to record the last unauthenticated-refusals summary");
     }
     Ok(())
@@ -211,7 +211,7 @@ async fn flush_every(state: AppState) -> Infallible {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = state.access().flush_unrecorded(state.audit()).await {
+        if let Err(e) = state.access().flush_unrecorded(state.kernel().log()).await {
             tracing::error!(error = %e, "failed to record the unauthenticated-refusals summary; the counts are kept for the next try");
         }
     }

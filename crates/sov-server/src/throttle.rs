@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use sov_audit::Draft;
 use sov_audit_core::entry::{Kind, Outcome};
+use sov_kernel::node::NodeEntry;
 use sov_policy::{Rate, RateLimiter};
 
 /// Distinct addresses named in one summary (the count goes on beyond it).
@@ -73,7 +73,7 @@ impl Unrecorded {
 
     /// Everything counted since the last call, if anything was, as a summary entry and the
     /// counts themselves (to [`Unrecorded::put_back`] if the entry cannot be written).
-    pub(crate) fn take(&self) -> Option<(Draft, Counts)> {
+    pub(crate) fn take(&self) -> Option<(NodeEntry, Counts)> {
         let c = {
             let mut guard = match self.counts.lock() {
                 Ok(c) => c,
@@ -84,7 +84,7 @@ impl Unrecorded {
         if c.requests == 0 {
             return None;
         }
-        Some((c.draft(), c))
+        Some((c.entry(), c))
     }
 
     /// Counts taken by [`Unrecorded::take`] whose entry could not be written: they go into the
@@ -116,7 +116,7 @@ impl Unrecorded {
 }
 
 impl Counts {
-    fn draft(&self) -> Draft {
+    fn entry(&self) -> NodeEntry {
         let c = self;
         let statuses: Vec<String> = c
             .by_status
@@ -127,12 +127,13 @@ impl Counts {
         if c.more_addresses {
             addresses.push("...".to_owned());
         }
-        let mut draft = Draft::new(Kind::Refusal, "", "unauthenticated", Outcome::Denied);
-        draft.reason = format!(
-            "{} requests without a valid token were refused without an entry of their own (over the limit of such entries)",
-            c.requests
+        let mut entry = NodeEntry::new(Kind::Refusal, "unauthenticated", Outcome::Denied).reason(
+            format!(
+                "{} requests without a valid token were refused without an entry of their own (over the limit of such entries)",
+                c.requests
+            ),
         );
-        draft.attrs = vec![
+        entry.attrs = vec![
             ("addresses".to_owned(), addresses.join(",")),
             ("first_ms".to_owned(), c.first_ms.to_string()),
             ("last_ms".to_owned(), c.last_ms.to_string()),
@@ -140,7 +141,7 @@ impl Counts {
             ("statuses".to_owned(), statuses.join(",")),
             ("summary".to_owned(), "true".to_owned()),
         ];
-        draft
+        entry
     }
 }
 

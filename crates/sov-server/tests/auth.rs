@@ -35,19 +35,19 @@ async fn node(limits: Limits) -> Node {
     for (name, text) in STARTER {
         std::fs::write(policies.join(name), text).unwrap();
     }
-    let access = Access::new(
+    let setup = common::Setup::new(
         directory.clone(),
         Policies::load_dir(&policies).unwrap(),
         Some(policies.clone()),
-        "test-node",
         limits,
     );
     // As `sov serve` does at start: the set in force is noted (and recorded) first.
-    let set = access.policies();
+    let set = &setup.policies;
     directory
         .policy_loaded(&set.hash_hex(), set.files(), "policy.load", "test")
         .unwrap();
-    let state = common::state_with_access(common::engine(), 64 * 1024, log.clone(), access.clone());
+    let state = common::state_with_access(common::engine(), 64 * 1024, log.clone(), setup);
+    let access = state.access().clone();
     Node {
         base: common::spawn(state).await,
         access,

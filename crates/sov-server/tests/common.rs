@@ -35,7 +35,7 @@ pub fn engine() -> Engine {
                 queue_depth: 32,
                 ..EngineConfig::default()
             };
-            Engine::load(&model_path(), &config).expect("the starter model loads")
+            Engine::load_unverified(&model_path(), &config).expect("the starter model loads")
         })
         .clone()
 }
@@ -108,13 +108,37 @@ pub fn generous() -> Limits {
     }
 }
 
+/// What a test node's access is built from: the guard's parts and the door's limits.
+#[derive(Debug)]
+pub struct Setup {
+    pub directory: Arc<Directory>,
+    pub policies: Policies,
+    pub policy_dir: Option<std::path::PathBuf>,
+    pub limits: Limits,
+}
+
+impl Setup {
+    pub fn new(
+        directory: Arc<Directory>,
+        policies: Policies,
+        policy_dir: Option<std::path::PathBuf>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            directory,
+            policies,
+            policy_dir,
+            limits,
+        }
+    }
+}
+
 /// Access over the shared directory with the starter policies.
-pub fn access() -> Access {
-    Access::new(
+pub fn access() -> Setup {
+    Setup::new(
         shared().0.clone(),
         Policies::starter().unwrap(),
         None,
-        "test-node",
         generous(),
     )
 }
@@ -140,27 +164,35 @@ pub fn state_with_access(
     engine: Engine,
     max_body_bytes: usize,
     log: AuditLog,
-    access: Access,
+    setup: Setup,
+) -> AppState {
+    let config = ServerConfig {
+        max_body_bytes,
+        owner: "owner:test".into(),
+        ..ServerConfig::default()
+    };
+    state_with_config(engine, config, log, setup)
+}
+
+/// A node serving `engine` as [`MODEL`] through the kernel, with `setup`'s access.
+pub fn state_with_config(
+    engine: Engine,
+    config: ServerConfig,
+    log: AuditLog,
+    setup: Setup,
 ) -> AppState {
     let mut models = BTreeMap::new();
     models.insert(
         MODEL.to_owned(),
         ServedModel {
-            engine,
+            backend: Arc::new(engine),
             created: 1_700_000_000,
             sha256: model_sha256(),
         },
     );
-    AppState::new(
-        models,
-        ServerConfig {
-            max_body_bytes,
-            owner: "owner:test".into(),
-            ..ServerConfig::default()
-        },
-        log,
-        access,
-    )
+    let guard = sov_policy::Guard::new(setup.directory, setup.policies, setup.policy_dir);
+    let kernel = sov_kernel::Kernel::new(models, guard, log, "test-node");
+    AppState::new(kernel, config, Access::new(setup.limits))
 }
 
 pub fn state_with(engine: Engine, max_body_bytes: usize) -> AppState {

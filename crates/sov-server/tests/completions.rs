@@ -282,7 +282,7 @@ async fn a_client_that_disconnects_frees_its_slot() {
         queue_depth: 4,
         ..Default::default()
     };
-    let engine = sov_engine::Engine::load(&common::model_path(), &config).unwrap();
+    let engine = sov_engine::Engine::load_unverified(&common::model_path(), &config).unwrap();
     let base = common::spawn(common::state_with(engine.clone(), 64 * 1024)).await;
     let res = post(&base, "/v1/chat/completions", json!({"model": common::MODEL, "messages": question(), "max_tokens": 2000, "ignore_eos": true, "stream": true})).await;
     let mut stream = res.bytes_stream();

@@ -186,7 +186,7 @@ async fn full_queue_is_503() {
         queue_depth: 1,
         ..Default::default()
     };
-    let engine = sov_engine::Engine::load(&common::model_path(), &config).unwrap();
+    let engine = sov_engine::Engine::load_unverified(&common::model_path(), &config).unwrap();
     let base = common::spawn(common::state_with(engine, 64 * 1024)).await;
     let client = common::client();
     let long = json!({"model": common::MODEL, "messages": [{"role": "user", "content": "Count to a thousand."}],

@@ -30,23 +30,14 @@ struct Node {
 async fn node_with(limits: Limits, config: ServerConfig) -> Node {
     let (log, _) = common::audit_log();
     let (directory, admin) = common::directory();
-    let access = Access::new(
+    let setup = common::Setup::new(
         directory.clone(),
         Policies::starter().unwrap(),
         None,
-        "test-node",
         limits,
     );
-    let mut models = BTreeMap::new();
-    models.insert(
-        common::MODEL.to_owned(),
-        sov_server::ServedModel {
-            engine: common::engine(),
-            created: 1_700_000_000,
-            sha256: common::model_sha256(),
-        },
-    );
-    let state = sov_server::AppState::new(models, config, log.clone(), access.clone());
+    let state = common::state_with_config(common::engine(), config, log.clone(), setup);
+    let access = state.access().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(sov_server::serve(listener, state, std::future::pending()));
@@ -506,23 +497,18 @@ async fn a_full_disk_is_reported_by_healthz_and_clears_by_itself() {
     config.checkpoint_interval = Duration::from_millis(50);
     let (log, _) = AuditLog::open(&fs.0.join("audit"), key, config).unwrap();
     let (directory, admin) = common::directory();
-    let access = Access::new(
+    let setup = common::Setup::new(
         directory,
         Policies::starter().unwrap(),
         None,
-        "test-node",
         common::generous(),
     );
-    let mut models = BTreeMap::new();
-    models.insert(
-        common::MODEL.to_owned(),
-        sov_server::ServedModel {
-            engine: common::engine(),
-            created: 1_700_000_000,
-            sha256: common::model_sha256(),
-        },
+    let state = common::state_with_config(
+        common::engine(),
+        ServerConfig::default(),
+        log.clone(),
+        setup,
     );
-    let state = sov_server::AppState::new(models, ServerConfig::default(), log.clone(), access);
     let base = common::spawn(state).await;
     let http = reqwest::Client::new();
     let health = || async {

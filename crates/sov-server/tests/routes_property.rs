@@ -34,11 +34,10 @@ fn fixture() -> &'static Fixture {
             .build()
             .unwrap();
         let (log, _) = common::audit_log();
-        let access = sov_server::Access::new(
+        let access = common::Setup::new(
             common::shared().0.clone(),
             sov_policy::Policies::starter().unwrap(),
             None,
-            "test-node",
             Limits::default(),
         );
         let state = common::state_with_access(common::engine(), 64 * 1024, log.clone(), access);

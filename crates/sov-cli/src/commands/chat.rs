@@ -1,19 +1,33 @@
-//! `sov chat [--model NAME] ["question"]`: talk to a model loaded in this process.
+//! `sov chat [--model NAME] [--as PRINCIPAL] ["question"]`: talk to a model loaded in this
+//! process, through the same kernel use case as `POST /v1/chat/completions`: the principal's
+//! permission to `infer` on the model is decided (and recorded), and each answer is recorded
+//! with the same fields as the API's, with commitments to the question and the answer under a
+//! salt that is not kept (the record shows that the exchange happened, never what was said).
+//!
+//! Who is calling: a local command is run by whoever can read the node's home (its keys and its
+//! identity database), so it may act as any enabled principal (`--as`, default `owner`, the
+//! principal `sov init` creates); its decisions carry the operating-system user (`local`).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
-use sov_audit::AuditLog;
-use sov_audit_core::entry::{Kind, Outcome, commitment};
+use anyhow::{Context, Result, anyhow};
 use sov_engine::{ChatMessage, Event, SamplingParams};
+use sov_kernel::infer::end_of;
+use sov_kernel::{ChatCall, Door, End, Kernel, KernelError, Refusal};
 use sov_keys::OwnerPublicKeys;
+use sov_policy::{Caller, Guard};
 
-use super::load::{self, Loaded};
+use super::load;
 use super::model::open_store;
 use crate::cli::ChatArgs;
 use crate::home::Home;
-use crate::record;
+use crate::{identity, record};
+
+/// The route `sov chat`'s entries carry.
+pub const ROUTE: &str = "sov chat";
 
 pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
     let config = home.config()?;
@@ -30,136 +44,150 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
     // Refuse bad options before spending seconds on verifying and loading the model.
     params.validate()?;
     let name = load::pick(&config, &store, args.model.as_deref())?;
+    let policies = identity::load_policies(home)?;
+    let directory = Arc::new(identity::open_directory(home)?);
     let log = record::open(home, &config)?;
-    let result = chat(&log, &config, &store, &owner, &name, args, &params);
+    let result = (|| {
+        let guard = Guard::new(directory.clone(), policies, Some(home.policies_dir()));
+        let caller = guard
+            .local(&args.as_principal, &record::local_principal())
+            .with_context(|| format!("sov chat cannot act as `{}`", args.as_principal))?;
+        let loaded = load::load(&config, &store, &owner, &name, &log)?;
+        let models = BTreeMap::from([(name.clone(), loaded.model)]);
+        let kernel = Kernel::new(models, guard, log.clone(), record::node(home, &config)?);
+        let chat = Chat {
+            kernel,
+            caller,
+            model: name.clone(),
+            params,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("failed to start the async runtime")?,
+        };
+        chat.run(args)
+    })();
+    let drained = directory
+        .drain_outbox(&log)
+        .context("failed to move the directory's changes into the audit record");
     let closed = log.close().context("failed to close the audit record");
     let code = result?;
+    drained?;
     closed?;
     Ok(code)
 }
 
-fn chat(
-    log: &AuditLog,
-    config: &crate::home::Config,
-    store: &sov_models::ModelStore,
-    owner: &OwnerPublicKeys,
-    name: &str,
-    args: &ChatArgs,
-    params: &SamplingParams,
-) -> Result<ExitCode> {
-    let loaded = load::load(config, store, owner, name, log)?;
-    let chat = Chat {
-        loaded: &loaded,
-        log,
-        params,
-    };
-    let mut conversation = Vec::new();
-    if let Some(system) = &args.system {
-        conversation.push(ChatMessage {
-            role: "system".into(),
-            content: system.clone(),
-        });
-    }
-    match &args.question {
-        Some(question) => {
+struct Chat {
+    kernel: Kernel,
+    caller: Caller,
+    model: String,
+    params: SamplingParams,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Chat {
+    fn run(&self, args: &ChatArgs) -> Result<ExitCode> {
+        let mut conversation = Vec::new();
+        if let Some(system) = &args.system {
             conversation.push(ChatMessage {
-                role: "user".into(),
-                content: question.clone(),
+                role: "system".into(),
+                content: system.clone(),
             });
-            chat.answer(&conversation)?;
-            Ok(ExitCode::SUCCESS)
         }
-        None => interactive(&chat, conversation),
+        match &args.question {
+            Some(question) => {
+                conversation.push(ChatMessage {
+                    role: "user".into(),
+                    content: question.clone(),
+                });
+                self.answer(&conversation)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            None => interactive(self, conversation),
+        }
     }
-}
 
-struct Chat<'a> {
-    loaded: &'a Loaded,
-    log: &'a AuditLog,
-    params: &'a SamplingParams,
-}
-
-impl Chat<'_> {
-    /// Streams one answer to stdout, records it, and returns its text.
+    /// Streams one answer to stdout through the kernel (which records it) and returns its text.
     fn answer(&self, conversation: &[ChatMessage]) -> Result<String> {
-        let mut tokens = None;
-        let result = self.generate(conversation, &mut tokens);
-        // Commitments to the question and the answer, under a salt that is not kept: the record
-        // shows that this exchange happened, never what was said.
-        let mut salt = [0u8; 32];
-        getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let question = conversation.last().map_or("", |m| m.content.as_str());
-        let (outcome, reason, answer) = match &result {
-            Ok(text) => (Outcome::Ok, String::new(), text.as_str()),
-            Err(err) => (Outcome::Error, record::reason(err), ""),
-        };
-        let mut attrs = vec![("route", "sov chat".to_owned())];
-        if let Some((prompt, completion)) = tokens {
-            attrs.push(("completion_tokens", format!("{completion}")));
-            attrs.push(("prompt_tokens", format!("{prompt}")));
-        }
-        let mut draft = record::draft(
-            Kind::Inference,
-            &self.loaded.name,
-            outcome,
-            &reason,
-            record::digest(&self.loaded.manifest.sha256),
-            attrs,
-        );
-        draft.input = Some(commitment("input", &salt, question.as_bytes()));
-        draft.output = Some(commitment("output", &salt, answer.as_bytes()));
-        record::append_draft(self.log, draft)?;
-        result
+        self.runtime.block_on(self.exchange(conversation))
     }
 
-    fn generate(
-        &self,
-        conversation: &[ChatMessage],
-        tokens: &mut Option<(usize, usize)>,
-    ) -> Result<String> {
-        let engine = &self.loaded.engine;
-        let prompt = engine.chat_prompt(conversation)?;
-        // --max-tokens is the most an answer may take; near the end of the window the answer
-        // takes what is left (the engine refuses a request that asks for more than fits).
-        let room = (engine.info().context_length as usize).saturating_sub(prompt.len());
-        let mut params = self.params.clone();
-        if let Some(max) = params.max_tokens {
-            let room = u32::try_from(room).unwrap_or(u32::MAX).max(1);
-            params.max_tokens = Some(max.min(room));
-        }
-        let mut generation = engine.generate(prompt, params)?;
+    async fn exchange(&self, conversation: &[ChatMessage]) -> Result<String> {
+        let door = Door {
+            route: ROUTE.to_owned(),
+            peer: None,
+            read: false,
+        };
+        let mut ex = self.kernel.begin(self.caller.clone(), door)?;
+        // The door's bytes: the question asked and the answer printed.
+        let question = conversation.last().map_or("", |m| m.content.as_str());
+        ex.commit_input(question.as_bytes());
+        let call = ChatCall {
+            model: self.model.clone(),
+            messages: conversation.to_vec(),
+            params: self.params.clone(),
+            stream: true,
+            // --max-tokens is the most an answer may take; near the end of the window the
+            // answer takes what is left.
+            fit: true,
+        };
+        let mut reply = match self.kernel.chat(&mut ex, call).await {
+            Ok(reply) => reply,
+            Err(err) => {
+                ex.finish(end_of(&err), None).await?;
+                return Err(explain(err));
+            }
+        };
         let mut out = std::io::stdout().lock();
         let mut text = String::new();
-        loop {
-            match generation.blocking_next() {
+        let failure = loop {
+            match reply.next(&mut ex).await {
                 Some(Event::Text(piece)) => {
-                    out.write_all(piece.as_bytes())?;
-                    out.flush()?;
+                    ex.feed_output(piece.as_bytes());
                     text.push_str(&piece);
+                    if let Err(e) = out.write_all(piece.as_bytes()).and_then(|()| out.flush()) {
+                        break Some(anyhow!(e).context("failed to write the answer"));
+                    }
                 }
-                Some(Event::Done {
-                    completion_tokens, ..
-                }) => {
-                    *tokens = Some((generation.prompt_tokens(), completion_tokens));
-                    break;
-                }
-                Some(Event::Failed(reason)) => bail!("generation failed: {reason}"),
-                None => bail!("the engine stopped during the answer"),
+                Some(Event::Done { .. }) => break None,
+                Some(Event::Failed(reason)) => break Some(anyhow!("generation failed: {reason}")),
+                None => break Some(anyhow!("the engine stopped during the answer")),
             }
+        };
+        let end = match &failure {
+            None => End::Answered,
+            Some(_) => End::Failed(Refusal {
+                kind: "server_error".into(),
+                code: None,
+                param: None,
+            }),
+        };
+        ex.finish(end, None).await?;
+        if let Some(e) = failure {
+            return Err(e);
         }
         writeln!(out)?;
         Ok(text)
     }
 }
 
-fn interactive(chat: &Chat<'_>, mut conversation: Vec<ChatMessage>) -> Result<ExitCode> {
-    let loaded = chat.loaded;
+/// The kernel's refusal for a person at a terminal.
+fn explain(err: KernelError) -> anyhow::Error {
+    match err {
+        KernelError::Forbidden(action, resource) => anyhow!(
+            "permission denied: the policies do not allow {action} on {resource} for this principal (see `sov policy check`)"
+        ),
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn interactive(chat: &Chat, mut conversation: Vec<ChatMessage>) -> Result<ExitCode> {
     let start = conversation.clone();
     let tty = std::io::stdin().is_terminal();
     if tty {
         eprintln!(
             "Chatting with {} (type /reset to start over, /exit or Ctrl-D to leave).",
-            loaded.name
+            chat.model
         );
     }
     let stdin = std::io::stdin();
@@ -194,10 +222,14 @@ fn interactive(chat: &Chat<'_>, mut conversation: Vec<ChatMessage>) -> Result<Ex
             Err(err) => {
                 conversation.pop();
                 eprintln!("error: {err:#}");
-                if matches!(
-                    err.downcast_ref(),
-                    Some(sov_engine::EngineError::ContextExceeded { .. })
-                ) {
+                if err.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<KernelError>(),
+                        Some(KernelError::Engine(
+                            sov_engine::EngineError::ContextExceeded { .. }
+                        ))
+                    )
+                }) {
                     eprintln!(
                         "hint: the conversation no longer fits the context window; type /reset"
                     );

@@ -1,27 +1,17 @@
-//! Loading a model for inference: verify it against its signed manifest, then start the engine.
-
-use std::time::Instant;
+//! Loading a model for inference, through the kernel (`sov_kernel::node::load_model`): verify
+//! it against its signed manifest, then start the engine; the load or the refusal is recorded.
 
 use anyhow::{Context, Result, bail};
 use sov_audit::AuditLog;
-use sov_audit_core::entry::{Kind, Outcome};
-use sov_engine::Engine;
 use sov_keys::OwnerPublicKeys;
-use sov_models::{Manifest, ModelStore};
+use sov_models::ModelStore;
 
 use crate::home::Config;
 use crate::record;
 
-/// A verified, loaded model.
-pub struct Loaded {
-    pub name: String,
-    pub manifest: Manifest,
-    pub engine: Engine,
-}
+pub use sov_kernel::node::Loaded;
 
-/// Verifies `name` (manifest signature, then every byte) and loads it. Refuses a model that
-/// fails. The load, or the refusal, is recorded in `log`: a model that fails verification is
-/// `denied`; one that verifies but will not start is an `error`.
+/// Verifies `name` (manifest signature, then every byte) and loads it, as the local principal.
 pub fn load(
     config: &Config,
     store: &ModelStore,
@@ -29,61 +19,14 @@ pub fn load(
     name: &str,
     log: &AuditLog,
 ) -> Result<Loaded> {
-    let started = Instant::now();
-    let verified = match store.verify(name, owner) {
-        Ok(verified) => verified,
-        Err(err) => {
-            let err = anyhow::Error::new(err).context(format!("refusing to load model `{name}`"));
-            let digest = store.get(name).ok().and_then(|m| record::digest(&m.sha256));
-            let reason = record::reason(&err);
-            record::append(
-                log,
-                Kind::ModelLoad,
-                name,
-                Outcome::Denied,
-                &reason,
-                digest,
-                vec![],
-            )?;
-            return Err(err);
-        }
-    };
-    tracing::info!(
-        model = name,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "model verified"
-    );
-    let manifest = verified.manifest().clone();
-    let digest = record::digest(&manifest.sha256);
-    let started = Instant::now();
-    let engine = match Engine::load(verified.path(), &config.engine.engine_config()) {
-        Ok(engine) => engine,
-        Err(err) => {
-            let err = anyhow::Error::new(err).context(format!("failed to load model `{name}`"));
-            let reason = record::reason(&err);
-            record::append(
-                log,
-                Kind::ModelLoad,
-                name,
-                Outcome::Error,
-                &reason,
-                digest,
-                vec![],
-            )?;
-            return Err(err);
-        }
-    };
-    tracing::info!(
-        model = name,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "model loaded"
-    );
-    record::append(log, Kind::ModelLoad, name, Outcome::Ok, "", digest, vec![])?;
-    Ok(Loaded {
-        name: name.to_owned(),
-        manifest,
-        engine,
-    })
+    Ok(sov_kernel::node::load_model(
+        store,
+        owner,
+        name,
+        &config.engine.engine_config(),
+        log,
+        &record::local_principal(),
+    )?)
 }
 
 /// The model `sov chat` uses: the one asked for, the configured default, or the only one.

@@ -39,7 +39,7 @@ pub fn check(
     let decision = policies.decide_on(&who, action, &resource, target.as_ref());
     let mut out = std::io::stdout().lock();
     if json {
-        let basis = match &decision.basis {
+        let basis = match decision.basis() {
             Basis::Permitted => "permitted",
             Basis::Forbidden => "forbidden",
             Basis::NoPermit => "no-permit",
@@ -54,10 +54,10 @@ pub fn check(
             "resource": resource.to_string(),
             "basis": basis,
             "explanation": decision.explain(),
-            "policies": decision.policies.iter().map(|p| json!({
+            "policies": decision.policies().iter().map(|p| json!({
                 "id": p.id, "effect": p.effect, "file": p.file, "line": p.line,
             })).collect::<Vec<_>>(),
-            "errors": decision.errors,
+            "errors": decision.errors(),
             "policy_set": policies.hash_hex(),
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
@@ -70,7 +70,7 @@ pub fn check(
             action.name()
         )?;
         writeln!(out, "  {}", decision.explain())?;
-        for e in &decision.errors {
+        for e in decision.errors() {
             writeln!(out, "  a policy failed to evaluate (it never allows): {e}")?;
         }
         if who.disabled_ms.is_some() {
@@ -82,7 +82,7 @@ pub fn check(
         }
         writeln!(out, "  policy set {}", policies.hash_hex())?;
     }
-    Ok(if decision.allowed {
+    Ok(if decision.is_allowed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(DENIED)

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use sov_audit::AuditLog;
 use sov_audit_core::entry::{Kind, Outcome};
+use sov_kernel::Kernel;
 use sov_keys::OwnerPublicKeys;
-use sov_policy::Directory;
-use sov_server::{Access, AppState, ServedModel};
+use sov_policy::{Directory, Guard};
+use sov_server::{Access, AppState};
 
 use super::load;
 use super::model::open_store;
@@ -68,7 +69,7 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
             return Err(e);
         }
     }
-    let access = (|| {
+    let guard = (|| {
         directory
             .policy_loaded(
                 &policies.hash_hex(),
@@ -81,17 +82,19 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
             .drain_outbox(&log)
             .context("failed to move the directory's changes into the audit record")?;
         let node = record::node(home, &config)?;
-        Ok::<_, anyhow::Error>(Access::new(
-            directory.clone(),
-            policies,
-            Some(home.policies_dir()),
-            &node,
-            limits,
-        ))
+        let guard = Guard::new(directory.clone(), policies, Some(home.policies_dir()));
+        Ok::<_, anyhow::Error>((guard, node))
     })();
-    let result = access.and_then(|access| {
+    let result = guard.and_then(|(guard, node)| {
         serve(
-            &config, &store, &owner, &names, listener, &log, access, sealed,
+            &config,
+            &store,
+            &owner,
+            &names,
+            listener,
+            &log,
+            (guard, node, Access::new(limits)),
+            sealed,
         )
     });
     // Changes made while the server stopped are recorded before the record closes.
@@ -114,7 +117,7 @@ fn serve(
     names: &[String],
     listener: std::net::TcpListener,
     log: &AuditLog,
-    access: Access,
+    (guard, node, access): (Guard, String, Access),
     sealed: Sealed,
 ) -> Result<()> {
     let listen = listener
@@ -123,24 +126,15 @@ fn serve(
     let mut models = BTreeMap::new();
     for name in names {
         let loaded = load::load(config, store, owner, name, log)?;
-        let created = time_of(&loaded.manifest.imported_at);
-        let sha256 = record::digest(&loaded.manifest.sha256)
-            .with_context(|| format!("model `{name}` has a malformed sha256 in its manifest"))?;
-        models.insert(
-            loaded.name.clone(),
-            ServedModel {
-                engine: loaded.engine,
-                created,
-                sha256,
-            },
-        );
+        models.insert(name.clone(), loaded.model);
     }
     let server_config = config
         .server
         .server_config(format!("owner:{}", owner.key_id))?;
-    let directory = access.directory().clone();
-    let policy_set = access.policies().hash_hex();
-    let state = AppState::new(models, server_config, log.clone(), access);
+    let directory = guard.directory().clone();
+    let policy_set = guard.policies().hash_hex();
+    let kernel = Kernel::new(models, guard, log.clone(), node);
+    let state = AppState::new(kernel, server_config, access);
     state.set_seal(sov_server::SealView {
         report: sealed.report,
         report_json: sealed.json,
@@ -427,10 +421,4 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
             _ = term.recv() => {},
         }
     })
-}
-
-/// Unix seconds of an RFC 3339 UTC time; 0 if it does not parse (the field is informative only).
-fn time_of(rfc3339: &str) -> i64 {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .map_or(0, time::OffsetDateTime::unix_timestamp)
 }

@@ -1,0 +1,330 @@
+//! The inference use cases (chat, complete, embed) and [`Backend`], the seam in front of an
+//! engine: the local llama.cpp engine implements it now; specialists and upstream engines sit
+//! behind it later. Each use case authorises `infer` on the model first (so a refused caller
+//! learns nothing about which models exist), then runs the backend with the model the
+//! [`Permit`] names, noting the facts its entry carries (model digest, tokens, finish reason).
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use sov_engine::{
+    ChatMessage, Engine, EngineError, EngineStats, Event, Generation, Prompt, SamplingParams,
+};
+use sov_policy::{Action, Permit, Resource};
+
+use crate::exchange::{End, Exchange, Refusal, Unrecorded};
+use crate::{Kernel, ServedModel};
+
+/// Embeddings under way: the vectors of the inputs, in order, and the tokens they took.
+pub type Embedding<'a> = BoxFuture<'a, Result<(Vec<Vec<f32>>, usize), EngineError>>;
+
+/// What a backend (an engine with one model loaded) offers the kernel.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// The context window, in tokens.
+    fn context_length(&self) -> usize;
+    /// The width of the model's embeddings.
+    fn embedding_length(&self) -> usize;
+    /// Renders and tokenises a conversation with the model's chat template.
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt, EngineError>;
+    /// Tokenises a plain text prompt.
+    fn text_prompt(&self, text: &str) -> Prompt;
+    /// Starts a generation; `whole`: the answer is wanted all at once (not streamed).
+    fn generate(
+        &self,
+        prompt: Prompt,
+        params: SamplingParams,
+        whole: bool,
+    ) -> Result<Generation, EngineError>;
+    /// Pooled, normalised embeddings of `inputs`, and the tokens they took.
+    fn embed<'a>(&'a self, inputs: &'a [String]) -> Embedding<'a>;
+    /// Generations running and ended so far (for the metrics).
+    fn stats(&self) -> EngineStats;
+}
+
+impl Backend for Engine {
+    fn context_length(&self) -> usize {
+        self.info().context_length as usize
+    }
+    fn embedding_length(&self) -> usize {
+        self.info().embedding_length as usize
+    }
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt, EngineError> {
+        Engine::chat_prompt(self, messages)
+    }
+    fn text_prompt(&self, text: &str) -> Prompt {
+        Engine::text_prompt(self, text)
+    }
+    fn generate(
+        &self,
+        prompt: Prompt,
+        params: SamplingParams,
+        whole: bool,
+    ) -> Result<Generation, EngineError> {
+        if whole {
+            self.generate_whole(prompt, params)
+        } else {
+            Engine::generate(self, prompt, params)
+        }
+    }
+    fn embed<'a>(&'a self, inputs: &'a [String]) -> Embedding<'a> {
+        Box::pin(Engine::embed(self, inputs))
+    }
+    fn stats(&self) -> EngineStats {
+        Engine::stats(self)
+    }
+}
+
+/// Why a use case did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The policies do not allow it.
+    #[error("permission denied: {0} on {1}")]
+    Forbidden(Action, Resource),
+    /// Allowed, but no such model is served.
+    #[error("the model `{0}` does not exist")]
+    ModelNotFound(String),
+    /// The request cannot be served as asked.
+    #[error("{message}")]
+    Invalid {
+        /// What is wrong, for the caller.
+        message: String,
+        /// The parameter at fault.
+        param: Option<&'static str>,
+    },
+    /// The engine refused or failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The record could not be written.
+    #[error(transparent)]
+    Unrecorded(#[from] Unrecorded),
+    /// The identity directory refused or failed.
+    #[error(transparent)]
+    Store(#[from] sov_policy::StoreError),
+    /// The policy set did not load (the old one stays in force).
+    #[error(transparent)]
+    Policy(#[from] sov_policy::PolicyError),
+    /// A bug or a lost worker; the detail is for the node's log.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl KernelError {
+    fn invalid(message: impl Into<String>, param: &'static str) -> Self {
+        Self::Invalid {
+            message: message.into(),
+            param: Some(param),
+        }
+    }
+}
+
+/// How a door with no error vocabulary of its own ends an exchange that failed with `e`.
+pub fn end_of(e: &KernelError) -> End {
+    let refusal = |kind: &str, code: Option<&str>, param: Option<&str>| Refusal {
+        kind: kind.to_owned(),
+        code: code.map(str::to_owned),
+        param: param.map(str::to_owned),
+    };
+    match e {
+        KernelError::Forbidden(..) => {
+            End::Refused(refusal("permission_error", Some("permission_denied"), None))
+        }
+        KernelError::ModelNotFound(_) => End::Refused(refusal(
+            "invalid_request_error",
+            Some("model_not_found"),
+            Some("model"),
+        )),
+        KernelError::Invalid { param, .. } => {
+            End::Refused(refusal("invalid_request_error", None, *param))
+        }
+        KernelError::Engine(EngineError::ContextExceeded { .. }) => End::Refused(refusal(
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+            Some("messages"),
+        )),
+        KernelError::Store(_) | KernelError::Policy(_) => {
+            End::Refused(refusal("invalid_request_error", None, None))
+        }
+        KernelError::Engine(_) | KernelError::Internal(_) => {
+            End::Failed(refusal("server_error", None, None))
+        }
+        KernelError::Unrecorded(_) => {
+            End::Refused(refusal("server_error", Some("audit_unavailable"), None))
+        }
+    }
+}
+
+/// A chat completion to run.
+#[derive(Debug, Clone)]
+pub struct ChatCall {
+    /// The model's name.
+    pub model: String,
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Sampling.
+    pub params: SamplingParams,
+    /// Streamed (token by token) rather than whole.
+    pub stream: bool,
+    /// Near the end of the window, lower `max_tokens` to the room left instead of refusing
+    /// (an interactive chat's choice; an API refuses with `context_length_exceeded`).
+    pub fit: bool,
+}
+
+/// A text completion to run.
+#[derive(Debug, Clone)]
+pub struct CompleteCall {
+    /// The model's name.
+    pub model: String,
+    /// The prompts (exactly one is supported).
+    pub prompts: Vec<String>,
+    /// Sampling.
+    pub params: SamplingParams,
+    /// Streamed rather than whole.
+    pub stream: bool,
+}
+
+/// Embeddings to compute.
+#[derive(Debug, Clone)]
+pub struct EmbedCall {
+    /// The model's name.
+    pub model: String,
+    /// The texts.
+    pub inputs: Vec<String>,
+    /// The width asked for, if any (only the model's own is supported).
+    pub dimensions: Option<usize>,
+}
+
+/// Computed embeddings.
+#[derive(Debug, Clone)]
+pub struct Embeddings {
+    /// One vector per input, in order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens in all inputs.
+    pub tokens: usize,
+}
+
+/// A generation under way. Dropping it cancels it in the engine.
+#[derive(Debug)]
+pub struct Reply {
+    generation: Generation,
+}
+
+impl Reply {
+    /// Tokens in the prompt.
+    pub fn prompt_tokens(&self) -> usize {
+        self.generation.prompt_tokens()
+    }
+
+    /// The next event; the end's facts (tokens, finish reason, failure) go into `ex`.
+    pub async fn next(&mut self, ex: &mut Exchange) -> Option<Event> {
+        let event = self.generation.next().await;
+        match &event {
+            Some(Event::Done {
+                finish_reason,
+                completion_tokens,
+            }) => {
+                ex.attr("prompt_tokens", self.generation.prompt_tokens());
+                ex.attr("completion_tokens", completion_tokens);
+                ex.attr("finish_reason", finish_reason.as_str());
+            }
+            Some(Event::Failed(_)) | None => ex.set_failed(),
+            Some(Event::Text(_)) => {}
+        }
+        event
+    }
+}
+
+impl Kernel {
+    /// A chat completion: authorise `infer` on the model, render the conversation with its
+    /// template (off the async threads: it is CPU work), start the generation.
+    pub async fn chat(&self, ex: &mut Exchange, call: ChatCall) -> Result<Reply, KernelError> {
+        let (permit, model) = self.model(ex, &call.model)?;
+        ex.set_model(&call.model, model.sha256);
+        let backend = model.backend.clone();
+        let messages = call.messages;
+        let prompt = tokio::task::spawn_blocking(move || backend.chat_prompt(&messages))
+            .await
+            .map_err(|e| KernelError::Internal(e.to_string()))??;
+        let mut params = call.params;
+        if call.fit
+            && let Some(max) = params.max_tokens
+        {
+            let room = model.backend.context_length().saturating_sub(prompt.len());
+            let room = u32::try_from(room).unwrap_or(u32::MAX).max(1);
+            params.max_tokens = Some(max.min(room));
+        }
+        generate(&permit, &model, prompt, params, call.stream)
+    }
+
+    /// A text completion of one prompt.
+    pub async fn complete(
+        &self,
+        ex: &mut Exchange,
+        call: CompleteCall,
+    ) -> Result<Reply, KernelError> {
+        let (permit, model) = self.model(ex, &call.model)?;
+        ex.set_model(&call.model, model.sha256);
+        let mut prompts = call.prompts;
+        if prompts.len() != 1 {
+            return Err(KernelError::invalid(
+                "Exactly one prompt string is supported.",
+                "prompt",
+            ));
+        }
+        let text = prompts.pop().unwrap_or_default();
+        let backend = model.backend.clone();
+        let prompt = tokio::task::spawn_blocking(move || backend.text_prompt(&text))
+            .await
+            .map_err(|e| KernelError::Internal(e.to_string()))?;
+        generate(&permit, &model, prompt, call.params, call.stream)
+    }
+
+    /// Embeddings of the inputs. The engine bounds the inputs and their tokens, refuses before
+    /// any work, and stops between inputs when this future is dropped (the caller left).
+    pub async fn embed(
+        &self,
+        ex: &mut Exchange,
+        call: EmbedCall,
+    ) -> Result<Embeddings, KernelError> {
+        let (_permit, model) = self.model(ex, &call.model)?;
+        ex.set_model(&call.model, model.sha256);
+        let width = model.backend.embedding_length();
+        if call.dimensions.is_some_and(|d| d != width) {
+            return Err(KernelError::invalid(
+                format!(
+                    "This model's embeddings have {width} dimensions; other sizes are not supported."
+                ),
+                "dimensions",
+            ));
+        }
+        if call.inputs.is_empty() {
+            return Err(KernelError::invalid(
+                "input must hold at least one string.",
+                "input",
+            ));
+        }
+        if call.inputs.iter().any(String::is_empty) {
+            return Err(KernelError::invalid(
+                "input strings must not be empty.",
+                "input",
+            ));
+        }
+        let (vectors, tokens) = model.backend.embed(&call.inputs).await?;
+        ex.attr("inputs", call.inputs.len());
+        ex.attr("prompt_tokens", tokens);
+        Ok(Embeddings { vectors, tokens })
+    }
+}
+
+/// Starts a generation with the model a permit to `infer` names.
+fn generate(
+    permit: &Permit,
+    model: &ServedModel,
+    prompt: Prompt,
+    params: SamplingParams,
+    stream: bool,
+) -> Result<Reply, KernelError> {
+    debug_assert_eq!(permit.action(), Action::Infer);
+    let backend: &Arc<dyn Backend> = &model.backend;
+    let generation = backend.generate(prompt, params, !stream)?;
+    Ok(Reply { generation })
+}

@@ -1,0 +1,187 @@
+//! The application layer: one place for each use case, which every front door calls.
+//!
+//! A front door (the HTTP API in `sov-server`, `sov chat` in `sov-cli`, the console later)
+//! translates its own shape into a call here and the result back; the kernel authenticates
+//! nothing and speaks no HTTP, but it **decides and records**:
+//!
+//! ```text
+//! door: authenticate -> Caller            (sov-policy: only authentication makes one)
+//! kernel.begin(caller, door)  -> Exchange  (one request's record in progress)
+//! kernel.chat(&mut exchange, call)         authorise: Verdict -> policy.decision entry -> Permit
+//!                                          infer with the Permit's model (Backend seam)
+//! kernel.finish(exchange, end)             the request's own entry, once every decision is durable
+//! ```
+//!
+//! So the same request makes entries with the same fields whichever door it came through; a
+//! door adds only what is its own (the route, the peer address, the HTTP status) and the
+//! commitments to the exact bytes it received and sent. No other crate assembles an entry for a
+//! request (the lint test `tests/drafts_lint.rs` fails otherwise).
+//!
+//! - [`Kernel`]: built once from its parts (served models, the [`Guard`], the log).
+//! - [`exchange`]: [`Exchange`], the request's facts and its entries.
+//! - [`infer`]: chat, complete, embed; [`Backend`], the seam in front of an engine.
+//! - [`admin`]: principals, tokens and the policy set, each change taking its [`Permit`].
+//! - [`node`]: entries for what the node itself does (model import, load and removal, server
+//!   start and stop), and loading a verified model from the store.
+
+pub mod admin;
+pub mod exchange;
+pub mod infer;
+pub mod node;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sov_audit::AuditLog;
+use sov_audit_core::hash::Hash;
+use sov_policy::{Action, Caller, Guard, Permit, Principal, Resource};
+
+pub use exchange::{Door, End, Exchange, Refusal, Unrecorded};
+pub use infer::{Backend, ChatCall, CompleteCall, EmbedCall, Embeddings, KernelError, Reply};
+
+/// A model the node answers for.
+#[derive(Debug, Clone)]
+pub struct ServedModel {
+    /// The engine (or any backend) with the model loaded.
+    pub backend: Arc<dyn Backend>,
+    /// Unix time of the model's import.
+    pub created: i64,
+    /// SHA-256 of the model file (its content address), recorded in every entry it serves.
+    pub sha256: Hash,
+}
+
+/// The application layer (see the crate docs). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    models: BTreeMap<String, ServedModel>,
+    guard: Guard,
+    log: AuditLog,
+    node: String,
+}
+
+impl Kernel {
+    /// A kernel serving `models`, deciding with `guard`, recording into `log`, for the node
+    /// named `node` (the resource of node-wide actions, `Node::"<node>"`).
+    pub fn new(
+        models: BTreeMap<String, ServedModel>,
+        guard: Guard,
+        log: AuditLog,
+        node: impl Into<String>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                models,
+                guard,
+                log,
+                node: node.into(),
+            }),
+        }
+    }
+
+    /// The guard (authentication and the policy set in force).
+    pub fn guard(&self) -> &Guard {
+        &self.inner.guard
+    }
+
+    /// The log the kernel records into (for the doors' read-only views of it).
+    pub fn log(&self) -> &AuditLog {
+        &self.inner.log
+    }
+
+    /// `Node::"<node>"`, the resource of node-wide actions.
+    pub fn node(&self) -> Resource {
+        Resource::Node(self.inner.node.clone())
+    }
+
+    /// The served models, by the name clients use.
+    pub fn models(&self) -> &BTreeMap<String, ServedModel> {
+        &self.inner.models
+    }
+
+    /// Starts the record of one request of `caller` through `door`.
+    pub fn begin(&self, caller: Caller, door: Door) -> Result<Exchange, Unrecorded> {
+        Exchange::new(self.inner.log.clone(), caller, door)
+    }
+
+    /// Decides `action` on `resource` for the exchange's caller, submits the decision's
+    /// `policy.decision` entry (the request's own entry waits until it is durable) and returns
+    /// the [`Permit`] if allowed.
+    pub fn authorize(
+        &self,
+        ex: &mut Exchange,
+        action: Action,
+        resource: &Resource,
+    ) -> Result<Permit, KernelError> {
+        self.authorize_on(ex, action, resource, None)
+    }
+
+    /// [`Kernel::authorize`] on a principal's record.
+    pub fn authorize_on(
+        &self,
+        ex: &mut Exchange,
+        action: Action,
+        resource: &Resource,
+        target: Option<&Principal>,
+    ) -> Result<Permit, KernelError> {
+        let verdict = self
+            .inner
+            .guard
+            .decide(ex.caller(), action, resource, target);
+        ex.decided(&verdict);
+        verdict
+            .into_permit()
+            .map_err(|_| KernelError::Forbidden(action, resource.clone()))
+    }
+
+    /// The models the caller may `infer` with (one recorded decision per served model).
+    pub fn visible_models(&self, ex: &mut Exchange) -> Vec<(String, ServedModel)> {
+        let mut out = Vec::new();
+        for (name, model) in &self.inner.models {
+            if self
+                .authorize(ex, Action::Infer, &Resource::Model(name.clone()))
+                .is_ok()
+            {
+                out.push((name.clone(), model.clone()));
+            }
+        }
+        out
+    }
+
+    /// The served model `name`, if the caller may `infer` with it (decided before the lookup,
+    /// so a refused caller does not learn which models exist).
+    pub fn model(
+        &self,
+        ex: &mut Exchange,
+        name: &str,
+    ) -> Result<(Permit, ServedModel), KernelError> {
+        let permit = self.authorize(ex, Action::Infer, &Resource::Model(name.to_owned()))?;
+        let model = self.served(&permit)?;
+        Ok((permit, model))
+    }
+
+    /// The model a permit to `infer` names.
+    fn served(&self, permit: &Permit) -> Result<ServedModel, KernelError> {
+        let Resource::Model(name) = permit.resource() else {
+            return Err(KernelError::Internal(format!(
+                "a permit for {} is not a permit to use a model",
+                permit.resource()
+            )));
+        };
+        if permit.action() != Action::Infer {
+            return Err(KernelError::Internal(format!(
+                "a permit to {} is not a permit to infer",
+                permit.action()
+            )));
+        }
+        self.inner
+            .models
+            .get(name)
+            .cloned()
+            .ok_or_else(|| KernelError::ModelNotFound(name.clone()))
+    }
+}
