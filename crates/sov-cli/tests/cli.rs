@@ -383,6 +383,83 @@ fn chat_answers_a_question_in_process() {
     );
 }
 
+/// An entry's fields that do not depend on the door: everything but the entry's place in the
+/// log (index, time, previous hash), its salted commitments, and the attributes each door
+/// adds of its own (`route`, `peer`, the HTTP `status`, the indices in `decision`, and the
+/// caller's credential: `token` for the API, `local` for a command).
+fn door_independent(entry: &Value) -> Value {
+    const DOOR: [&str; 6] = ["route", "peer", "status", "decision", "token", "local"];
+    let mut attrs = entry["attrs"].as_object().unwrap().clone();
+    attrs.retain(|k, _| !DOOR.contains(&k.as_str()));
+    serde_json::json!({
+        "kind": entry["kind"], "node": entry["node"], "principal": entry["principal"],
+        "resource": entry["resource"], "outcome": entry["outcome"], "reason": entry["reason"],
+        "model": entry["model"], "input": entry["input"].is_string(),
+        "output": entry["output"].is_string(), "attrs": attrs,
+    })
+}
+
+#[test]
+fn the_same_chat_through_sov_chat_and_the_api_makes_the_same_entries() {
+    let _running = inference();
+    let (_dir, home, token) = home_with_starter();
+    let question = "Name the capital city of France.";
+    let out = sov(
+        &home,
+        &["chat", question, "--temperature", "0", "--max-tokens", "8"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (mut server, base) = serve(&home);
+    let res = reqwest::blocking::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .header("authorization", bearer(&token))
+        .json(&serde_json::json!({"model": "smollm2", "max_tokens": 8, "temperature": 0,
+            "messages": [{"role": "user", "content": question}]}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let index: usize = res.headers()["sov-audit-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    server.stop();
+
+    let entries = audit_entries(&home);
+    let by_door = |route: &str| -> (Value, Vec<Value>) {
+        let own = entries
+            .iter()
+            .find(|e| e["kind"] == "inference" && e["attrs"]["route"] == route)
+            .unwrap_or_else(|| panic!("no inference entry from {route}: {entries:?}"))
+            .clone();
+        let decisions: Vec<Value> = own["attrs"]["decision"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no decisions listed: {own}"))
+            .split(',')
+            .map(|i| entries[i.parse::<usize>().unwrap()].clone())
+            .collect();
+        (own, decisions)
+    };
+    let (cli, cli_decisions) = by_door("sov chat");
+    let (api, api_decisions) = by_door("/v1/chat/completions");
+    assert_eq!(api["index"], index);
+    // The door's own attributes are there, and only they differ.
+    assert_eq!(api["attrs"]["status"], "200");
+    assert!(api["attrs"]["peer"].is_string(), "{api}");
+    assert!(cli_decisions[0]["attrs"]["local"].is_string());
+    assert!(api_decisions[0]["attrs"]["token"].is_string());
+    assert_eq!(door_independent(&cli), door_independent(&api));
+    for key in ["prompt_tokens", "completion_tokens", "finish_reason"] {
+        assert!(cli["attrs"][key].is_string(), "{key} missing: {cli}");
+    }
+    assert_eq!(cli["principal"], "owner");
+    assert_eq!(cli_decisions.len(), api_decisions.len());
+    for (c, a) in cli_decisions.iter().zip(&api_decisions) {
+        assert_eq!(c["kind"], "policy.decision");
+        assert_eq!(door_independent(c), door_independent(a));
+    }
+}
+
 #[test]
 fn interactive_chat_answers_each_line() {
     let _running = inference();
