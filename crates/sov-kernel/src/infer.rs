@@ -206,6 +206,8 @@ pub struct Embeddings {
 #[derive(Debug)]
 pub struct Reply {
     generation: Generation,
+    /// The generation's end (done or failed) was seen: what follows is the channel closing.
+    ended: bool,
 }
 
 impl Reply {
@@ -214,9 +216,14 @@ impl Reply {
         self.generation.prompt_tokens()
     }
 
-    /// The next event; the end's facts (tokens, finish reason, failure) go into `ex`.
+    /// The next event; the end's facts (tokens, finish reason, failure) go into `ex`. After
+    /// the end (`Done` or `Failed`), `None` says only that the generation is over.
     pub async fn next(&mut self, ex: &mut Exchange) -> Option<Event> {
         let event = self.generation.next().await;
+        if self.ended {
+            return event;
+        }
+        self.ended = !matches!(event, Some(Event::Text(_)));
         match &event {
             Some(Event::Done {
                 finish_reason,
@@ -326,5 +333,8 @@ fn generate(
     debug_assert_eq!(permit.action(), Action::Infer);
     let backend: &Arc<dyn Backend> = &model.backend;
     let generation = backend.generate(prompt, params, !stream)?;
-    Ok(Reply { generation })
+    Ok(Reply {
+        generation,
+        ended: false,
+    })
 }
