@@ -460,6 +460,38 @@ fn the_same_chat_through_sov_chat_and_the_api_makes_the_same_entries() {
         assert_eq!(c["kind"], "policy.decision");
         assert_eq!(door_independent(c), door_independent(a));
     }
+
+    // The policies decide for `sov chat` too: a principal without a role is refused, recorded.
+    let add = sov(&home, &["principal", "add", "guest"]);
+    assert!(add.status.success(), "{}", stderr(&add));
+    let out = sov(&home, &["chat", "--as", "guest", question]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sov(&home, &["chat", "--as", "nobody", question]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot act as `nobody`"),
+        "{}",
+        stderr(&out)
+    );
+    let entries = audit_entries(&home);
+    let refusal = entries
+        .iter()
+        .rfind(|e| e["kind"] == "refusal" && e["principal"] == "guest")
+        .unwrap_or_else(|| panic!("no refusal of guest: {entries:?}"));
+    assert_eq!(refusal["attrs"]["route"], "sov chat");
+    let denied = &entries[refusal["attrs"]["decision"]
+        .as_str()
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()];
+    assert_eq!(denied["kind"], "policy.decision");
+    assert_eq!(denied["outcome"], "denied");
+    assert_eq!(denied["attrs"]["action"], "infer");
 }
 
 #[test]
