@@ -84,7 +84,7 @@ pub(crate) struct Rules {
     pub unavailable: BTreeSet<Layer>,
 }
 
-/// How one layer stands after [`apply`].
+/// How one layer stands once the seal is applied ([`crate::start::Plan::confine`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerStatus {
     /// Which layer.
@@ -97,7 +97,7 @@ pub struct LayerStatus {
     pub detail: String,
 }
 
-/// The outcome of [`apply`].
+/// How the layers stand once the seal is applied ([`crate::start::Confined::confinement`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confinement {
     /// Threads the process had when the seal was applied (1 when done right).
