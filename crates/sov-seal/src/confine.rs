@@ -4,8 +4,9 @@
 //! namespaces: [`crate::seccomp`]), applied in that order.
 //!
 //! Landlock and the namespace act on the calling thread and the threads it creates afterwards,
-//! so [`apply`] must run while the process has one thread: in `sov serve`, after the listener is
-//! bound and before the audit writer, the engine or the async runtime start a thread. The thread
+//! so `apply` (reached only through [`crate::start::Plan::confine`]) must run while the process
+//! has one thread: in `sov serve`, after the listener is bound and before the audit writer, the
+//! engine or the async runtime start a thread. The thread
 //! count is read first and reported; a layer that could not cover every thread is reported as
 //! not in force. A layer that cannot be applied is reported with the kernel's reason, never
 //! skipped in silence. Rules are never loosened: a process cannot leave a Landlock domain or
@@ -67,9 +68,9 @@ impl FromStr for Layer {
     }
 }
 
-/// What to confine the process to.
+/// What to confine the process to (made from the declaration by [`crate::start::Plan`]).
 #[derive(Debug, Clone, Default)]
-pub struct Plan {
+pub(crate) struct Rules {
     /// Enter a network namespace of its own (the declaration's `offline`).
     pub offline: bool,
     /// Roots the process may read and write (the data home).
@@ -83,7 +84,7 @@ pub struct Plan {
     pub unavailable: BTreeSet<Layer>,
 }
 
-/// How one layer stands after [`apply`].
+/// How one layer stands once the seal is applied ([`crate::start::Plan::confine`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerStatus {
     /// Which layer.
@@ -96,7 +97,7 @@ pub struct LayerStatus {
     pub detail: String,
 }
 
-/// The outcome of [`apply`].
+/// How the layers stand once the seal is applied ([`crate::start::Confined::confinement`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confinement {
     /// Threads the process had when the seal was applied (1 when done right).
@@ -125,11 +126,11 @@ impl Confinement {
 /// reported as partly enforced, hence not in force.
 const LANDLOCK_ABI: ABI = ABI::V6;
 
-/// Applies the layers of `plan` to this process, in order, and says how each stands.
-pub fn apply(plan: &Plan, probe_target: Option<SocketAddr>) -> Confinement {
+/// Applies the layers of `rules` to this process, in order, and says how each stands.
+pub(crate) fn apply(rules: &Rules, probe_target: Option<SocketAddr>) -> Confinement {
     let threads = thread_count();
     let mut netns_probe = None;
-    let netns = if !plan.offline {
+    let netns = if !rules.offline {
         LayerStatus {
             layer: Layer::Netns,
             declared: false,
@@ -138,16 +139,16 @@ pub fn apply(plan: &Plan, probe_target: Option<SocketAddr>) -> Confinement {
         }
     } else {
         // Before seccomp, which forbids unshare.
-        let outcome = attempt(plan, Layer::Netns, || {
+        let outcome = attempt(rules, Layer::Netns, || {
             let detail = enter_netns()?;
             netns_probe = Some(crate::probe::netns_isolated(probe_target));
             Ok((true, detail))
         });
         per_thread(outcome, threads)
     };
-    let landlock = per_thread(attempt(plan, Layer::Landlock, || landlock(plan)), threads);
+    let landlock = per_thread(attempt(rules, Layer::Landlock, || landlock(rules)), threads);
     // seccomp is synchronised to every thread (TSYNC), so the thread count does not matter.
-    let seccomp = attempt(plan, Layer::Seccomp, || {
+    let seccomp = attempt(rules, Layer::Seccomp, || {
         crate::seccomp::apply().map(|d| (true, d))
     });
     Confinement {
@@ -160,11 +161,11 @@ pub fn apply(plan: &Plan, probe_target: Option<SocketAddr>) -> Confinement {
 /// Applies one declared layer unless it was made unavailable on purpose; `apply_layer` says
 /// whether the kernel enforces all of it, and what was applied.
 fn attempt(
-    plan: &Plan,
+    rules: &Rules,
     layer: Layer,
     apply_layer: impl FnOnce() -> Result<(bool, String), String>,
 ) -> LayerStatus {
-    let (in_force, detail) = if plan.unavailable.contains(&layer) {
+    let (in_force, detail) = if rules.unavailable.contains(&layer) {
         (
             false,
             "made unavailable on purpose (--seal-unavailable, for tests): not applied".to_owned(),
@@ -278,7 +279,7 @@ fn enter_user_and_net() -> Result<(), String> {
 /// Landlock rules: the read-write and read-only roots; no TCP bind at all (the listener is
 /// already bound); TCP connect to the declared ports only; no signals to or abstract Unix
 /// sockets of processes outside the domain. Returns whether it is fully enforced.
-fn landlock(plan: &Plan) -> Result<(bool, String), String> {
+fn landlock(rules: &Rules) -> Result<(bool, String), String> {
     let err = |e: &dyn fmt::Display| e.to_string();
     let abi = LANDLOCK_ABI;
     let mut created = Ruleset::default()
@@ -291,19 +292,19 @@ fn landlock(plan: &Plan) -> Result<(bool, String), String> {
         .map_err(|e| err(&e))?
         .create()
         .map_err(|e| err(&e))?;
-    for root in &plan.read_write {
+    for root in &rules.read_write {
         let fd = PathFd::new(root).map_err(|e| format!("{}: {e}", root.display()))?;
         created = created
             .add_rule(PathBeneath::new(fd, AccessFs::from_all(abi)))
             .map_err(|e| err(&e))?;
     }
-    for root in &plan.read_only {
+    for root in &rules.read_only {
         let fd = PathFd::new(root).map_err(|e| format!("{}: {e}", root.display()))?;
         created = created
             .add_rule(PathBeneath::new(fd, AccessFs::from_read(abi)))
             .map_err(|e| err(&e))?;
     }
-    for port in &plan.connect_ports {
+    for port in &rules.connect_ports {
         created = created
             .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
             .map_err(|e| err(&e))?;
@@ -314,10 +315,11 @@ fn landlock(plan: &Plan) -> Result<(bool, String), String> {
         LandlockStatus::NotEnabled => "Landlock is built into the kernel but not enabled".into(),
         LandlockStatus::NotImplemented => "the kernel has no Landlock".into(),
     };
-    let ports = if plan.connect_ports.is_empty() {
+    let ports = if rules.connect_ports.is_empty() {
         "none".to_owned()
     } else {
-        plan.connect_ports
+        rules
+            .connect_ports
             .iter()
             .map(u16::to_string)
             .collect::<Vec<_>>()
@@ -325,8 +327,8 @@ fn landlock(plan: &Plan) -> Result<(bool, String), String> {
     };
     let rules = format!(
         "read-write {}; read-only {}; TCP bind: none; TCP connect to ports: {ports}; signals and abstract Unix sockets scoped",
-        list(&plan.read_write),
-        list(&plan.read_only),
+        list(&rules.read_write),
+        list(&rules.read_only),
     );
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => (true, format!("{abi_text}, fully enforced: {rules}")),

@@ -2,9 +2,10 @@
 //! and keep what the kernel answered. The report's claims rest on these results, not on the
 //! rules alone.
 //!
-//! [`prepare`] runs before the seal: it finds a file outside the roots that can be read *now*
+//! `prepare` runs before the seal: it finds a file outside the roots that can be read *now*
 //! and opens a listener on an undeclared loopback port, so that a refusal afterwards can only
-//! come from the seal. [`run`] runs right after it, while the process still has one thread.
+//! come from the seal. `run` runs right after it, while the process still has one thread (the
+//! two are steps of [`crate::start`]).
 //! This module and the egress gate (`sov-egress`) are the only code that opens network
 //! connections.
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::confine::Plan;
+use crate::confine::Rules;
 
 /// One probe and what the kernel answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,22 +54,23 @@ const OUTSIDE_FILES: [&str; 4] = [
     "/proc/version",
 ];
 
-fn under_roots(path: &Path, plan: &Plan) -> bool {
-    plan.read_write
+fn under_roots(path: &Path, rules: &Rules) -> bool {
+    rules
+        .read_write
         .iter()
-        .chain(&plan.read_only)
+        .chain(&rules.read_only)
         .any(|root| path.starts_with(root))
 }
 
 /// Prepares the probes (before the seal). `config` is the configuration file: in a read-only
 /// root, it must stay readable and must not be writable.
-pub fn prepare(plan: &Plan, config: Option<PathBuf>) -> Prepared {
+pub(crate) fn prepare(rules: &Rules, config: Option<PathBuf>) -> Prepared {
     // A port nobody declared, with a listener behind it, so "refused" cannot mean "nobody there".
     let mut target = None;
     for _ in 0..8 {
         if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             && let Ok(addr) = l.local_addr()
-            && !plan.connect_ports.contains(&addr.port())
+            && !rules.connect_ports.contains(&addr.port())
         {
             target = Some((l, addr.port()));
             break;
@@ -77,14 +79,14 @@ pub fn prepare(plan: &Plan, config: Option<PathBuf>) -> Prepared {
     let outside = OUTSIDE_FILES
         .iter()
         .map(PathBuf::from)
-        .find(|p| !under_roots(p, plan) && std::fs::read(p).is_ok());
+        .find(|p| !under_roots(p, rules) && std::fs::read(p).is_ok());
     let outside_dir = [
         std::env::temp_dir(),
         PathBuf::from("/tmp"),
         PathBuf::from("/var/tmp"),
     ]
     .into_iter()
-    .find(|d| d.is_dir() && !under_roots(d, plan));
+    .find(|d| d.is_dir() && !under_roots(d, rules));
     Prepared {
         target,
         outside,
@@ -140,7 +142,7 @@ fn from_nix(e: nix::errno::Errno) -> std::io::Error {
 
 /// The namespace's probe, tried inside the new namespace before the other layers (which would
 /// refuse the connect first): the host's loopback listener must be out of reach.
-pub fn netns_isolated(target: Option<SocketAddr>) -> Probe {
+pub(crate) fn netns_isolated(target: Option<SocketAddr>) -> Probe {
     match target {
         Some(addr) => must_refuse(
             "netns-isolated",
@@ -166,7 +168,7 @@ impl Prepared {
 }
 
 /// Runs the probes (right after the seal).
-pub fn run(prepared: Prepared) -> Vec<Probe> {
+pub(crate) fn run(prepared: Prepared) -> Vec<Probe> {
     let mut probes = Vec::new();
 
     // Network: a connect to an undeclared port on loopback, where a listener is waiting.

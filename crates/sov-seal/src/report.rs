@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use sov_audit_core::entry::{Kind, Outcome, clean_text};
 use sov_audit_core::record::{Appended, Draft, Record, RecordError};
 
-use crate::confine::{Confinement, Layer, LayerStatus, Plan};
+use crate::confine::{Confinement, Layer, LayerStatus, Rules};
 use crate::declare::Declaration;
 use crate::probe::Probe;
 
@@ -74,12 +74,12 @@ const NEVER_COVERED: [&str; 7] = [
 ];
 
 impl Report {
-    /// The report for a seal applied with `plan` (from `declaration`), serving on `listen`.
-    pub fn new(
+    /// The report for a seal applied with `rules` (from `declaration`), serving on `listen`.
+    pub(crate) fn new(
         started_at: String,
         listen: String,
         declaration: &Declaration,
-        plan: &Plan,
+        rules: &Rules,
         confinement: &Confinement,
         probes: Vec<Probe>,
     ) -> Self {
@@ -97,7 +97,7 @@ impl Report {
                 )
             },
         );
-        let controls = controls(declaration, &listen, plan, confinement, &probes);
+        let controls = controls(declaration, &listen, rules, confinement, &probes);
         let not_covered = not_covered(confinement);
         let sealed = confinement.layers.iter().all(|l| !l.declared || l.in_force)
             && probes.iter().all(|p| p.holds);
@@ -244,7 +244,7 @@ pub fn digest(report_json: &[u8]) -> String {
 fn controls(
     declaration: &Declaration,
     listen: &str,
-    plan: &Plan,
+    rules: &Rules,
     confinement: &Confinement,
     probes: &[Probe],
 ) -> Vec<Control> {
@@ -321,7 +321,7 @@ fn controls(
         names.insert(0, "netns-isolated");
     }
     if on(Layer::Landlock) {
-        let ports: Vec<String> = plan.connect_ports.iter().map(u16::to_string).collect();
+        let ports: Vec<String> = rules.connect_ports.iter().map(u16::to_string).collect();
         kernel.push(if ports.is_empty() {
             "kernel (landlock): no TCP connect at all".to_owned()
         } else {
@@ -350,8 +350,8 @@ fn controls(
         "filesystem",
         format!(
             "read-write: {}; read-only: {}; nothing else",
-            paths(&plan.read_write),
-            paths(&plan.read_only)
+            paths(&rules.read_write),
+            paths(&rules.read_only)
         ),
         if on(Layer::Landlock) {
             vec!["kernel (landlock): access only beneath the roots".to_owned()]
@@ -482,7 +482,7 @@ pub fn pending(in_force: &Declaration, current: &Declaration) -> Vec<String> {
 /// Records the report as a `seal.attestation` entry: its SHA-256 (of `report_json`, the bytes
 /// stored beside the record), the layers and the probe count; outcome `ok` only when
 /// [`Report::sealed`], otherwise `error` with what is missing as the reason.
-pub fn attest(
+pub(crate) fn attest(
     log: &dyn Record,
     principal: &str,
     report: &Report,
@@ -623,8 +623,8 @@ mod tests {
                     "docs/threat-model.md lacks: {line}"
                 );
             }
-            let plan = Plan::default();
-            for control in controls(&Declaration::default(), "127.0.0.1:8787", &plan, &c, &[]) {
+            let rules = Rules::default();
+            for control in controls(&Declaration::default(), "127.0.0.1:8787", &rules, &c, &[]) {
                 for name in &control.probes {
                     assert!(
                         doc.contains(&format!("`{name}`")),
@@ -665,7 +665,7 @@ mod tests {
         ];
         let all: Vec<Probe> = names.iter().map(|n| probe(n, true)).collect();
         let level = |c: &Confinement, probes: &[Probe], name: &str| {
-            controls(&Declaration::default(), "x", &Plan::default(), c, probes)
+            controls(&Declaration::default(), "x", &Rules::default(), c, probes)
                 .into_iter()
                 .find(|k| k.name == name)
                 .unwrap()
@@ -699,7 +699,7 @@ mod tests {
             controls(
                 &Declaration::default(),
                 "x",
-                &Plan::default(),
+                &Rules::default(),
                 &whole,
                 probes,
             )

@@ -1,6 +1,7 @@
 //! The seal against the real kernel. The layers act on a whole process and cannot be undone, so
 //! each case runs in a child process (this binary again, with `harness = false` so that the
-//! child has one thread when it seals itself, as `sov serve` does).
+//! child has one thread when it seals itself, as `sov serve` does). The child takes the steps
+//! of `sov_seal::start` as `sov serve` does: plan, confine, probe, store, attest.
 //!
 //! - `sealed`: Landlock and seccomp in force; the declared destination is reached through the
 //!   egress gate (`sov-egress`, on a tokio runtime started after the seal), an undeclared one is refused by the gate and by the kernel (EACCES), a
@@ -34,9 +35,10 @@ use sov_audit::{AuditLog, LogConfig, LogReader};
 use sov_audit_core::entry::{Entry, Kind, Outcome};
 use sov_egress::{EgressError, Gate};
 use sov_keys::LogKey;
-use sov_seal::confine::{self, Layer, Plan};
+use sov_seal::Layer;
 use sov_seal::declare::{Declaration, Destination};
-use sov_seal::{Report, probe, report};
+use sov_seal::start::{Files, Home, Plan};
+use sov_seal::{Report, report};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -175,14 +177,20 @@ fn parent(case: &str) {
     let report_json = std::fs::read(home.join("data/report.json")).unwrap();
     let report = Report::from_json(&report_json).unwrap();
     let entries = entries(&home.join("data/audit"));
-    let attestation = entries
+    let index = entries
         .iter()
-        .find(|e| e.kind == Kind::SealAttestation)
+        .position(|e| e.kind == Kind::SealAttestation)
         .expect("a seal attestation entry");
+    let attestation = &entries[index];
     assert_eq!(
         attr(attestation, "report_sha256"),
         report::digest(&report_json),
         "the attestation names the stored report"
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.join("data/attestation")).unwrap(),
+        format!("{index}\n"),
+        "the attestation's index is noted beside the report"
     );
     let egress: Vec<(&str, Outcome, &str)> = entries
         .iter()
@@ -395,41 +403,43 @@ fn child(case: &str, home: &Path, outside: &Path, ports: &[String]) {
                 .unwrap(),
         );
     }
-    // As in `sov serve`: the data read-write, the rest of the home (its configuration) read-only.
+    // As in `sov serve`: the data read-write (the seal's files in it), the rest of the home
+    // read-only, with `inside.txt` probed as the configuration; the listener bound first.
     let data = home.join("data");
-    let plan = Plan {
-        offline,
-        read_write: vec![data.clone()],
-        read_only: vec![home.to_owned()],
-        connect_ports: declaration.outbound.iter().map(|d| d.port).collect(),
-        unavailable: match case {
-            "landlock-unavailable" => [Layer::Landlock].into(),
-            "seccomp-unavailable" => [Layer::Seccomp].into(),
-            _ => Default::default(),
-        },
+    let inside = home.join("inside.txt");
+    let seal_home = Home {
+        root: home.to_owned(),
+        config: inside.clone(),
+        writes: Vec::new(),
+        files: Files::at(data.clone()),
     };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let plan = Plan::for_declaration(&declaration, seal_home, listener.local_addr().unwrap())
+        .unwrap()
+        .unavailable(match case {
+            "landlock-unavailable" => vec![Layer::Landlock],
+            "seccomp-unavailable" => vec![Layer::Seccomp],
+            _ => Vec::new(),
+        })
+        .require_whole(true);
     if case == "threaded" {
         // A thread that exists before the seal (and outlives it).
         std::thread::spawn(|| std::thread::sleep(Duration::from_secs(30)));
     }
-    let inside = home.join("inside.txt");
-    let prepared = probe::prepare(&plan, Some(inside.clone()));
-    let confinement = confine::apply(&plan, prepared.target());
-    let probes = probe::run(prepared);
-    let report = Report::new(
-        "2026-11-27T00:00:00Z".into(),
-        "127.0.0.1:0".into(),
-        &declaration,
-        &plan,
-        &confinement,
-        probes,
-    );
-    let json = report.to_json().unwrap();
-    std::fs::write(data.join("report.json"), &json).unwrap();
+    let stored = plan.confine(&listener).unwrap().probe().store().unwrap();
 
     // The record opens after the seal (its writer starts threads), as in `sov serve`.
     let log = open_log(&data);
-    report::attest(&log, "system", &report, json.as_bytes()).unwrap();
+    let attested = stored.attest(&log, "system").unwrap();
+    let whole = attested.require_whole();
+    assert_eq!(whole.is_ok(), attested.report().sealed, "{whole:?}");
+    if case == "landlock-unavailable" {
+        let why = whole.unwrap_err().to_string();
+        assert!(
+            why.contains("landlock is not in force (made unavailable on purpose"),
+            "{why}"
+        );
+    }
 
     // What the kernel does, whatever the gate says.
     let raw = TcpStream::connect_timeout(&addr(undeclared), Duration::from_secs(2));

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use sov_audit_core::entry::Kind;
+use sov_seal::start::Files;
 use sov_seal::{Destination, declare};
 
 use crate::home::{Home, replace_private};
@@ -108,14 +109,10 @@ fn change(
     }
 }
 
-/// The report of the last start, as `sov serve` stored it (`seal/report.json` in the home).
-pub fn report_path(home: &Home) -> std::path::PathBuf {
-    home.root().join("seal").join("report.json")
-}
-
-/// Where `sov serve` notes the index of its report's seal.attestation entry.
-pub fn attestation_path(home: &Home) -> std::path::PathBuf {
-    home.root().join("seal").join("attestation")
+/// The seal's files in the home, where `sov serve` stores them (`seal/`): the report of the
+/// last start and the index of its seal.attestation entry.
+fn files(home: &Home) -> Files {
+    Files::in_home(home.root())
 }
 
 /// How the stored report stands against the record.
@@ -130,11 +127,12 @@ enum Attested {
 
 /// Checks the stored report against its seal.attestation entry in the record.
 fn attested(home: &Home, report_json: &[u8]) -> Attested {
-    let Ok(text) = fs::read_to_string(attestation_path(home)) else {
+    let path = files(home).attestation();
+    let Ok(text) = fs::read_to_string(&path) else {
         return Attested::Unknown("no attestation index was noted".into());
     };
     let Ok(index) = text.trim().parse::<u64>() else {
-        return Attested::Unknown(format!("{} is malformed", attestation_path(home).display()));
+        return Attested::Unknown(format!("{} is malformed", path.display()));
     };
     let reader = match sov_audit::LogReader::open(&home.audit_dir()) {
         Ok(r) => r,
@@ -171,7 +169,7 @@ fn attested(home: &Home, report_json: &[u8]) -> Attested {
 
 /// `sov seal status [--json]`
 pub fn status(home: &Home, json: bool) -> Result<ExitCode> {
-    let path = report_path(home);
+    let path = files(home).report();
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
