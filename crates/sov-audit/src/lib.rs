@@ -131,6 +131,7 @@ mod error;
 mod fsx;
 mod publisher;
 mod reader;
+mod recover;
 mod sequencer;
 mod shared;
 mod sign;
