@@ -7,10 +7,10 @@ use sov_audit_core::checkpoint::{Checkpoint, require_all, verify_checkpoint};
 use sov_audit_core::verify::verify_signed_checkpoint;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(cp) = Checkpoint::parse_text(text) {
-            assert_eq!(cp.to_text(), text, "checkpoint text does not round-trip");
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(cp) = Checkpoint::parse_text(text)
+    {
+        assert_eq!(cp.to_text(), text, "checkpoint text does not round-trip");
     }
     let keys = sov_audit_fuzz::keys();
     if let Ok(v) = verify_checkpoint(data, keys) {

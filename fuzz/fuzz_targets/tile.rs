@@ -13,11 +13,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if mode == 0 {
-        if let Ok(path) = std::str::from_utf8(rest) {
-            if let Ok(tile) = Tile::parse_path(path) {
-                assert_eq!(tile.path(), path, "tile path does not round-trip");
-                assert_eq!(Tile::parse_path(&tile.path()), Ok(tile));
-            }
+        if let Ok(path) = std::str::from_utf8(rest)
+            && let Ok(tile) = Tile::parse_path(path)
+        {
+            assert_eq!(tile.path(), path, "tile path does not round-trip");
+            assert_eq!(Tile::parse_path(&tile.path()), Ok(tile));
         }
         return;
     }

@@ -131,6 +131,7 @@ mod error;
 mod fsx;
 mod publisher;
 mod reader;
+mod recover;
 mod sequencer;
 mod shared;
 mod sign;
@@ -147,7 +148,7 @@ pub use shared::{Counters, Health};
 pub use sov_audit_core::entry::{Kind, Outcome};
 pub use sov_audit_core::hash::Hash;
 pub use wal::MAX_BATCH_BYTES;
-pub use walcheck::{WalReport, verify_wal};
+pub use walcheck::{WalReport, verify_wal, verify_wal_bytes};
 pub use writer::AuditLog;
 
 /// File name of the origin file.

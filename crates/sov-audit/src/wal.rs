@@ -119,22 +119,10 @@ struct Bad {
 /// entry can be found after the first bad record; otherwise the file is corrupt and this fails
 /// with [`AuditError::Corrupt`] naming the offset. Nothing is modified.
 pub(crate) fn scan(path: &Path, check_sizes: &[u64]) -> Result<Scan, AuditError> {
-    let io = AuditError::io;
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let chain = ChainState::default();
-            let roots = check_sizes
-                .iter()
-                .filter(|&&s| s == 0)
-                .map(|&s| (s, chain.range.root()))
-                .collect();
-            return Ok(Scan {
-                chain,
-                good_len: 0,
-                file_len: 0,
-                roots,
-            });
+            return scan_from(&[][..], 0, path, check_sizes);
         }
         Err(source) => {
             return Err(AuditError::Io {
@@ -143,8 +131,23 @@ pub(crate) fn scan(path: &Path, check_sizes: &[u64]) -> Result<Scan, AuditError>
             });
         }
     };
-    let file_len = file.metadata().map_err(io(path))?.len();
-    let mut r = BufReader::with_capacity(1 << 20, file);
+    let file_len = file.metadata().map_err(AuditError::io(path))?.len();
+    scan_from(
+        BufReader::with_capacity(1 << 20, file),
+        file_len,
+        path,
+        check_sizes,
+    )
+}
+
+/// [`scan`] over the `file_len` bytes that `r` reads; `path` only names the file in errors.
+pub(crate) fn scan_from(
+    mut r: impl Read,
+    file_len: u64,
+    path: &Path,
+    check_sizes: &[u64],
+) -> Result<Scan, AuditError> {
+    let io = AuditError::io;
     let mut committed = ChainState::default();
     let mut work = ChainState::default();
     let mut roots: Vec<(u64, Hash)> = check_sizes

@@ -36,14 +36,25 @@ pub struct WalReport {
 /// Fails with [`AuditError::Corrupt`] naming the byte offset where the open would fail; a torn
 /// tail is reported in [`WalReport::torn_tail_bytes`], not as an error.
 pub fn verify_wal(dir: &Path) -> Result<WalReport, AuditError> {
-    let scan = wal::scan(&dir.join(ENTRIES_FILE), &[])?;
-    Ok(WalReport {
+    wal::scan(&dir.join(ENTRIES_FILE), &[]).map(report)
+}
+
+/// [`verify_wal`] over the bytes of an `entries.wal` file, for the fuzz target (`fuzz/`): the
+/// same scan, reading from memory. Errors name the file as `entries.wal`.
+#[doc(hidden)]
+pub fn verify_wal_bytes(bytes: &[u8]) -> Result<WalReport, AuditError> {
+    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    wal::scan_from(bytes, len, Path::new(ENTRIES_FILE), &[]).map(report)
+}
+
+fn report(scan: wal::Scan) -> WalReport {
+    WalReport {
         entries: scan.chain.size,
         valid_bytes: scan.good_len,
         torn_tail_bytes: scan.file_len.saturating_sub(scan.good_len),
         root: scan.chain.range.root(),
         compared: 0,
-    })
+    }
 }
 
 impl LogReader {

@@ -1,27 +1,20 @@
-//! The writer: open and recovery, the sequencer thread (WAL, group commit, acknowledgements) and
-//! the publisher thread (tiles, `signed`, checkpoints).
+//! The writer: open (the recovery itself is in `recover`), the sequencer thread (WAL, group
+//! commit, acknowledgements) and the publisher thread (tiles, `signed`, checkpoints).
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use sov_audit_core::checkpoint::Checkpoint;
 use sov_audit_core::entry::{Entry, Kind, Outcome};
-use sov_audit_core::hash::Hash;
-use sov_audit_core::note::{Note, is_valid_key_name};
+use sov_audit_core::note::is_valid_key_name;
 use sov_keys::LogKey;
 
 use crate::publisher::Publisher;
+use crate::recover::{self, Recovered};
 use crate::sequencer::{Good, Sequencer, Tip};
 use crate::shared::{Backoff, Counters, Health, Job, Shared};
-use crate::sign::{Signer, b64, read_signed};
-use crate::tiles::TileBuilder;
-use crate::wal;
-use crate::{
-    Appended, AuditError, CHECKPOINT_FILE, Draft, ENTRIES_FILE, LOCK_FILE, LogConfig, LogReader,
-    ORIGIN_FILE, RUNNING_FILE, Recovery, SIGNED_FILE, VKEYS_FILE, fsx,
-};
+use crate::{Appended, AuditError, Draft, LOCK_FILE, LogConfig, LogReader, Recovery};
 
 /// The Open Audit Record's writer: a handle to an open log directory. Cheap to clone (all clones
 /// share one writer); see the crate documentation for the design.
@@ -166,53 +159,6 @@ fn take_lock(dir: &Path) -> Result<File, AuditError> {
     }
 }
 
-/// Checks (or, for a new log, writes) the `origin` file.
-fn check_origin(dir: &Path, origin: &str, wal_len: u64) -> Result<(), AuditError> {
-    let path = dir.join(ORIGIN_FILE);
-    match fsx::read_optional(&path, 4096)? {
-        Some(bytes) => {
-            let found = String::from_utf8_lossy(&bytes);
-            let found = found.strip_suffix('\n').unwrap_or(&found);
-            if found != origin {
-                return Err(AuditError::OriginMismatch {
-                    path,
-                    found: found.to_owned(),
-                    configured: origin.to_owned(),
-                });
-            }
-            Ok(())
-        }
-        None if wal_len > 0 => Err(AuditError::Malformed {
-            path,
-            reason: "missing, but entries.wal holds entries: refusing to guess the origin".into(),
-        }),
-        None => fsx::write_atomic(&path, format!("{origin}\n").as_bytes(), true),
-    }
-}
-
-/// Checks (or writes) the `vkeys` file: the log must keep signing with the key it published.
-fn check_vkeys(dir: &Path, signer: &Signer) -> Result<(), AuditError> {
-    let path = dir.join(VKEYS_FILE);
-    let want = signer.vkeys_text();
-    match fsx::read_optional(&path, 64 * 1024)? {
-        Some(bytes) if bytes == want.as_bytes() => Ok(()),
-        Some(_) => Err(AuditError::KeyMismatch { path }),
-        None => fsx::write_atomic(&path, want.as_bytes(), true),
-    }
-}
-
-/// The tree head in the `checkpoint` file, if it parses (it is only a second witness beside
-/// `signed`, which is written first).
-fn read_checkpoint_head(path: &Path) -> Result<Option<(u64, Hash)>, AuditError> {
-    let Some(bytes) = fsx::read_optional(path, 1 << 20)? else {
-        return Ok(None);
-    };
-    Ok(Note::parse(&bytes)
-        .ok()
-        .and_then(|n| Checkpoint::parse_text(&n.text).ok())
-        .map(|c| (c.size, c.root)))
-}
-
 impl AuditLog {
     /// Opens (creating if needed) the log in `dir`, recovering from an unclean stop, then signs a
     /// checkpoint. See the crate documentation for the recovery rule.
@@ -228,112 +174,35 @@ impl AuditLog {
         validate_config(&config)?;
         fs::create_dir_all(dir).map_err(AuditError::io(dir))?;
         let lock = take_lock(dir)?;
-        let wal_path = dir.join(ENTRIES_FILE);
-        let wal_len = match fs::metadata(&wal_path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(source) => {
-                return Err(AuditError::Io {
-                    path: wal_path,
-                    source,
-                });
-            }
-        };
-        check_origin(dir, &config.origin, wal_len)?;
-        let signer = Signer::new(key, &config.origin);
-        check_vkeys(dir, &signer)?;
+        let recovered = recover::recover(dir, key, &config.origin)?;
+        let draft = recover::entry_draft(&recovered.report, recovered.good_len);
+        let mut recovery = recovered.report.clone();
+        let log = AuditLog::start(dir, lock, recovered, &config)?;
+        // Record the recovery, then sign.
+        if let Some(draft) = draft {
+            recovery.entry = Some(log.append(draft)?);
+        }
+        log.sign_now()?;
+        Ok((log, recovery))
+    }
 
-        let signed_path = dir.join(SIGNED_FILE);
-        let checkpoint_path = dir.join(CHECKPOINT_FILE);
-        let mut heads = Vec::new();
-        if let Some(head) = read_signed(&signed_path)? {
-            heads.push((signed_path, head));
-        }
-        if let Some(head) = read_checkpoint_head(&checkpoint_path)? {
-            heads.push((checkpoint_path, head));
-        }
-        let running_path = dir.join(RUNNING_FILE);
-        let unclean = fsx::exists(&running_path)?;
-
-        // 1. Validate the WAL (nothing is modified yet).
-        let sizes: Vec<u64> = heads.iter().map(|(_, (s, _))| *s).collect();
-        let scan = wal::scan(&wal_path, &sizes)?;
-        // 2. It must extend every tree the log has signed.
-        for (path, (size, root)) in &heads {
-            let found = if scan.chain.size < *size {
-                Some(format!(
-                    "entries.wal holds only {} valid entries (root {})",
-                    scan.chain.size,
-                    b64(&scan.chain.range.root())
-                ))
-            } else {
-                match scan.roots.iter().find(|(s, _)| s == size) {
-                    Some((_, r)) if r == root => None,
-                    Some((_, r)) => Some(format!(
-                        "the entries in entries.wal give root {} at size {size}",
-                        b64(r)
-                    )),
-                    None => Some(format!("no root could be computed at size {size}")),
-                }
-            };
-            if let Some(found) = found {
-                return Err(AuditError::Inconsistent {
-                    path: path.clone(),
-                    signed_size: *size,
-                    signed_root: b64(root),
-                    found,
-                });
-            }
-        }
-        // 3. Cut a torn tail.
-        let truncated = scan.file_len.saturating_sub(scan.good_len);
-        let wal_file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&wal_path)
-            .map_err(AuditError::io(&wal_path))?;
-        if truncated > 0 {
-            tracing::warn!(
-                bytes = truncated,
-                offset = scan.good_len,
-                "truncating a torn tail of the audit WAL"
-            );
-            wal_file
-                .set_len(scan.good_len)
-                .and_then(|()| wal_file.sync_all())
-                .map_err(AuditError::io(&wal_path))?;
-        }
-        if wal_len == 0 {
-            wal_file.sync_all().map_err(AuditError::io(&wal_path))?;
-            fsx::sync_dir(dir)?;
-        }
-        fsx::write_atomic(&running_path, b"", true)?;
-        // 4. Rebuild the tiles from the WAL, repairing what is missing or wrong.
-        let mut tiles = TileBuilder::new(dir, true);
-        wal::replay(&wal_path, scan.good_len, |_, bytes, leaf| {
-            tiles.push(bytes, leaf)?;
-            tiles.write_full()
-        })?;
-        tiles.set_repair(false);
-        if tiles.repaired > 0 {
-            tracing::warn!(
-                tiles = tiles.repaired,
-                "rewrote missing or damaged audit tiles"
-            );
-        }
-        if tiles.size() != scan.chain.size {
-            return Err(AuditError::Corrupt {
-                path: wal_path,
-                offset: scan.good_len,
-                reason: format!(
-                    "replay found {} entries, the scan {} (the file changed while opening)",
-                    tiles.size(),
-                    scan.chain.size
-                ),
-            });
-        }
-
-        // 5. Start the threads.
+    /// Starts the publisher and sequencer threads on a recovered log; the publisher holds `lock`
+    /// until it ends.
+    fn start(
+        dir: &Path,
+        lock: File,
+        recovered: Recovered,
+        config: &LogConfig,
+    ) -> Result<AuditLog, AuditError> {
+        let Recovered {
+            signer,
+            wal,
+            wal_path,
+            chain,
+            good_len,
+            tiles,
+            report: _,
+        } = recovered;
         let shared = Arc::new(Shared::new());
         let (pub_tx, pub_rx) = mpsc::sync_channel(1024);
         let publisher = Publisher {
@@ -357,20 +226,20 @@ impl AuditLog {
                 reason: format!("cannot start the publisher thread: {e}"),
             })?;
         let tip = Tip {
-            next: scan.chain.size,
-            last_leaf: scan.chain.last_leaf,
-            last_time: scan.chain.last_time,
+            next: chain.size,
+            last_leaf: chain.last_leaf,
+            last_time: chain.last_time,
         };
         let sequencer = Sequencer {
             shared: Arc::clone(&shared),
             dir: dir.to_path_buf(),
-            wal: wal_file,
+            wal,
             wal_path,
             tip,
             good: Good {
                 tip,
-                len: scan.good_len,
-                last_record: scan.chain.last_offset,
+                len: good_len,
+                last_record: chain.last_offset,
             },
             node: config.node.clone(),
             max_batch: config.max_batch,
@@ -384,51 +253,13 @@ impl AuditLog {
             .map_err(|e| AuditError::Thread {
                 reason: format!("cannot start the sequencer thread: {e}"),
             })?;
-        let log = AuditLog {
+        Ok(AuditLog {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 shared,
                 threads: Mutex::new(Some((seq_handle, pub_handle))),
             }),
-        };
-
-        // 6. Record the recovery, then sign.
-        let mut recovery = Recovery {
-            size: scan.chain.size,
-            truncated_bytes: truncated,
-            unclean,
-            entry: None,
-        };
-        if unclean || truncated > 0 {
-            let mut why = Vec::new();
-            if unclean {
-                why.push("the previous run did not close cleanly".to_owned());
-            }
-            if truncated > 0 {
-                why.push(format!(
-                    "{truncated} bytes of a torn write were cut from entries.wal at byte {}",
-                    scan.good_len
-                ));
-            }
-            let draft = Draft {
-                kind: Kind::Recovery,
-                principal: "system".into(),
-                resource: ENTRIES_FILE.into(),
-                outcome: Outcome::Ok,
-                reason: format!("recovered {} entries: {}", scan.chain.size, why.join("; ")),
-                model: None,
-                input: None,
-                output: None,
-                attrs: vec![
-                    ("recovered_size".into(), scan.chain.size.to_string()),
-                    ("truncated_bytes".into(), truncated.to_string()),
-                    ("unclean".into(), unclean.to_string()),
-                ],
-            };
-            recovery.entry = Some(log.append(draft)?);
-        }
-        log.sign_now()?;
-        Ok((log, recovery))
+        })
     }
 
     /// Appends an entry and returns once it is durable (in the WAL, fdatasynced). Its index,

@@ -169,3 +169,46 @@ fn parses_smollm2_starter() {
         "{info:?}"
     );
 }
+
+/// Writes the seed corpus of the `gguf` fuzz target (fuzz/corpus/gguf/): small valid files from
+/// the builder, and cuts of one (each a few KiB at most).
+#[test]
+#[ignore = "writes fuzz/corpus/gguf; run by hand when the builder or the parser changes"]
+fn write_fuzz_corpus() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/gguf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let put = |name: &str, bytes: &[u8]| {
+        assert!(bytes.len() < 64 * 1024, "{name}: seeds stay small");
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    let tiny = tiny_model("tiny");
+    assert!(parse_bytes(&tiny).is_ok());
+    put("tiny", &tiny);
+    let other = build(
+        &[
+            ("general.architecture", Value::Str("qwen2")),
+            ("general.alignment", Value::U32(32)),
+            ("general.size_label", Value::Str("1M")),
+            ("qwen2.context_length", Value::U32(512)),
+        ],
+        &[
+            Tensor {
+                name: "a",
+                dims: vec![256, 2],
+                ty: 12,
+            },
+            Tensor {
+                name: "b",
+                dims: vec![32],
+                ty: 0,
+            },
+        ],
+    );
+    assert!(parse_bytes(&other).is_ok());
+    put("q4k-no-file-type", &other);
+    // Cut in the header, in the metadata, in the tensor infos and in the tensor data.
+    for cut in [12, 100, 480, tiny.len() - 40] {
+        assert!(parse_bytes(&tiny[..cut]).is_err());
+        put(&format!("tiny-cut-{cut}"), &tiny[..cut]);
+    }
+}
