@@ -413,8 +413,10 @@ fn the_same_chat_through_sov_chat_and_the_api_makes_the_same_entries() {
     let res = reqwest::blocking::Client::new()
         .post(format!("{base}/chat/completions"))
         .header("authorization", bearer(&token))
-        .json(&serde_json::json!({"model": "smollm2", "max_tokens": 8, "temperature": 0,
-            "messages": [{"role": "user", "content": question}]}))
+        .json(
+            &serde_json::json!({"model": "smollm2", "max_tokens": 8, "temperature": 0,
+            "messages": [{"role": "user", "content": question}]}),
+        )
         .send()
         .unwrap();
     assert_eq!(res.status(), 200);

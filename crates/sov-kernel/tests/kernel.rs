@@ -124,7 +124,10 @@ fn a_permit_is_given_only_for_what_was_allowed_and_every_decision_is_recorded() 
         .kernel
         .authorize(&mut ex, Action::ReadAudit, &n.kernel.node())
         .unwrap_err();
-    assert!(matches!(refused, KernelError::Forbidden(Action::ReadAudit, _)));
+    assert!(matches!(
+        refused,
+        KernelError::Forbidden(Action::ReadAudit, _)
+    ));
     let end = sov_kernel::infer::end_of(&refused);
     let recorded = rt.block_on(ex.finish(end, None)).unwrap().unwrap();
 
@@ -173,7 +176,11 @@ fn a_caller_refused_a_model_does_not_learn_whether_it_exists() {
         roles: Default::default(),
         attrs: BTreeMap::new(),
     };
-    n.kernel.guard().directory().add_principal(&p, "test").unwrap();
+    n.kernel
+        .guard()
+        .directory()
+        .add_principal(&p, "test")
+        .unwrap();
     let mut ex = n.begin("guest");
     let e = n.kernel.model(&mut ex, "no-such-model").unwrap_err();
     assert!(matches!(e, KernelError::Forbidden(Action::Infer, _)), "{e}");
