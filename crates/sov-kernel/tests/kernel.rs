@@ -197,7 +197,8 @@ fn a_caller_refused_a_model_does_not_learn_whether_it_exists() {
 fn an_exchange_dropped_unfinished_is_recorded_as_cancelled() {
     let n = node(false);
     let mut ex = n.begin("svc");
-    n.kernel
+    let _permit = n
+        .kernel
         .authorize(&mut ex, Action::Infer, &Resource::Model("m".into()))
         .unwrap();
     drop(ex);
