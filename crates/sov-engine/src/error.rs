@@ -103,6 +103,17 @@ pub enum EngineError {
     NoEmbedding,
 }
 
+/// A parameter that [`SamplingParams::validate`](sov_infer::SamplingParams::validate) refused,
+/// with its name and reason unchanged (so the message is the same).
+impl From<sov_infer::InvalidParam> for EngineError {
+    fn from(err: sov_infer::InvalidParam) -> Self {
+        Self::InvalidParam {
+            param: err.param,
+            reason: err.reason,
+        }
+    }
+}
+
 /// OpenAI's wording for a request that does not fit the context window.
 fn context_message(context_length: u32, prompt: usize, completion: Option<u32>) -> String {
     match completion {
@@ -113,5 +124,29 @@ fn context_message(context_length: u32, prompt: usize, completion: Option<u32>) 
         None => format!(
             "This model's maximum context length is {context_length} tokens. However, your messages resulted in {prompt} tokens, which leaves no room for the completion. Please reduce the length of the messages."
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::EngineError;
+    use sov_infer::SamplingParams;
+
+    #[test]
+    fn an_invalid_parameter_keeps_its_name_and_message_in_the_engine_error() {
+        let bad = SamplingParams {
+            top_p: 0.0,
+            ..Default::default()
+        };
+        let err = EngineError::from(bad.validate().unwrap_err());
+        assert!(
+            matches!(&err, EngineError::InvalidParam { param: "top_p", reason } if reason == "must be greater than 0 and at most 1"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid parameter `top_p`: must be greater than 0 and at most 1"
+        );
     }
 }

@@ -31,14 +31,14 @@
 mod embed;
 mod error;
 mod llama;
-mod params;
 mod prompt;
+mod sampler;
 mod template;
 mod text;
 mod worker;
 
 pub use error::EngineError;
 pub use llama::{Engine, EngineConfig, Generation, ModelInfo, Prompt};
-pub use params::SamplingParams;
-pub use template::{ChatMessage, ChatTemplate};
+pub use sov_infer::{ChatMessage, SamplingParams};
+pub use template::ChatTemplate;
 pub use worker::{EngineStats, Event, FinishReason};

@@ -13,13 +13,13 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::{LogOptions, send_logs_to_tracing};
+use sov_infer::{ChatMessage, SamplingParams};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 use crate::embed;
 use crate::error::EngineError;
-use crate::params::SamplingParams;
 use crate::prompt;
-use crate::template::{ChatMessage, ChatTemplate};
+use crate::template::ChatTemplate;
 use crate::worker::{self, Counters, EngineStats, Event, WorkerConfig};
 
 /// How an engine is sized. Every field has a sensible default for a small machine.

@@ -17,7 +17,7 @@
 //! which is then allowed only when no message contains control-token text.
 
 use crate::error::EngineError;
-use crate::template::ChatMessage;
+use sov_infer::ChatMessage;
 
 /// The roles a conversation may use, after [`canonical_roles`].
 const ROLES: [&str; 3] = ["system", "user", "assistant"];

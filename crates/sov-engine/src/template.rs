@@ -7,18 +7,9 @@
 //! helpers that Hugging Face templates expect (`raise_exception`, `strftime_now`).
 
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value, context};
-use serde::Serialize;
+use sov_infer::ChatMessage;
 
 use crate::error::EngineError;
-
-/// One message of a conversation, as the OpenAI API carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChatMessage {
-    /// `system`, `user`, `assistant` (or another role the template knows).
-    pub role: String,
-    /// The message text.
-    pub content: String,
-}
 
 /// A compiled chat template with the special-token strings it refers to.
 #[derive(Debug)]

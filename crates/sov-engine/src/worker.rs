@@ -15,9 +15,10 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use sov_infer::SamplingParams;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::params::SamplingParams;
+use crate::sampler;
 use crate::text::{Scan, StopScanner, Utf8Stream};
 
 /// Why a generation ended.
@@ -262,7 +263,7 @@ pub(crate) fn run(
 
 impl Slot {
     fn new(seq: i32, job: Job, cfg: &WorkerConfig) -> Self {
-        let mut sampler = job.params.sampler(cfg.n_vocab);
+        let mut sampler = sampler::chain(&job.params, cfg.n_vocab);
         // The repetition penalty also looks at the end of the prompt, as llama.cpp's tools do.
         let tail = job.tokens.len().saturating_sub(64);
         sampler.accept_many(job.tokens.iter().skip(tail));

@@ -6,10 +6,10 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use sov_engine::{Event, FinishReason};
 use sov_kernel::{ChatCall, CompleteCall, Exchange, Reply};
+use sov_openai::{ChatRequest, CompletionRequest, Usage};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiJson};
-use crate::openai::{ChatRequest, CompletionRequest, Usage};
 use crate::record::Door;
 use crate::sse::{self, Next};
 
@@ -35,7 +35,7 @@ pub async fn chat(
         },
         (Err(e), _) | (_, Err(e)) => {
             door.put(ex);
-            return Err(e);
+            return Err(e.into());
         }
     };
     let reply = state.kernel().chat(&mut ex, call).await;
@@ -61,7 +61,7 @@ pub async fn text(
         Ok(p) => p,
         Err(e) => {
             door.put(ex);
-            return Err(e);
+            return Err(e.into());
         }
     };
     let call = CompleteCall {

@@ -5,10 +5,10 @@ use axum::response::IntoResponse;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sov_kernel::EmbedCall;
+use sov_openai::{EmbeddingRequest, Encoding};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiJson};
-use crate::openai::EmbeddingRequest;
 use crate::record::Door;
 
 pub async fn embed(
@@ -17,7 +17,7 @@ pub async fn embed(
     ApiJson(req): ApiJson<EmbeddingRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let model = req.model.clone();
-    let encoding = req.encoding_format.clone();
+    let encoding = req.encoding();
     let call = EmbedCall {
         model: req.model,
         inputs: req.input.into_vec(),
@@ -29,16 +29,7 @@ pub async fn embed(
             // The kernel authorises first, then checks the width and the inputs; the engine
             // bounds the inputs and their tokens, refuses before any work, and stops between
             // inputs when this future is dropped (the client left).
-            let as_base64 = match encoding.as_deref() {
-                None | Some("float") => false,
-                Some("base64") => true,
-                Some(other) => {
-                    return Err(ApiError::invalid(
-                        format!("encoding_format must be \"float\" or \"base64\", not {other:?}."),
-                        Some("encoding_format"),
-                    ));
-                }
-            };
+            let as_base64 = encoding? == Encoding::Base64;
             Ok((kernel.embed(ex, call).await?, as_base64))
         })
         .await?;

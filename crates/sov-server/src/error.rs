@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 use sov_engine::EngineError;
+use sov_openai::WireError;
 
 /// An error answered to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,6 +259,13 @@ impl From<EngineError> for ApiError {
             },
             other => Self::internal(&other.to_string()),
         }
+    }
+}
+
+/// A request the wire format accepts but Sovereign does not: a 400 with its message and `param`.
+impl From<WireError> for ApiError {
+    fn from(err: WireError) -> Self {
+        Self::invalid(err.message, err.param)
     }
 }
 

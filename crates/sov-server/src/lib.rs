@@ -18,7 +18,6 @@ mod embeddings;
 mod error;
 mod health;
 mod listen;
-mod openai;
 pub mod publish;
 pub mod record;
 mod sse;
@@ -219,8 +218,8 @@ async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
 }
 
-fn card(state: &AppState, id: &str, model: &ServedModel) -> openai::ModelCard {
-    openai::ModelCard {
+fn card(state: &AppState, id: &str, model: &ServedModel) -> sov_openai::ModelCard {
+    sov_openai::ModelCard {
         id: id.to_owned(),
         object: "model",
         created: model.created,

@@ -1,8 +1,17 @@
-//! Sampling parameters, checked before they reach llama.cpp.
+//! Sampling parameters and their ranges, checked before any engine sees them.
 
-use llama_cpp_2::sampling::LlamaSampler;
-
-use crate::error::EngineError;
+/// A sampling parameter outside its range: the API's name for it and why it was refused.
+///
+/// The message is the one the HTTP API answers (`sov-engine` turns this into its
+/// `EngineError::InvalidParam`, with the same fields and message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid parameter `{param}`: {reason}")]
+pub struct InvalidParam {
+    /// The parameter's API name.
+    pub param: &'static str,
+    /// Why it was refused.
+    pub reason: String,
+}
 
 /// How to pick each next token.
 ///
@@ -48,9 +57,6 @@ impl Default for SamplingParams {
     }
 }
 
-/// How many recent tokens the repetition penalty looks at.
-const PENALTY_WINDOW: i32 = 64;
-
 impl SamplingParams {
     /// The longest stop sequence accepted, in bytes.
     ///
@@ -61,8 +67,8 @@ impl SamplingParams {
     pub const MAX_STOP_BYTES: usize = 256;
 
     /// Checks every field; the error names the first bad one with the API's name for it.
-    pub fn validate(&self) -> Result<(), EngineError> {
-        let bad = |param, reason: &str| EngineError::InvalidParam {
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        let bad = |param, reason: &str| InvalidParam {
             param,
             reason: reason.to_owned(),
         };
@@ -88,7 +94,7 @@ impl SamplingParams {
             return Err(bad("stop", "stop sequences must not be empty"));
         }
         if self.stop.iter().any(|s| s.len() > Self::MAX_STOP_BYTES) {
-            return Err(EngineError::InvalidParam {
+            return Err(InvalidParam {
                 param: "stop",
                 reason: format!(
                     "each stop sequence must be at most {} bytes",
@@ -104,52 +110,6 @@ impl SamplingParams {
         }
         Ok(())
     }
-
-    /// Builds llama.cpp's sampler chain: penalties, top-k, top-p, min-p, temperature, then a seeded draw
-    /// (or a greedy pick when the temperature is 0).
-    pub(crate) fn sampler(&self, n_vocab: i32) -> LlamaSampler {
-        let mut chain = Vec::new();
-        if (self.repeat_penalty - 1.0).abs() > f32::EPSILON {
-            chain.push(LlamaSampler::penalties(
-                n_vocab,
-                PENALTY_WINDOW,
-                self.repeat_penalty,
-                0.0,
-                0.0,
-            ));
-        }
-        if self.temperature <= 0.0 {
-            chain.push(LlamaSampler::greedy());
-            return LlamaSampler::chain_simple(chain);
-        }
-        if self.top_k > 0 {
-            chain.push(LlamaSampler::top_k(self.top_k));
-        }
-        if self.top_p < 1.0 {
-            chain.push(LlamaSampler::top_p(self.top_p, 1));
-        }
-        if self.min_p > 0.0 {
-            chain.push(LlamaSampler::min_p(self.min_p, 1));
-        }
-        chain.push(LlamaSampler::temp(self.temperature));
-        let seed = self.seed.unwrap_or_else(random_seed);
-        chain.push(LlamaSampler::dist(seed));
-        LlamaSampler::chain_simple(chain)
-    }
-}
-
-fn random_seed() -> u32 {
-    let mut bytes = [0u8; 4];
-    // A seed only decides which answer is drawn; if the OS cannot give randomness, a time-based
-    // seed is an acceptable fallback (it is not a secret).
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        return nanos;
-    }
-    u32::from_le_bytes(bytes)
 }
 
 #[cfg(test)]
@@ -160,6 +120,20 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         SamplingParams::default().validate().unwrap();
+    }
+
+    #[test]
+    fn the_message_names_the_parameter_and_the_range() {
+        let err = SamplingParams {
+            min_p: 1.5,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid parameter `min_p`: must be between 0 and 1"
+        );
     }
 
     #[test]
@@ -174,7 +148,7 @@ mod tests {
             ..Default::default()
         };
         match huge.validate() {
-            Err(EngineError::InvalidParam { param, reason }) => {
+            Err(InvalidParam { param, reason }) => {
                 assert_eq!(param, "stop");
                 assert!(reason.contains("256 bytes"), "{reason}");
             }
@@ -244,7 +218,7 @@ mod tests {
         ];
         for (p, name) in cases {
             match p.validate() {
-                Err(EngineError::InvalidParam { param, .. }) => assert_eq!(param, name),
+                Err(InvalidParam { param, .. }) => assert_eq!(param, name),
                 other => panic!("{name}: {other:?}"),
             }
         }

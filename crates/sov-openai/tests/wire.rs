@@ -1,0 +1,221 @@
+//! The request bodies as clients send them: what is taken, with which defaults, and what is
+//! refused with which message and `param` (the HTTP tests in sov-server see the same through a
+//! real engine).
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use serde_json::{Value, json};
+use sov_infer::{ChatMessage, SamplingParams};
+use sov_openai::{ChatRequest, CompletionRequest, EmbeddingRequest, Encoding, Usage, WireError};
+
+fn chat(body: Value) -> ChatRequest {
+    serde_json::from_value(body).unwrap()
+}
+
+fn refused(result: Result<impl std::fmt::Debug, WireError>) -> (String, &'static str) {
+    match result {
+        Err(WireError {
+            message,
+            param: Some(param),
+        }) => (message, param),
+        other => panic!("not refused with a param: {other:?}"),
+    }
+}
+
+fn hi() -> Value {
+    json!([{"role": "user", "content": "Hi"}])
+}
+
+#[test]
+fn a_minimal_chat_gets_the_defaults_and_its_conversation() {
+    let req = chat(json!({"model": "m", "messages": hi(), "user": "ignored"}));
+    assert_eq!(req.sampling.to_params().unwrap(), SamplingParams::default());
+    assert!(!req.sampling.stream);
+    assert!(!req.sampling.include_usage());
+    assert_eq!(
+        req.conversation().unwrap(),
+        vec![ChatMessage {
+            role: "user".into(),
+            content: "Hi".into()
+        }]
+    );
+}
+
+#[test]
+fn every_sampling_field_is_taken() {
+    let req = chat(
+        json!({"model": "m", "messages": hi(), "temperature": 0, "top_p": 0.5,
+        "top_k": 7, "min_p": 0.25, "seed": 42, "max_tokens": 9, "stop": "\n",
+        "repeat_penalty": 1.5, "ignore_eos": true, "n": 1, "logprobs": false, "tools": null,
+        "response_format": {"type": "text"}}),
+    );
+    let p = req.sampling.to_params().unwrap();
+    assert_eq!(
+        p,
+        SamplingParams {
+            temperature: 0.0,
+            top_p: 0.5,
+            top_k: 7,
+            min_p: 0.25,
+            seed: Some(42),
+            max_tokens: Some(9),
+            stop: vec!["\n".into()],
+            repeat_penalty: 1.5,
+            ignore_eos: true,
+        }
+    );
+    p.validate().unwrap();
+}
+
+#[test]
+fn max_completion_tokens_wins_over_max_tokens_and_stop_takes_a_list() {
+    let req: CompletionRequest = serde_json::from_value(json!({"model": "m",
+        "prompt": ["a", "b"], "max_tokens": 5, "max_completion_tokens": 3, "stop": ["x", "y"]}))
+    .unwrap();
+    let p = req.sampling.to_params().unwrap();
+    assert_eq!(p.max_tokens, Some(3));
+    assert_eq!(p.stop, ["x", "y"]);
+    assert_eq!(req.prompt.into_vec(), ["a", "b"]);
+}
+
+#[test]
+fn any_integer_seed_is_taken_modulo_two_to_the_32() {
+    for (seed, want) in [
+        (json!(-1), u32::MAX),
+        (json!(1_i64 << 32), 0),
+        (json!((1_i64 << 32) + 5), 5),
+        (json!(i64::MIN), 0),
+        (json!(i64::MAX), u32::MAX),
+    ] {
+        let req = chat(json!({"model": "m", "messages": hi(), "seed": seed}));
+        assert_eq!(req.sampling.to_params().unwrap().seed, Some(want), "{seed}");
+    }
+}
+
+#[test]
+fn what_sovereign_cannot_honour_is_refused_by_name() {
+    let cases = [
+        (json!({"n": 2}), "Only n = 1 is supported.", "n"),
+        (
+            json!({"logprobs": true}),
+            "logprobs are not supported.",
+            "logprobs",
+        ),
+        (
+            json!({"tools": [{"type": "function"}]}),
+            "Tool calls are not supported yet.",
+            "tools",
+        ),
+        (
+            json!({"response_format": {"type": "json_object"}}),
+            "Only the text response format is supported.",
+            "response_format",
+        ),
+        (
+            json!({"stream_options": {"include_usage": true}}),
+            "stream_options is only allowed with stream: true.",
+            "stream_options",
+        ),
+    ];
+    for (extra, message, param) in cases {
+        let mut body = json!({"model": "m", "messages": hi()});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let req = chat(body);
+        assert_eq!(
+            refused(req.sampling.to_params()),
+            (message.to_owned(), param)
+        );
+    }
+}
+
+#[test]
+fn stream_options_go_with_a_stream() {
+    let req = chat(json!({"model": "m", "messages": hi(), "stream": true,
+        "stream_options": {"include_usage": true}}));
+    req.sampling.to_params().unwrap();
+    assert!(req.sampling.stream);
+    assert!(req.sampling.include_usage());
+}
+
+#[test]
+fn text_parts_are_joined_and_an_absent_content_is_empty() {
+    let req = chat(json!({"model": "m", "messages": [
+        {"role": "system"},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+    ]}));
+    let conversation = req.conversation().unwrap();
+    assert_eq!(conversation[0].content, "");
+    assert_eq!(conversation[1].content, "ab");
+}
+
+#[test]
+fn a_conversation_is_refused_with_the_message_it_is_about() {
+    let cases = [
+        (json!([]), "messages must not be empty."),
+        (
+            json!([{"role": "user", "content": "a"}, {"role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]),
+            "messages[1]: only text content parts are supported.",
+        ),
+        (
+            json!([{"role": "user", "content": [{"type": "text"}]}]),
+            "messages[0]: only text content parts are supported.",
+        ),
+        (
+            json!([{"role": "", "content": "a"}]),
+            "messages[0]: role must not be empty.",
+        ),
+    ];
+    for (messages, message) in cases {
+        let req = chat(json!({"model": "m", "messages": messages}));
+        assert_eq!(
+            refused(req.conversation()),
+            (message.to_owned(), "messages")
+        );
+    }
+}
+
+#[test]
+fn the_embedding_encoding_is_float_base64_or_refused() {
+    let embed = |format: Value| -> EmbeddingRequest {
+        serde_json::from_value(json!({"model": "m", "input": "x", "encoding_format": format}))
+            .unwrap()
+    };
+    assert_eq!(embed(Value::Null).encoding().unwrap(), Encoding::Float);
+    assert_eq!(embed(json!("float")).encoding().unwrap(), Encoding::Float);
+    assert_eq!(embed(json!("base64")).encoding().unwrap(), Encoding::Base64);
+    assert_eq!(
+        refused(embed(json!("int8")).encoding()),
+        (
+            "encoding_format must be \"float\" or \"base64\", not \"int8\".".to_owned(),
+            "encoding_format"
+        )
+    );
+}
+
+#[test]
+fn a_body_of_the_wrong_shape_does_not_parse() {
+    for body in [
+        json!({"messages": hi()}),
+        json!({"model": "m", "messages": "Hi"}),
+        json!({"model": "m", "messages": hi(), "temperature": "hot"}),
+        json!({"model": "m", "messages": hi(), "max_tokens": -1}),
+        json!({"model": "m", "messages": [{"content": "no role"}]}),
+    ] {
+        assert!(
+            serde_json::from_value::<ChatRequest>(body.clone()).is_err(),
+            "{body}"
+        );
+    }
+    assert!(serde_json::from_value::<EmbeddingRequest>(json!({"model": "m"})).is_err());
+}
+
+#[test]
+fn usage_adds_up_and_has_openai_field_names() {
+    let usage = Usage::new(3, 4);
+    assert_eq!(
+        serde_json::to_value(usage).unwrap(),
+        json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7})
+    );
+}
