@@ -17,7 +17,8 @@
 //! commitments to the exact bytes it received and sent. No other crate assembles an entry for a
 //! request (the lint test `tests/drafts_lint.rs` fails otherwise).
 //!
-//! - [`Kernel`]: built once from its parts (served models, the [`Guard`], the log).
+//! - [`Kernel`]: built once from its [`Parts`] (served models, the [`Guard`], the log, the
+//!   egress gate).
 //! - [`exchange`]: [`Exchange`], the request's facts and its entries.
 //! - [`infer`]: chat, complete, embed; [`Backend`], the seam in front of an engine.
 //! - [`admin`]: principals, tokens and the policy set, each change taking its [`Permit`].
@@ -38,6 +39,7 @@ use sov_policy::{Action, Caller, Guard, Permit, Principal, Resource};
 
 pub use exchange::{Door, End, Exchange, Refusal, Unrecorded};
 pub use infer::{Backend, ChatCall, CompleteCall, EmbedCall, Embeddings, KernelError, Reply};
+pub use sov_egress::Gate;
 
 /// A model the node answers for.
 #[derive(Debug, Clone)]
@@ -62,25 +64,49 @@ struct Inner {
     guard: Guard,
     log: AuditLog,
     node: String,
+    gate: Gate,
+}
+
+/// What a kernel is built from.
+#[derive(Debug)]
+pub struct Parts {
+    /// The served models, by the name clients use.
+    pub models: BTreeMap<String, ServedModel>,
+    /// Authentication and the policy set in force.
+    pub guard: Guard,
+    /// The record every use case writes into.
+    pub log: AuditLog,
+    /// The node's name: the resource of node-wide actions is `Node::"<node>"`.
+    pub node: String,
+    /// The egress gate, built from the seal's declaration: the only way out for a use case
+    /// that reaches another machine (an upstream engine, an MCP server over HTTP).
+    pub gate: Gate,
 }
 
 impl Kernel {
-    /// A kernel serving `models`, deciding with `guard`, recording into `log`, for the node
-    /// named `node` (the resource of node-wide actions, `Node::"<node>"`).
-    pub fn new(
-        models: BTreeMap<String, ServedModel>,
-        guard: Guard,
-        log: AuditLog,
-        node: impl Into<String>,
-    ) -> Self {
+    /// A kernel serving `parts.models`, deciding with `parts.guard`, recording into `parts.log`.
+    pub fn new(parts: Parts) -> Self {
+        let Parts {
+            models,
+            guard,
+            log,
+            node,
+            gate,
+        } = parts;
         Self {
             inner: Arc::new(Inner {
                 models,
                 guard,
                 log,
-                node: node.into(),
+                node,
+                gate,
             }),
         }
+    }
+
+    /// The egress gate (no use case reaches out yet; upstream engines and MCP servers will).
+    pub fn gate(&self) -> &Gate {
+        &self.inner.gate
     }
 
     /// The guard (authentication and the policy set in force).

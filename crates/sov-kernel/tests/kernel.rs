@@ -11,9 +11,10 @@ use std::sync::{Arc, OnceLock};
 use sov_audit::{AuditLog, LogConfig, LogReader};
 use sov_audit_core::entry::{Entry, Kind, Outcome};
 use sov_engine::{ChatMessage, Engine, EngineConfig, Event, SamplingParams};
-use sov_kernel::{ChatCall, Door, End, Kernel, KernelError, ServedModel};
+use sov_kernel::{ChatCall, Door, End, Gate, Kernel, KernelError, Parts, ServedModel};
 use sov_keys::LogKey;
 use sov_policy::{Action, Directory, Guard, NewPrincipal, Policies, PrincipalKind, Resource};
+use sov_seal::Declaration;
 
 const MODEL: &str = "smollm2";
 const DIGEST: [u8; 32] = [7; 32];
@@ -70,7 +71,13 @@ fn node(with_model: bool) -> Node {
         );
     }
     let guard = Guard::new(directory, Policies::starter().unwrap(), None);
-    let kernel = Kernel::new(models, guard, log.clone(), "test-node");
+    let kernel = Kernel::new(Parts {
+        models,
+        guard,
+        log: log.clone(),
+        node: "test-node".into(),
+        gate: Gate::new(Declaration::default(), Arc::new(log.clone()), "system"),
+    });
     Node {
         kernel,
         log,

@@ -191,7 +191,18 @@ pub fn state_with_config(
         },
     );
     let guard = sov_policy::Guard::new(setup.directory, setup.policies, setup.policy_dir);
-    let kernel = sov_kernel::Kernel::new(models, guard, log, "test-node");
+    let gate = sov_kernel::Gate::new(
+        sov_seal::Declaration::default(),
+        Arc::new(log.clone()),
+        "system",
+    );
+    let kernel = sov_kernel::Kernel::new(sov_kernel::Parts {
+        models,
+        guard,
+        log,
+        node: "test-node".into(),
+        gate,
+    });
     AppState::new(kernel, config, Access::new(setup.limits))
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use sov_engine::{ChatMessage, Event, SamplingParams};
 use sov_kernel::infer::end_of;
-use sov_kernel::{ChatCall, Door, End, Kernel, KernelError, Refusal};
+use sov_kernel::{ChatCall, Door, End, Gate, Kernel, KernelError, Parts, Refusal};
 use sov_keys::OwnerPublicKeys;
 use sov_policy::{Caller, Guard};
 
@@ -54,7 +54,13 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
             .with_context(|| format!("sov chat cannot act as `{}`", args.as_principal))?;
         let loaded = load::load(&config, &store, &owner, &name, &log)?;
         let models = BTreeMap::from([(name.clone(), loaded.model)]);
-        let kernel = Kernel::new(models, guard, log.clone(), record::node(home, &config)?);
+        let kernel = Kernel::new(Parts {
+            models,
+            guard,
+            log: log.clone(),
+            node: record::node(home, &config)?,
+            gate: Gate::new(config.seal.clone(), Arc::new(log.clone()), "system"),
+        });
         let chat = Chat {
             kernel,
             caller,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use sov_audit::AuditLog;
 use sov_audit_core::entry::{Kind, Outcome};
-use sov_kernel::Kernel;
+use sov_kernel::{Gate, Kernel, Parts};
 use sov_keys::OwnerPublicKeys;
 use sov_policy::{Directory, Guard};
 use sov_seal::start;
@@ -143,7 +143,14 @@ fn serve(
         .server_config(format!("owner:{}", owner.key_id))?;
     let directory = guard.directory().clone();
     let policy_set = guard.policies().hash_hex();
-    let kernel = Kernel::new(models, guard, log.clone(), node);
+    let gate = Gate::new(config.seal.clone(), Arc::new(log.clone()), "system");
+    let kernel = Kernel::new(Parts {
+        models,
+        guard,
+        log: log.clone(),
+        node,
+        gate,
+    });
     let state = AppState::new(kernel, server_config, access);
     state.set_seal(seal);
     let model_list = names.join(",");
