@@ -337,20 +337,9 @@ impl Home {
     }
 }
 
-/// Creates `path` (which must not exist) readable by its owner only, with `text`, synced.
-pub fn write_new_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("failed to create {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("failed to write {}", path.display()))
-}
+/// Owner-only files, created synced or replaced atomically: the seal's writer, which `sov serve`
+/// uses for its reports, is the one the other commands use too (one implementation).
+pub use sov_seal::private_file::{replace as replace_private, write_new as write_new_private};
 
 /// Moves `from` to `to` and syncs the folder of `to`, so the rename survives a power loss.
 pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
@@ -360,17 +349,6 @@ pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
     std::fs::File::open(parent)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("failed to sync {}", parent.display()))
-}
-
-/// Replaces `path` with `text` atomically (a private temporary file beside it, then a rename).
-pub fn replace_private(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    if tmp.exists() {
-        std::fs::remove_file(&tmp)
-            .with_context(|| format!("failed to remove {}", tmp.display()))?;
-    }
-    write_new_private(&tmp, text)?;
-    rename_durably(&tmp, path)
 }
 
 /// Parses a configuration text.

@@ -16,7 +16,7 @@
 
 pub mod confine;
 pub mod declare;
-mod private_file;
+pub mod private_file;
 pub mod probe;
 pub mod report;
 mod seccomp;
