@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use sov_audit::{Appended, AuditLog, Draft, RecordError};
+use sov_audit::{Appended, AuditLog, Draft, Record, RecordError};
 use sov_audit_core::entry::{Committer, Kind, Outcome, clean_text, commitment};
 use sov_audit_core::hash::Hash;
 use sov_policy::{Caller, Credential, Verdict};
@@ -416,14 +416,17 @@ fn indices(entries: &[Appended]) -> String {
 }
 
 /// Appends `draft` and waits (without blocking the thread) until it is durable.
-pub async fn append(log: &AuditLog, draft: Draft) -> Result<Appended, Unrecorded> {
+pub async fn append(log: &dyn Record, draft: Draft) -> Result<Appended, Unrecorded> {
     let (tx, rx) = oneshot::channel();
-    log.submit(draft, move |result| {
-        let _ = tx.send(result);
-    });
+    log.submit(
+        draft,
+        Box::new(move |result| {
+            let _ = tx.send(result);
+        }),
+    );
     match rx.await {
         Ok(Ok(appended)) => Ok(appended),
-        Ok(Err(e)) => Err(Unrecorded(RecordError::from_error(&e).0)),
+        Ok(Err(e)) => Err(Unrecorded(e.0)),
         Err(_) => Err(Unrecorded("the audit log stopped before answering".into())),
     }
 }

@@ -80,20 +80,7 @@ impl NodeEntry {
         log: &dyn Record,
         principal: &str,
     ) -> Result<Appended, crate::Unrecorded> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        log.submit(
-            self.into_draft(principal),
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        match rx.await {
-            Ok(Ok(a)) => Ok(a),
-            Ok(Err(e)) => Err(crate::Unrecorded(e.0)),
-            Err(_) => Err(crate::Unrecorded(
-                "the audit log stopped before answering".into(),
-            )),
-        }
+        crate::exchange::append(log, self.into_draft(principal)).await
     }
 
     fn into_draft(self, principal: &str) -> Draft {
