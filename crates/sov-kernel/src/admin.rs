@@ -87,19 +87,29 @@ impl Kernel {
             .await
     }
 
+    /// A directory change allowed by `permit` (to manage principals, on the node or on `on`),
+    /// made as the permit's principal, then moved into the record before it returns.
+    async fn change<T: Send + 'static>(
+        &self,
+        permit: &Permit,
+        on: Option<Resource>,
+        f: impl FnOnce(&sov_policy::Directory, &str) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, KernelError> {
+        self.require(permit, Action::ManagePrincipals, on.as_ref())?;
+        let actor = permit.principal().to_owned();
+        let done = self.directory(move |d| f(d, &actor)).await?;
+        self.drain().await?;
+        Ok(done)
+    }
+
     /// Adds a principal.
     pub async fn add_principal(
         &self,
         permit: &Permit,
         new: NewPrincipal,
     ) -> Result<Principal, KernelError> {
-        self.require(permit, Action::ManagePrincipals, None)?;
-        let actor = permit.principal().to_owned();
-        let added = self
-            .directory(move |d| d.add_principal(&new, &actor))
-            .await?;
-        self.drain().await?;
-        Ok(added)
+        self.change(permit, None, move |d, actor| d.add_principal(&new, actor))
+            .await
     }
 
     /// Disables a principal: every token of theirs is refused from now on.
@@ -108,14 +118,12 @@ impl Kernel {
         permit: &Permit,
         name: &str,
     ) -> Result<Principal, KernelError> {
-        let on = Resource::Principal(name.to_owned());
-        self.require(permit, Action::ManagePrincipals, Some(&on))?;
-        let (actor, name) = (permit.principal().to_owned(), name.to_owned());
-        let p = self
-            .directory(move |d| d.disable_principal(&name, &actor))
-            .await?;
-        self.drain().await?;
-        Ok(p)
+        let name = name.to_owned();
+        let on = Some(Resource::Principal(name.clone()));
+        self.change(permit, on, move |d, actor| {
+            d.disable_principal(&name, actor)
+        })
+        .await
     }
 
     /// Issues a token (its secret is in the answer only).
@@ -126,14 +134,12 @@ impl Kernel {
         expires_ms: Option<u64>,
         scope: Option<BTreeSet<Action>>,
     ) -> Result<(NewToken, TokenInfo), KernelError> {
-        let on = Resource::Principal(principal.to_owned());
-        self.require(permit, Action::ManagePrincipals, Some(&on))?;
-        let (actor, principal) = (permit.principal().to_owned(), principal.to_owned());
-        let issued = self
-            .directory(move |d| d.issue_token(&principal, expires_ms, scope.as_ref(), &actor))
-            .await?;
-        self.drain().await?;
-        Ok(issued)
+        let principal = principal.to_owned();
+        let on = Some(Resource::Principal(principal.clone()));
+        self.change(permit, on, move |d, actor| {
+            d.issue_token(&principal, expires_ms, scope.as_ref(), actor)
+        })
+        .await
     }
 
     /// Revokes token `id` of `principal`.
@@ -143,12 +149,10 @@ impl Kernel {
         principal: &str,
         id: &str,
     ) -> Result<TokenInfo, KernelError> {
-        let on = Resource::Principal(principal.to_owned());
-        self.require(permit, Action::ManagePrincipals, Some(&on))?;
-        let (actor, id) = (permit.principal().to_owned(), id.to_owned());
-        let revoked = self.directory(move |d| d.revoke_token(&id, &actor)).await?;
-        self.drain().await?;
-        Ok(revoked)
+        let id = id.to_owned();
+        let on = Some(Resource::Principal(principal.to_owned()));
+        self.change(permit, on, move |d, actor| d.revoke_token(&id, actor))
+            .await
     }
 
     /// Reads the policy folder again. On success the new set is in force and the directory
