@@ -245,7 +245,6 @@ impl Kernel {
     /// template (off the async threads: it is CPU work), start the generation.
     pub async fn chat(&self, ex: &mut Exchange, call: ChatCall) -> Result<Reply, KernelError> {
         let (permit, model) = self.model(ex, &call.model)?;
-        ex.set_model(&call.model, model.sha256);
         let backend = model.backend.clone();
         let messages = call.messages;
         let prompt = tokio::task::spawn_blocking(move || backend.chat_prompt(&messages))
@@ -269,7 +268,6 @@ impl Kernel {
         call: CompleteCall,
     ) -> Result<Reply, KernelError> {
         let (permit, model) = self.model(ex, &call.model)?;
-        ex.set_model(&call.model, model.sha256);
         let mut prompts = call.prompts;
         if prompts.len() != 1 {
             return Err(KernelError::invalid(
@@ -293,7 +291,6 @@ impl Kernel {
         call: EmbedCall,
     ) -> Result<Embeddings, KernelError> {
         let (_permit, model) = self.model(ex, &call.model)?;
-        ex.set_model(&call.model, model.sha256);
         let width = model.backend.embedding_length();
         if call.dimensions.is_some_and(|d| d != width) {
             return Err(KernelError::invalid(

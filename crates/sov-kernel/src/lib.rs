@@ -179,7 +179,7 @@ impl Kernel {
     }
 
     /// The served model `name`, if the caller may `infer` with it (decided before the lookup,
-    /// so a refused caller does not learn which models exist).
+    /// so a refused caller does not learn which models exist); the request's entry names it.
     pub fn model(
         &self,
         ex: &mut Exchange,
@@ -187,6 +187,7 @@ impl Kernel {
     ) -> Result<(Permit, ServedModel), KernelError> {
         let permit = self.authorize(ex, Action::Infer, &Resource::Model(name.to_owned()))?;
         let model = self.served(&permit)?;
+        ex.set_model(name, model.sha256);
         Ok((permit, model))
     }
 
