@@ -24,20 +24,17 @@ pub async fn chat(
     door: Door,
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let mut ex = door.take()?;
-    let call = match (req.sampling.to_params(), req.conversation()) {
-        (Ok(params), Ok(messages)) => ChatCall {
-            model: req.model.clone(),
-            messages,
-            params,
-            stream: req.sampling.stream,
-            fit: false,
-        },
-        (Err(e), _) | (_, Err(e)) => {
-            door.put(ex);
-            return Err(e.into());
-        }
+    // What the body asks is checked before the exchange is taken: a refusal here is ended by
+    // the recording layer, which still holds it.
+    let call = ChatCall {
+        model: req.model.clone(),
+        // (In this order: a bad sampling field is named before a bad message.)
+        params: req.sampling.to_params()?,
+        messages: req.conversation()?,
+        stream: req.sampling.stream,
+        fit: false,
     };
+    let mut ex = door.take()?;
     let reply = state.kernel().chat(&mut ex, call).await;
     let meta = Meta::new(Kind::Chat, req.model);
     respond(
@@ -56,20 +53,13 @@ pub async fn text(
     door: Door,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let mut ex = door.take()?;
-    let params = match req.sampling.to_params() {
-        Ok(p) => p,
-        Err(e) => {
-            door.put(ex);
-            return Err(e.into());
-        }
-    };
     let call = CompleteCall {
         model: req.model.clone(),
         prompts: req.prompt.clone().into_vec(),
-        params,
+        params: req.sampling.to_params()?,
         stream: req.sampling.stream,
     };
+    let mut ex = door.take()?;
     let reply = state.kernel().complete(&mut ex, call).await;
     let meta = Meta::new(Kind::Text, req.model);
     respond(

@@ -17,7 +17,7 @@ pub async fn embed(
     ApiJson(req): ApiJson<EmbeddingRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let model = req.model.clone();
-    let encoding = req.encoding();
+    let as_base64 = req.encoding()? == Encoding::Base64;
     let call = EmbedCall {
         model: req.model,
         inputs: req.input.into_vec(),
@@ -29,11 +29,10 @@ pub async fn embed(
             // The kernel authorises first, then checks the width and the inputs; the engine
             // bounds the inputs and their tokens, refuses before any work, and stops between
             // inputs when this future is dropped (the client left).
-            let as_base64 = encoding? == Encoding::Base64;
-            Ok((kernel.embed(ex, call).await?, as_base64))
+            Ok(kernel.embed(ex, call).await?)
         })
         .await?;
-    let (sov_kernel::Embeddings { vectors, tokens }, as_base64) = embeddings;
+    let sov_kernel::Embeddings { vectors, tokens } = embeddings;
     let data: Vec<Value> = vectors
         .iter()
         .enumerate()
