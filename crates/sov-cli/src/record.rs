@@ -117,11 +117,6 @@ pub fn append(
         .context("failed to write the audit record")
 }
 
-/// A model's SHA-256 from its manifest's hex form.
-pub fn digest(sha256_hex: &str) -> Option<Hash> {
-    sov_kernel::node::digest(sha256_hex)
-}
-
 /// The error and its causes on one line, for an entry's reason.
 pub fn reason(err: &anyhow::Error) -> String {
     format!("{err:#}")

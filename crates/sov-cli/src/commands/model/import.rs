@@ -34,7 +34,7 @@ pub fn run(home: &Home, file: &Path, name: Option<&str>) -> Result<ExitCode> {
                 &m.name,
                 Outcome::Ok,
                 "",
-                record::digest(&m.sha256),
+                sov_kernel::node::digest(&m.sha256),
                 vec![
                     ("changed", changed.to_string()),
                     ("file", file.display().to_string()),

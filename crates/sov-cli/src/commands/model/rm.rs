@@ -23,7 +23,7 @@ pub fn run(home: &Home, name: &str) -> Result<ExitCode> {
             &removed.name,
             Outcome::Ok,
             "",
-            record::digest(&removed.sha256),
+            sov_kernel::node::digest(&removed.sha256),
             vec![],
         ),
         Err(err) => record::append(
