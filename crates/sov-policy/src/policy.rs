@@ -130,11 +130,13 @@ pub enum Resource {
     Tool(String),
     /// `Corpus::"<name>"`.
     Corpus(String),
-    /// `Document::"<id>"`, in its corpus, with an optional clearance level.
+    /// `Document::"<id>"`, in its corpus, with an optional clearance level and the owner's
+    /// attributes (Cedar tags).
     Document {
         id: String,
         corpus: Option<String>,
         clearance: Option<i64>,
+        attrs: BTreeMap<String, String>,
     },
     /// `Memory::"<id>"`, owned by a principal.
     Memory { id: String, owner: String },
@@ -196,12 +198,13 @@ impl Resource {
             attrs.insert(k, v);
         }
         let id = id.to_owned();
+        // A document's other keys are its attributes (tags); other types have fixed keys.
+        let is_document = kind.eq_ignore_ascii_case("document");
         let allowed: &[&str] = match kind.to_ascii_lowercase().as_str() {
-            "document" => &["corpus", "clearance"],
             "memory" => &["owner"],
             _ => &[],
         };
-        if let Some(k) = attrs.keys().find(|k| !allowed.contains(k)) {
+        if let Some(k) = attrs.keys().find(|k| !is_document && !allowed.contains(k)) {
             return Err(bad(&format!("`{k}` is not an attribute of a {kind}")));
         }
         Ok(match kind.to_ascii_lowercase().as_str() {
@@ -219,6 +222,11 @@ impl Resource {
                     Some(c) => Some(c.parse().map_err(|_| bad("clearance is an integer"))?),
                     None => None,
                 },
+                attrs: attrs
+                    .iter()
+                    .filter(|(k, _)| !matches!(**k, "corpus" | "clearance"))
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
             },
             "memory" => Resource::Memory {
                 id,
@@ -558,7 +566,10 @@ impl Policies {
         if r_uid != p_uid {
             match resource {
                 Resource::Document {
-                    corpus, clearance, ..
+                    corpus,
+                    clearance,
+                    attrs: tags,
+                    ..
                 } => {
                     let mut attrs = HashMap::new();
                     if let Some(level) = clearance {
@@ -571,8 +582,12 @@ impl Policies {
                     if let Some(c) = corpus {
                         parents.insert(uid("Corpus", c)?);
                     }
+                    let tags = tags
+                        .iter()
+                        .map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone())));
                     entities.push(
-                        Entity::new(r_uid.clone(), attrs, parents).map_err(|e| e.to_string())?,
+                        Entity::new_with_tags(r_uid.clone(), attrs, parents, tags)
+                            .map_err(|e| e.to_string())?,
                     );
                 }
                 Resource::Memory { owner, .. } => {

@@ -225,3 +225,32 @@ fn policies_without_an_id_are_named_by_file_and_line() {
             .is_allowed()
     );
 }
+
+#[test]
+fn a_documents_attributes_are_tags_that_policies_can_test() {
+    let text = r#"
+@id("unit-documents")
+permit (principal, action == Action::"read-corpus", resource is Document)
+when { resource.hasTag("unit") && principal has department && resource.getTag("unit") == principal.department };
+"#;
+    let p = Policies::from_files(&[PolicyFile {
+        name: "units.cedar".into(),
+        text: text.into(),
+    }])
+    .unwrap();
+    let ana = principal(
+        "ana",
+        PrincipalKind::Person,
+        &["analyst"],
+        &[("department", "oncology")],
+    );
+    let ours = Resource::parse("document:plan,corpus=wards,unit=oncology").unwrap();
+    let theirs = Resource::parse("document:plan2,corpus=wards,unit=cardiology").unwrap();
+    let untagged = Resource::parse("document:memo,corpus=wards").unwrap();
+    assert!(matches!(&ours, Resource::Document { attrs, .. } if attrs["unit"] == "oncology"));
+    assert!(p.decide(&ana, Action::ReadCorpus, &ours).is_allowed());
+    assert!(!p.decide(&ana, Action::ReadCorpus, &theirs).is_allowed());
+    assert!(!p.decide(&ana, Action::ReadCorpus, &untagged).is_allowed());
+    // Other types keep their fixed keys.
+    assert!(Resource::parse("model:m,unit=x").is_err());
+}
