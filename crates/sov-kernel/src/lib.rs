@@ -27,6 +27,7 @@
 
 pub mod admin;
 pub mod exchange;
+pub mod ground;
 pub mod infer;
 pub mod node;
 
