@@ -22,7 +22,9 @@
 //! door feeds them ([`Exchange::commit_input`], [`Exchange::feed_output`]); the 32-byte salt
 //! goes back to the caller ([`Exchange::salt`]) and is not kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
 
 use sov_audit::{Appended, AuditLog, Draft, Record, RecordError};
 use sov_audit_core::entry::{Committer, Kind, Outcome, clean_text, commitment};
@@ -216,12 +218,104 @@ impl Exchange {
             output: None,
             attrs: self.with_door(attrs.into_iter().collect()),
         };
+        self.submit_decision(draft);
+    }
+
+    /// Submits one entry for the `read-corpus` decisions on the documents of `corpus` (one
+    /// decision per document, made before any ranking): how many were decided, readable and
+    /// withheld, the policies that decided, and a SHA-256 over the sorted ids of the withheld
+    /// ones, so that an auditor holding the corpus can tell which documents a caller was denied
+    /// without the record naming them.
+    pub(crate) fn decided_documents(&mut self, corpus: &str, verdicts: &[Verdict]) {
+        let withheld: BTreeSet<&str> = verdicts
+            .iter()
+            .filter(|v| !v.is_allowed())
+            .map(|v| v.resource().id())
+            .collect();
+        let mut policies: BTreeSet<String> = BTreeSet::new();
+        for v in verdicts {
+            for p in v.decision().policies() {
+                policies.insert(p.id.clone());
+            }
+        }
+        let mut digest = Sha256::new();
+        for id in &withheld {
+            digest.update(id.as_bytes());
+            digest.update(b"\n");
+        }
+        let readable = verdicts.len() - withheld.len();
+        let policy_set = verdicts
+            .first()
+            .map(|v| v.policy_set().to_owned())
+            .unwrap_or_default();
+        let mut attrs = vec![
+            ("action".to_owned(), "read-corpus".to_owned()),
+            ("policy_set".to_owned(), policy_set),
+            ("documents".to_owned(), verdicts.len().to_string()),
+            ("readable".to_owned(), readable.to_string()),
+            ("withheld".to_owned(), withheld.len().to_string()),
+            ("withheld_sha256".to_owned(), hex::encode(digest.finalize())),
+        ];
+        match self.caller.credential() {
+            Credential::Token(id) => attrs.push(("token".to_owned(), id.clone())),
+            Credential::Local(user) => attrs.push(("local".to_owned(), user.clone())),
+        }
+        if !policies.is_empty() {
+            attrs.push((
+                "policies".to_owned(),
+                policies.into_iter().collect::<Vec<_>>().join(","),
+            ));
+        }
+        let draft = Draft {
+            kind: Kind::PolicyDecision,
+            principal: clean_text(self.caller.name(), 255),
+            resource: clean_text(&format!("Corpus::{corpus:?} documents"), 1024),
+            outcome: if readable > 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Denied
+            },
+            reason: format!("{readable} of {} documents readable", verdicts.len()),
+            model: None,
+            input: None,
+            output: None,
+            attrs: self.with_door(attrs.into_iter().collect()),
+        };
+        self.submit_decision(draft);
+    }
+
+    fn submit_decision(&mut self, draft: Draft) {
         let (tx, rx) = oneshot::channel();
         self.log.submit(draft, move |r| {
             let _ = tx.send(r.map_err(|e| RecordError::from_error(&e)));
         });
         self.decisions.push(rx);
         self.decided += 1;
+    }
+
+    /// Submits a decision of the kernel's own that is not an authorisation (the router's
+    /// choice): an entry of `kind` naming `resource`, with `attrs`; the request's entry waits
+    /// for it like for a policy decision.
+    pub(crate) fn noted(
+        &mut self,
+        kind: Kind,
+        resource: &str,
+        outcome: Outcome,
+        reason: &str,
+        attrs: Vec<(String, String)>,
+    ) {
+        let draft = Draft {
+            kind,
+            principal: clean_text(self.caller.name(), 255),
+            resource: clean_text(resource, 1024),
+            outcome,
+            reason: clean_text(reason, 2048),
+            model: None,
+            input: Some(self.input),
+            output: None,
+            attrs: self.with_door(attrs.into_iter().collect()),
+        };
+        self.submit_decision(draft);
     }
 
     /// `attrs` with the door's route and peer, cleaned for an entry.

@@ -13,6 +13,8 @@ use sov_engine::{
 use sov_policy::{Action, Permit, Resource};
 
 use crate::exchange::{End, Exchange, Refusal, Unrecorded};
+use crate::ground;
+use crate::specialist::{AUTO, Grounding, Route};
 use crate::{Kernel, ServedModel};
 
 /// Embeddings under way: the vectors of the inputs, in order, and the tokens they took.
@@ -83,6 +85,12 @@ pub enum KernelError {
     /// Allowed, but no such model is served.
     #[error("the model `{0}` does not exist")]
     ModelNotFound(String),
+    /// Allowed, but what was named (a corpus) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// `model: "auto"` found no specialist for the question, and no general model is set.
+    #[error("no specialist fits this request ({0})")]
+    NoSpecialistFits(String),
     /// The request cannot be served as asked.
     #[error("{message}")]
     Invalid {
@@ -131,6 +139,14 @@ pub fn end_of(e: &KernelError) -> End {
         KernelError::ModelNotFound(_) => End::Refused(refusal(
             "invalid_request_error",
             Some("model_not_found"),
+            Some("model"),
+        )),
+        KernelError::NotFound(_) => {
+            End::Refused(refusal("invalid_request_error", Some("not_found"), None))
+        }
+        KernelError::NoSpecialistFits(_) => End::Refused(refusal(
+            "invalid_request_error",
+            Some("no_specialist_fits"),
             Some("model"),
         )),
         KernelError::Invalid { param, .. } => {
@@ -208,9 +224,51 @@ pub struct Reply {
     generation: Generation,
     /// The generation's end (done or failed) was seen: what follows is the channel closing.
     ended: bool,
+    /// A specialist's answer: its citations, and the evidence quoted after the model's words.
+    grounding: Option<Arc<Grounding>>,
+    /// The router's decision, when `auto` chose a general model.
+    route: Option<Route>,
+    /// The model's words so far (kept only for a grounded answer).
+    text: String,
+    /// The generation's end, held back while the quoted evidence goes out first.
+    held: Option<Event>,
 }
 
 impl Reply {
+    fn new(generation: Generation) -> Self {
+        Self {
+            generation,
+            ended: false,
+            grounding: None,
+            route: None,
+            text: String::new(),
+            held: None,
+        }
+    }
+
+    /// Makes this the answer of a specialist.
+    pub(crate) fn ground(&mut self, grounding: Arc<Grounding>) {
+        self.grounding = Some(grounding);
+    }
+
+    /// Notes the router's decision for a general model it chose.
+    pub(crate) fn routed(&mut self, route: Route) {
+        self.route = Some(route);
+    }
+
+    /// A specialist's answer: who answered, its citations and the router's decision.
+    pub fn grounding(&self) -> Option<&Grounding> {
+        self.grounding.as_deref()
+    }
+
+    /// The router's decision, for any answer to `auto`.
+    pub fn route(&self) -> Option<&Route> {
+        self.grounding
+            .as_ref()
+            .and_then(|g| g.route.as_ref())
+            .or(self.route.as_ref())
+    }
+
     /// Tokens in the prompt.
     pub fn prompt_tokens(&self) -> usize {
         self.generation.prompt_tokens()
@@ -219,12 +277,38 @@ impl Reply {
     /// The next event; the end's facts (tokens, finish reason, failure) go into `ex`. After
     /// the end (`Done` or `Failed`), `None` says only that the generation is over.
     pub async fn next(&mut self, ex: &mut Exchange) -> Option<Event> {
+        if let Some(done) = self.held.take() {
+            return Some(done);
+        }
         let event = self.generation.next().await;
+        if let Some(g) = &self.grounding
+            && !self.ended
+        {
+            match &event {
+                Some(Event::Text(t)) => self.text.push_str(t),
+                Some(Event::Done { .. }) => {
+                    let tail = ground::tail(&self.text, &g.grounded);
+                    if !tail.is_empty() {
+                        self.ended = true;
+                        self.note_end(event.as_ref(), ex);
+                        self.held = event;
+                        return Some(Event::Text(tail));
+                    }
+                }
+                _ => {}
+            }
+        }
         if self.ended {
             return event;
         }
         self.ended = !matches!(event, Some(Event::Text(_)));
-        match &event {
+        self.note_end(event.as_ref(), ex);
+        event
+    }
+
+    /// Notes the end's facts (tokens, finish reason, failure) in the exchange.
+    fn note_end(&self, event: Option<&Event>, ex: &mut Exchange) {
+        match event {
             Some(Event::Done {
                 finish_reason,
                 completion_tokens,
@@ -236,14 +320,30 @@ impl Reply {
             Some(Event::Failed(_)) | None => ex.set_failed(),
             Some(Event::Text(_)) => {}
         }
-        event
     }
 }
 
 impl Kernel {
-    /// A chat completion: authorise `infer` on the model, render the conversation with its
-    /// template (off the async threads: it is CPU work), start the generation.
+    /// A chat completion: `model: "auto"` goes to the router, a specialist's name to the
+    /// specialist ([`crate::specialist`]), any other name to that model.
     pub async fn chat(&self, ex: &mut Exchange, call: ChatCall) -> Result<Reply, KernelError> {
+        if call.model == AUTO {
+            return self.route(ex, call).await;
+        }
+        if self.inner.specialists.contains_key(&call.model) {
+            let name = call.model.clone();
+            return self.specialist_chat(ex, &name, call, None).await;
+        }
+        self.model_chat(ex, call).await
+    }
+
+    /// A chat with a model: authorise `infer` on it, render the conversation with its
+    /// template (off the async threads: it is CPU work), start the generation.
+    pub(crate) async fn model_chat(
+        &self,
+        ex: &mut Exchange,
+        call: ChatCall,
+    ) -> Result<Reply, KernelError> {
         let (permit, model) = self.model(ex, &call.model)?;
         let backend = model.backend.clone();
         let messages = call.messages;
@@ -320,7 +420,7 @@ impl Kernel {
 }
 
 /// Starts a generation with the model a permit to `infer` names.
-fn generate(
+pub(crate) fn generate(
     permit: &Permit,
     model: &ServedModel,
     prompt: Prompt,
@@ -330,8 +430,5 @@ fn generate(
     debug_assert_eq!(permit.action(), Action::Infer);
     let backend: &Arc<dyn Backend> = &model.backend;
     let generation = backend.generate(prompt, params, !stream)?;
-    Ok(Reply {
-        generation,
-        ended: false,
-    })
+    Ok(Reply::new(generation))
 }

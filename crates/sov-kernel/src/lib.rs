@@ -29,7 +29,9 @@ pub mod admin;
 pub mod exchange;
 pub mod ground;
 pub mod infer;
+pub mod knowledge;
 pub mod node;
+pub mod specialist;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,7 +42,9 @@ use sov_policy::{Action, Caller, Guard, Permit, Principal, Resource};
 
 pub use exchange::{Door, End, Exchange, Refusal, Unrecorded};
 pub use infer::{Backend, ChatCall, CompleteCall, EmbedCall, Embeddings, KernelError, Reply};
+pub use knowledge::{Corpora, Retrieved, SearchCall, Searchable};
 pub use sov_egress::Gate;
+pub use specialist::{AUTO, Grounding, Route, Router, ServedSpecialist};
 
 /// A model the node answers for.
 #[derive(Debug, Clone)]
@@ -66,6 +70,24 @@ struct Inner {
     log: AuditLog,
     node: String,
     gate: Gate,
+    corpora: Corpora,
+    specialists: BTreeMap<String, ServedSpecialist>,
+    embedder: Option<String>,
+    router: Router,
+}
+
+/// The knowledge a node serves: its corpora, its specialists, the embedding model that
+/// searches and routes with, and the router's settings. Empty by default.
+#[derive(Debug, Default)]
+pub struct Library {
+    /// The corpora, by name.
+    pub corpora: Corpora,
+    /// The specialists, by name (never the name of a served model, nor `auto`).
+    pub specialists: BTreeMap<String, ServedSpecialist>,
+    /// The served model that embeds queries, passages' sentences and descriptions.
+    pub embedder: Option<String>,
+    /// How `model: "auto"` is answered.
+    pub router: Router,
 }
 
 /// What a kernel is built from.
@@ -82,6 +104,8 @@ pub struct Parts {
     /// The egress gate, built from the seal's declaration: the only way out for a use case
     /// that reaches another machine (an upstream engine, an MCP server over HTTP).
     pub gate: Gate,
+    /// Corpora, specialists and the router.
+    pub library: Library,
 }
 
 impl Kernel {
@@ -93,6 +117,7 @@ impl Kernel {
             log,
             node,
             gate,
+            library,
         } = parts;
         Self {
             inner: Arc::new(Inner {
@@ -101,6 +126,10 @@ impl Kernel {
                 log,
                 node,
                 gate,
+                corpora: library.corpora,
+                specialists: library.specialists,
+                embedder: library.embedder,
+                router: library.router,
             }),
         }
     }
@@ -165,7 +194,9 @@ impl Kernel {
             .map_err(|_| KernelError::Forbidden(action, resource.clone()))
     }
 
-    /// The models the caller may `infer` with (one recorded decision per served model).
+    /// The models and specialists the caller may `infer` with (one recorded decision each),
+    /// and `auto` when at least one specialist is among them. A specialist is listed with its
+    /// base model's facts.
     pub fn visible_models(&self, ex: &mut Exchange) -> Vec<(String, ServedModel)> {
         let mut out = Vec::new();
         for (name, model) in &self.inner.models {
@@ -176,7 +207,47 @@ impl Kernel {
                 out.push((name.clone(), model.clone()));
             }
         }
+        let mut first_specialist = None;
+        for (name, spec) in &self.inner.specialists {
+            let Some(base) = self.inner.models.get(&spec.base) else {
+                continue;
+            };
+            if self
+                .authorize(ex, Action::Infer, &Resource::Specialist(name.clone()))
+                .is_ok()
+            {
+                first_specialist.get_or_insert_with(|| base.clone());
+                out.push((name.clone(), base.clone()));
+            }
+        }
+        if let Some(base) = first_specialist {
+            out.push((AUTO.to_owned(), base));
+        }
         out
+    }
+
+    /// What `GET /v1/models/{name}` shows: the served model, or a specialist's base, or (for
+    /// `auto`) the first specialist's base; decided before the lookup like a request to it.
+    pub fn describe(&self, ex: &mut Exchange, name: &str) -> Result<ServedModel, KernelError> {
+        if name == AUTO {
+            let visible = self.visible_models(ex);
+            return visible
+                .into_iter()
+                .find(|(n, _)| n == AUTO)
+                .map(|(_, m)| m)
+                .ok_or_else(|| KernelError::ModelNotFound(name.to_owned()));
+        }
+        if let Some(spec) = self.inner.specialists.get(name) {
+            let _permit =
+                self.authorize(ex, Action::Infer, &Resource::Specialist(name.to_owned()))?;
+            return self
+                .inner
+                .models
+                .get(&spec.base)
+                .cloned()
+                .ok_or_else(|| KernelError::ModelNotFound(name.to_owned()));
+        }
+        Ok(self.model(ex, name)?.1)
     }
 
     /// The served model `name`, if the caller may `infer` with it (decided before the lookup,

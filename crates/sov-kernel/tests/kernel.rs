@@ -77,6 +77,7 @@ fn node(with_model: bool) -> Node {
         log: log.clone(),
         node: "test-node".into(),
         gate: Gate::new(Declaration::default(), Arc::new(log.clone()), "system"),
+        library: Default::default(),
     });
     Node {
         kernel,

@@ -90,6 +90,8 @@ async fn respond(
             return Err(e.into());
         }
     };
+    let mut meta = meta;
+    meta.ground(&reply);
     if stream {
         // Recorded before the first byte; dropping the reply on failure stops the generation.
         let started = ex.start_stream(Some(200)).await.map_err(|e| {
@@ -128,6 +130,9 @@ struct Meta {
     id: String,
     created: i64,
     model: String,
+    /// Sovereign's additions for a specialist's or the router's answer: `citations` and
+    /// `sov_route`, at the top level of the response (and of a stream's first chunk).
+    extra: serde_json::Map<String, Value>,
 }
 
 impl Meta {
@@ -137,11 +142,53 @@ impl Meta {
             id: new_id(kind),
             created: now(),
             model,
+            extra: serde_json::Map::new(),
         }
     }
 
+    /// Names the specialist or model that answered and adds the citations and the route.
+    fn ground(&mut self, reply: &Reply) {
+        if let Some(g) = reply.grounding() {
+            self.model = g.specialist.clone();
+            let citations: Vec<Value> = g
+                .citations
+                .iter()
+                .map(|c| {
+                    json!({"index": c.index, "corpus": c.corpus, "document": c.document,
+                           "chunk_sha256": c.chunk_sha256, "score": c.score})
+                })
+                .collect();
+            self.extra
+                .insert("citations".into(), Value::Array(citations));
+        }
+        if let Some(route) = reply.route() {
+            if let Some(choice) = &route.choice {
+                self.model = choice.clone();
+            }
+            let candidates: Vec<Value> = route
+                .candidates
+                .iter()
+                .map(|(name, score)| json!({"specialist": name, "score": score}))
+                .collect();
+            self.extra.insert(
+                "sov_route".into(),
+                json!({"choice": route.choice, "candidates": candidates, "reason": route.reason}),
+            );
+        }
+    }
+
+    /// `value` with the additions at its top level.
+    fn with_extra(&self, mut value: Value) -> Value {
+        if let Value::Object(map) = &mut value {
+            for (k, v) in &self.extra {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        value
+    }
+
     fn whole(&self, text: &str, finish: FinishReason, usage: Usage) -> Value {
-        match self.kind {
+        let value = match self.kind {
             Kind::Chat => json!({
                 "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
@@ -153,7 +200,8 @@ impl Meta {
                 "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish.as_str()}],
                 "usage": usage,
             }),
-        }
+        };
+        self.with_extra(value)
     }
 
     /// One streamed chunk. `delta` is the new text (or the role, for the first chat chunk).
@@ -161,13 +209,15 @@ impl Meta {
         let finish = finish.map(FinishReason::as_str);
         match self.kind {
             Kind::Chat => {
+                let first = matches!(delta, Delta::Role);
                 let delta = match delta {
                     Delta::Role => json!({"role": "assistant", "content": ""}),
                     Delta::Text(t) => json!({"content": t}),
                     Delta::None => json!({}),
                 };
-                json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                       "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+                let chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                       "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+                if first { self.with_extra(chunk) } else { chunk }
             }
             Kind::Text => {
                 let text = match delta {

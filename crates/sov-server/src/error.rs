@@ -305,6 +305,17 @@ impl From<sov_kernel::KernelError> for ApiError {
         match err {
             K::Forbidden(action, resource) => Self::forbidden(action, &resource),
             K::ModelNotFound(name) => Self::model_not_found(&name),
+            K::NotFound(what) => Self::not_found(&what),
+            K::NoSpecialistFits(reason) => Self {
+                status: StatusCode::NOT_FOUND,
+                message: format!(
+                    "No specialist fits this request ({reason}). Name a model or a specialist, \
+                     or ask the owner to set a general model for `auto` ([router] fallback)."
+                ),
+                kind: "invalid_request_error",
+                param: Some("model".into()),
+                code: Some("no_specialist_fits"),
+            },
             K::Invalid { message, param } => Self::invalid(message, param),
             K::Engine(e) => e.into(),
             K::Unrecorded(e) => {

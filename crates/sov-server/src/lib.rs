@@ -244,8 +244,8 @@ async fn get_model(
     door: Door,
     error::ApiPath(id): error::ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (_permit, model) = door
-        .with(async |ex| Ok(state.kernel().model(ex, &id)?))
+    let model = door
+        .with(async |ex| Ok(state.kernel().describe(ex, &id)?))
         .await?;
     Ok(axum::Json(card(&state, &id, &model)))
 }

@@ -202,6 +202,7 @@ pub fn state_with_config(
         log,
         node: "test-node".into(),
         gate,
+        library: Default::default(),
     });
     AppState::new(kernel, config, Access::new(setup.limits))
 }

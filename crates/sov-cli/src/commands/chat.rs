@@ -60,6 +60,7 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
             log: log.clone(),
             node: record::node(home, &config)?,
             gate: Gate::new(config.seal.clone(), Arc::new(log.clone()), "system"),
+            library: Default::default(),
         });
         let chat = Chat {
             kernel,

@@ -150,6 +150,7 @@ fn serve(
         log: log.clone(),
         node,
         gate,
+        library: Default::default(),
     });
     let state = AppState::new(kernel, server_config, access);
     state.set_seal(seal);

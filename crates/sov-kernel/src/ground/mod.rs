@@ -30,6 +30,8 @@ pub struct Passage {
     pub chunk_sha256: String,
     /// Its fused retrieval score.
     pub score: f64,
+    /// The cosine similarity of its embedding with the query's, if it was ranked by it.
+    pub similarity: Option<f32>,
 }
 
 /// A citation as the response carries it: the passage numbered `index` in the answer.
@@ -148,7 +150,11 @@ pub fn select(
     }
     let total = candidates.len().max(1) as f64;
     let weight = |k: &str| (1.0 + total / df.get(k).copied().unwrap_or(1) as f64).ln();
-    let max: f64 = q.iter().map(|k| weight(k)).sum::<f64>().max(f64::MIN_POSITIVE);
+    let max: f64 = q
+        .iter()
+        .map(|k| weight(k))
+        .sum::<f64>()
+        .max(f64::MIN_POSITIVE);
     let mut scored: Vec<(f64, usize)> = candidates
         .iter()
         .zip(&sets)
@@ -245,23 +251,23 @@ pub fn prompt(
     }
 }
 
-/// The answer the caller gets: the model's words, then the best evidence sentence quoted with
-/// its marker (unless the model already quoted it), so the exact source text is always shown.
-/// Without evidence (no passage was readable or relevant) the model's words stand alone.
-pub fn answer(model_text: &str, grounded: &Grounded) -> String {
-    let text = model_text.trim();
+/// What follows the model's words in the answer the caller gets: the best evidence sentence
+/// quoted with its marker (or only the marker, when the model already quoted the sentence), so
+/// the exact source text is always shown. Without evidence (no passage was readable or
+/// relevant) nothing follows. Appended after the generation, so a stream ends with it too.
+pub fn tail(model_text: &str, grounded: &Grounded) -> String {
     let Some(best) = grounded.evidence.first() else {
-        return text.to_owned();
+        return String::new();
     };
     let marker = format!("[{}]", best.index);
-    if text.contains(best.text.as_str()) {
-        return if text.contains(&marker) {
-            text.to_owned()
+    if model_text.contains(best.text.as_str()) {
+        return if model_text.contains(&marker) {
+            String::new()
         } else {
-            format!("{text} {marker}")
+            format!(" {marker}")
         };
     }
-    format!("{text}\n\nSource {marker}: \"{}\"", best.text)
+    format!("\n\nSource {marker}: \"{}\"", best.text)
 }
 
 #[cfg(test)]

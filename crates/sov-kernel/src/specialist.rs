@@ -1,0 +1,307 @@
+//! Specialists: a base model, instructions and corpora under one name, called as `model: NAME`,
+//! and the router that answers `model: "auto"`.
+//!
+//! A specialist answer: authorise `infer` on `Specialist::"NAME"` (before any lookup), retrieve
+//! from its corpora as the caller ([`crate::knowledge`]), choose the evidence sentences, build
+//! the prompt ([`crate::ground`]), generate with the base model's engine (one engine per base,
+//! shared by every specialist on it), and answer with the evidence quoted and the passages
+//! cited. The request's entry names the specialist manifest's hash, the base model's digest,
+//! each corpus manifest's hash and the SHA-256 of every chunk placed in the prompt.
+//!
+//! The router scores each specialist the caller may use by the cosine similarity of the
+//! question's embedding with its description's, and with the best passage the caller may read
+//! in its corpora (the mean of the two); the best at or above the threshold answers. Below it,
+//! the configured general model answers, or the request is refused with `no_specialist_fits`.
+//! The candidates, their scores, the choice and the reason are a `route` entry, and the
+//! response names the chosen specialist.
+
+use std::sync::Arc;
+
+use sov_audit_core::entry::{Kind, Outcome};
+use sov_engine::ChatMessage;
+use sov_policy::{Action, Resource};
+
+use crate::exchange::Exchange;
+use crate::ground::{self, Citation, Grounded};
+use crate::infer::{ChatCall, Reply};
+use crate::{Kernel, KernelError};
+
+/// A specialist the node serves, from its verified manifest.
+#[derive(Debug, Clone)]
+pub struct ServedSpecialist {
+    /// SHA-256 of its signed manifest, lowercase hex.
+    pub manifest_sha256: String,
+    /// The served base model's name.
+    pub base: String,
+    /// Its corpora, in order.
+    pub corpora: Vec<String>,
+    /// What it is for (the router embeds it).
+    pub description: String,
+    /// Its instructions (the system message).
+    pub instructions: String,
+    /// The description's embedding, when the node has an embedding model.
+    pub description_vector: Option<Vec<f32>>,
+}
+
+/// How `model: "auto"` is answered.
+#[derive(Debug, Clone)]
+pub struct Router {
+    /// The general model that answers when no specialist fits (none: refuse).
+    pub fallback: Option<String>,
+    /// The least score a specialist needs to be chosen.
+    pub threshold: f32,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self {
+            fallback: None,
+            threshold: 0.25,
+        }
+    }
+}
+
+/// The name clients use for the router.
+pub const AUTO: &str = "auto";
+
+/// Passages placed in a specialist's prompt.
+pub const PASSAGES: usize = 3;
+
+/// What a grounded answer carries besides its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grounding {
+    /// The specialist that answered.
+    pub specialist: String,
+    /// The passages in the prompt, as cited.
+    pub citations: Vec<Citation>,
+    /// The router's choice, when the request asked for `auto`.
+    pub route: Option<Route>,
+    /// The cited answer's parts: the evidence and prompt it was built from.
+    pub(crate) grounded: Grounded,
+}
+
+/// The router's decision, as the response shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The specialist or general model chosen, if any.
+    pub choice: Option<String>,
+    /// Every candidate the caller may use, with its score, best first.
+    pub candidates: Vec<(String, f32)>,
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl Kernel {
+    /// The specialists the node serves.
+    pub fn specialists(&self) -> &std::collections::BTreeMap<String, ServedSpecialist> {
+        &self.inner.specialists
+    }
+
+    /// A chat answered by the specialist `name` (see the module docs).
+    pub(crate) async fn specialist_chat(
+        &self,
+        ex: &mut Exchange,
+        name: &str,
+        call: ChatCall,
+        route: Option<Route>,
+    ) -> Result<Reply, KernelError> {
+        let permit = self.authorize(ex, Action::Infer, &Resource::Specialist(name.to_owned()))?;
+        let Some(spec) = self.inner.specialists.get(name).cloned() else {
+            return Err(KernelError::ModelNotFound(name.to_owned()));
+        };
+        let base = self.inner.models.get(&spec.base).cloned().ok_or_else(|| {
+            KernelError::Internal(format!(
+                "the base model `{}` of specialist `{name}` is not served",
+                spec.base
+            ))
+        })?;
+        ex.set_model(name, base.sha256);
+        ex.attr("specialist_manifest", &spec.manifest_sha256);
+        ex.attr("base", &spec.base);
+        let question = last_user(&call.messages)?;
+        let retrieved = if spec.corpora.is_empty() {
+            Default::default()
+        } else {
+            self.retrieve(ex, &spec.corpora, &question, PASSAGES)
+                .await?
+        };
+        retrieved.note(ex);
+        let candidates = ground::sentences(&retrieved.passages);
+        let vectors = match (&self.inner.embedder, candidates.is_empty()) {
+            (Some(model), false) => {
+                let texts: Vec<String> = candidates.iter().map(|s| s.text.clone()).collect();
+                let served = self.inner.models.get(model).cloned();
+                match served {
+                    Some(m) => Some(m.backend.embed(&texts).await?.0),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        let qv = (!retrieved.vector.is_empty()).then_some(retrieved.vector.as_slice());
+        let evidence = ground::select(
+            &question,
+            qv,
+            &candidates,
+            vectors.as_deref(),
+            ground::EVIDENCE,
+        );
+        let grounded = ground::prompt(
+            &spec.instructions,
+            &call.messages,
+            &retrieved.passages,
+            &evidence,
+        );
+        let messages = grounded.messages.clone();
+        let backend = base.backend.clone();
+        let prompt = tokio::task::spawn_blocking(move || backend.chat_prompt(&messages))
+            .await
+            .map_err(|e| KernelError::Internal(e.to_string()))??;
+        let grounding = Grounding {
+            specialist: name.to_owned(),
+            citations: grounded.citations.clone(),
+            route,
+            grounded,
+        };
+        let mut reply = crate::infer::generate(&permit, &base, prompt, call.params, call.stream)?;
+        reply.ground(Arc::new(grounding));
+        Ok(reply)
+    }
+
+    /// Answers `model: "auto"` (see the module docs).
+    pub(crate) async fn route(
+        &self,
+        ex: &mut Exchange,
+        call: ChatCall,
+    ) -> Result<Reply, KernelError> {
+        let question = last_user(&call.messages)?;
+        let mut usable = Vec::new();
+        for (name, spec) in &self.inner.specialists {
+            let verdict = self.inner.guard.decide(
+                ex.caller(),
+                Action::Infer,
+                &Resource::Specialist(name.clone()),
+                None,
+            );
+            ex.decided(&verdict);
+            if verdict.is_allowed() {
+                usable.push((name.clone(), spec.clone()));
+            }
+        }
+        let mut candidates = Vec::new();
+        if let Some(model) = self.inner.embedder.clone() {
+            let qv = self.embed_query(&model, &question).await?;
+            for (name, spec) in &usable {
+                let described = spec
+                    .description_vector
+                    .as_deref()
+                    .map_or(0.0, |d| cosine(&qv, d));
+                let best = if spec.corpora.is_empty() {
+                    0.0
+                } else {
+                    self.best_passage(ex, &spec.corpora, &question).await?
+                };
+                candidates.push((name.clone(), (described + best) / 2.0));
+            }
+        }
+        candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let threshold = self.inner.router.threshold;
+        let fallback = self.inner.router.fallback.clone();
+        let (choice, reason) = match candidates.first() {
+            _ if usable.is_empty() => (
+                fallback.clone(),
+                "no specialist is available to the caller".to_owned(),
+            ),
+            None => (
+                fallback.clone(),
+                "the node has no embedding model to route with".to_owned(),
+            ),
+            Some((name, score)) if *score >= threshold => (
+                Some(name.clone()),
+                format!("highest score {score:.3} (threshold {threshold:.2})"),
+            ),
+            Some((_, score)) => (
+                fallback.clone(),
+                format!("best score {score:.3} is below the threshold {threshold:.2}"),
+            ),
+        };
+        let reason = match (&choice, &fallback) {
+            (Some(c), Some(f)) if c == f => format!("{reason}: the general model `{f}` answers"),
+            (None, _) => format!("{reason}: no specialist fits"),
+            _ => reason,
+        };
+        let route = Route {
+            choice: choice.clone(),
+            candidates: candidates.clone(),
+            reason: reason.clone(),
+        };
+        let listed = candidates
+            .iter()
+            .map(|(n, s)| format!("{n}:{s:.4}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        ex.noted(
+            Kind::Route,
+            AUTO,
+            if choice.is_some() {
+                Outcome::Ok
+            } else {
+                Outcome::Denied
+            },
+            &reason,
+            vec![
+                ("candidates".to_owned(), listed),
+                ("choice".to_owned(), choice.clone().unwrap_or_default()),
+                ("threshold".to_owned(), format!("{threshold:.2}")),
+            ],
+        );
+        match choice {
+            Some(c) if self.inner.specialists.contains_key(&c) => {
+                self.specialist_chat(ex, &c, call, Some(route)).await
+            }
+            Some(model) => {
+                let mut reply = self.model_chat(ex, ChatCall { model, ..call }).await?;
+                reply.routed(route);
+                Ok(reply)
+            }
+            None => Err(KernelError::NoSpecialistFits(reason)),
+        }
+    }
+
+    /// The best dense similarity of a passage the caller may read in `corpora` (its decisions
+    /// are recorded like a retrieval's).
+    async fn best_passage(
+        &self,
+        ex: &mut Exchange,
+        corpora: &[String],
+        question: &str,
+    ) -> Result<f32, KernelError> {
+        let found = self.retrieve(ex, corpora, question, PASSAGES).await?;
+        Ok(found
+            .passages
+            .iter()
+            .filter_map(|p| p.similarity)
+            .fold(0.0f32, f32::max)
+            .min(1.0))
+    }
+}
+
+/// The last user message's text: the question retrieval and routing work from.
+fn last_user(messages: &[ChatMessage]) -> Result<String, KernelError> {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user" && !m.content.trim().is_empty())
+        .map(|m| m.content.clone())
+        .ok_or_else(|| KernelError::Invalid {
+            message: "a specialist needs a user message to answer.".into(),
+            param: Some("messages"),
+        })
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
