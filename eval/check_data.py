@@ -10,8 +10,9 @@ What it checks:
 - the PDFs are exactly what make_pdf.py writes from their sources;
 - every question has its fields with the right types, a unique id, a known institution and its
   corpus, a document that exists in that institution, an accepted string that occurs in that
-  document (after normalising), no accepted string already in the question, and the clearance of
-  its document (the institution's level for a confidential one, 0 otherwise);
+  document (after normalising), no accepted string already in the question, the institution's
+  name in the question (for the `auto` router), and the clearance of its document (the
+  institution's level for a confidential one, 0 otherwise);
 - at least 40 questions, at least 20 per institution and 2 per confidential document;
 - each code word occurs in its institution's confidential documents and in no other document.
 """
@@ -118,6 +119,8 @@ def check_questions(institutions, questions, texts, problems):
         echoed = evaldata.matches(q["question"], q["accept"])
         if echoed is not None:
             problems.append(f"{qid}: the question already contains the accepted {echoed!r}")
+        if q["institution"].lower() not in q["question"].lower():
+            problems.append(f"{qid}: the question does not name {q['institution']} (the auto router needs it)")
         want = inst["restricted_clearance"] if restricted else 0
         if q["clearance"] != want:
             problems.append(f"{qid}: clearance {q['clearance']}, but {q['document']} needs {want}")
