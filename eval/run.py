@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Asks the eval's questions of a running `sov serve` and scores the answers.
 
+    SOV_EVAL_API_KEY=sov_... SOV_EVAL_CLEARED_API_KEY=sov_... \\
     ~/.cache/sovereign/venv/bin/python eval/run.py --base-url http://127.0.0.1:8787/v1 \\
-        --api-key sov_... --cleared-api-key sov_... \\
         --target specialist=@specialist --target bare=smollm2-135m-instruct --target auto=auto
 
 A target is NAME=MODEL. MODEL `@specialist` sends each question to its institution's specialist
@@ -11,9 +11,11 @@ one user message, at temperature 0. A question with clearance above 0 is asked w
 caller's key (it is skipped without one) and asked again with the normal key as a leak check: no
 answer or citation given to the normal key may contain a code word, of any institution.
 
-Scores per target: accuracy (an accepted string in the answer), hit@3 (the question's document
-among the documents of the first 3 `citations`; for targets whose answers carry citations),
-retrieval hit@k (the document anywhere in an optional `sov_retrieval` list), p50 latency. Writes
+Scores per target: accuracy (an accepted string in the answer); the same in the model's own
+words (the answer without the evidence sentence that sov quotes after a grounded answer); hit@3
+(the question's document among the documents of the first 3 `citations`, for targets whose
+answers carry citations); retrieval hit@k (the document anywhere in an optional `sov_retrieval`
+list); p50 latency. Writes
 eval/results/<date>-<label>.json and prints Markdown tables. Exit status: 0, 2 if the server
 cannot be used, 3 if a code word leaked, 4 if every request to a target failed.
 """
@@ -21,6 +23,8 @@ cannot be used, 3 if a code word leaked, 4 if every request to a target failed.
 import argparse
 import hashlib
 import json
+import os
+import re
 import statistics
 import sys
 import time
@@ -110,6 +114,16 @@ def doc_hit(entries, q, k=None):
     return False
 
 
+# A grounded answer ends with its best evidence quoted: `\n\nSource [n]: "..."` (sov-kernel's
+# ground::answer). What precedes it is the model's own words.
+QUOTED_SOURCE = re.compile(r"\n\nSource \[\d+\]: \"")
+
+
+def own_words(text):
+    """The answer without the quoted evidence sov appends to a grounded answer."""
+    return QUOTED_SOURCE.split(text, maxsplit=1)[0]
+
+
 def record(q, model, who, body, text, latency, error, code_words):
     citations = (body or {}).get("citations")
     retrieval = (body or {}).get("sov_retrieval")
@@ -120,10 +134,12 @@ def record(q, model, who, body, text, latency, error, code_words):
         "kind": q["kind"],
         "clearance": q["clearance"],
         "model": model,
+        "served_by": (body or {}).get("model"),
         "key": who,
         "answer": text,
         "matched": evaldata.matches(text, q["accept"]) if body else None,
         "correct": bool(body) and evaldata.matches(text, q["accept"]) is not None,
+        "correct_own_words": bool(body) and evaldata.matches(own_words(text), q["accept"]) is not None,
         "citations": citations,
         "hit_at_3": doc_hit(citations, q, 3) if isinstance(citations, list) else None,
         "sov_retrieval": retrieval,
@@ -147,6 +163,7 @@ def pct(hits, total):
 
 def summarise(rows, leak_rows, restricted):
     hits, total = rate(rows, "correct")
+    own, _ = rate(rows, "correct_own_words")
     h3 = rate(rows, "hit_at_3")
     hk = rate(rows, "retrieval_hit")
     lat = [r["latency_s"] for r in rows if r["error"] is None]
@@ -168,6 +185,7 @@ def summarise(rows, leak_rows, restricted):
         "questions": total,
         "correct": hits,
         "accuracy": hits / total if total else None,
+        "correct_own_words": own,
         "hit_at_3": h3[0] / h3[1] if h3[1] else None,
         "hit_at_3_counts": list(h3),
         "retrieval_hit_at_k": hk[0] / hk[1] if hk[1] else None,
@@ -186,15 +204,17 @@ def summarise(rows, leak_rows, restricted):
 
 def table(summaries):
     lines = [
-        "| target | model | accuracy | hit@3 | retrieval hit@k | p50 latency | questions | errors | code-word leaks |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| target | model | accuracy | own words | hit@3 | retrieval hit@k | p50 latency | questions | errors"
+        " | code-word leaks |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, (model, s) in summaries.items():
         h3, hk = s["hit_at_3_counts"], s["retrieval_hit_counts"]
         p50 = f"{s['p50_latency_s']:.2f} s" if s["p50_latency_s"] is not None else "n/a"
         leaks = s["leak_check"]
         lines.append(
-            f"| {name} | {model} | {pct(s['correct'], s['questions'])} | {pct(*h3)} | {pct(*hk)} | {p50} "
+            f"| {name} | {model} | {pct(s['correct'], s['questions'])} | {pct(s['correct_own_words'], s['questions'])} "
+            f"| {pct(*h3)} | {pct(*hk)} | {p50} "
             f"| {s['questions']} | {s['errors']} | {len(leaks['code_word_leaks'])} of {leaks['asked']} |"
         )
     kinds = sorted({k for _, s in summaries.values() for k in s["by_kind"]})
@@ -208,8 +228,11 @@ def table(summaries):
 def main():
     p = argparse.ArgumentParser(description="Ask the eval's questions of `sov serve` and score the answers.")
     p.add_argument("--base-url", required=True, help="the API's base URL, e.g. http://127.0.0.1:8787/v1")
-    p.add_argument("--api-key", required=True, help="a normal (uncleared) caller's token")
-    p.add_argument("--cleared-api-key", help="a cleared caller's token, for questions with clearance > 0")
+    # Tokens may come from the environment, so that they do not show in the process list.
+    p.add_argument("--api-key", default=os.environ.get("SOV_EVAL_API_KEY"),
+                   help="a normal (uncleared) caller's token (default: $SOV_EVAL_API_KEY)")
+    p.add_argument("--cleared-api-key", default=os.environ.get("SOV_EVAL_CLEARED_API_KEY"),
+                   help="a cleared caller's token, for questions with clearance > 0 (default: $SOV_EVAL_CLEARED_API_KEY)")
     p.add_argument("--target", action="append", default=[], metavar="NAME=MODEL", required=True,
                    help=f"a target (repeatable); MODEL {SPECIALIST} means each institution's specialist")
     p.add_argument("--specialist", action="append", default=[], metavar="INSTITUTION=NAME",
@@ -221,6 +244,8 @@ def main():
     p.add_argument("--timeout", type=float, default=300, help="seconds one request may take")
     p.add_argument("--out", default=str(evaldata.EVAL / "results"), help="folder for the results file")
     args = p.parse_args()
+    if not args.api_key:
+        p.error("--api-key (or $SOV_EVAL_API_KEY) is required")
 
     institutions = evaldata.load_institutions()
     targets = parse_pairs(args.target, "--target")

@@ -108,8 +108,10 @@ cp "$EVAL_DIR/policies/"*.cedar "$SOV_HOME/policies/"
 "$sov" policy show >>"$log"
 "$sov" principal add eval-reader --role eval --attr clearance=0 >>"$log"
 "$sov" principal add eval-cleared --role eval --attr clearance=3 >>"$log"
-reader_key="$("$sov" token issue eval-reader --expires 1d --scope infer,read-corpus 2>>"$log")"
-cleared_key="$("$sov" token issue eval-cleared --expires 1d --scope infer,read-corpus 2>>"$log")"
+# Handed to run.py in its environment, not its arguments, so they stay out of the process list.
+SOV_EVAL_API_KEY="$("$sov" token issue eval-reader --expires 1d --scope infer,read-corpus 2>>"$log")"
+SOV_EVAL_CLEARED_API_KEY="$("$sov" token issue eval-cleared --expires 1d --scope infer,read-corpus 2>>"$log")"
+export SOV_EVAL_API_KEY SOV_EVAL_CLEARED_API_KEY
 # The policies must already say what the eval expects, before anything is served.
 while IFS=$'\t' read -r key corpus specialist public restricted clearance description; do
     for doc in "$EVAL_DIR/$restricted"/*; do
@@ -147,6 +149,5 @@ done
 say "eval/run.py (${targets[*]})"
 status=0
 "$PYTHON" "$EVAL_DIR/run.py" --base-url "http://127.0.0.1:$port/v1" \
-    --api-key "$reader_key" --cleared-api-key "$cleared_key" \
     "${targets[@]}" --label "$label" "${run_args[@]}" || status=$?
 exit "$status"

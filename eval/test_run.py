@@ -5,8 +5,9 @@
 
 The stub answers each question with its canonical answer and cites its document, except that
 one confidential question's answer (with the code word) is also given to the uncleared key and
-one public question is cited wrongly: run.py must score 4 of 4 correct, hit@3 3 of 4, find the
-leak, name the restricted citation and exit 3. A second run with no server must exit 2.
+one public question is cited wrongly and answered only in its quoted evidence: run.py must score
+4 of 4 correct, 3 of 4 in the model's own words, hit@3 3 of 4, find the leak, name the
+restricted citation and exit 3. A second run with no server must exit 2.
 """
 
 import json
@@ -44,6 +45,8 @@ class Stub(BaseHTTPRequestHandler):
         cleared = self.headers["authorization"] == "Bearer cleared"
         doc = "other.md" if q["id"] == "bov-06" else q["document"]
         answer = f"The answer is {q['answer']} [1]."
+        if q["id"] == "bov-06":  # wrong in the model's words, right in the quoted evidence
+            answer = f"I do not know.\n\nSource [1]: \"The fee is {q['answer']}.\""
         if q["clearance"] and not cleared and q["id"] != "hgh-22":
             answer, doc = "I cannot say.", None
         citations = [{"index": 1, "corpus": q["corpus"], "document": doc, "chunk_sha256": "0" * 64, "score": 0.03}]
@@ -77,6 +80,7 @@ def main():
             s = json.loads(files[0].read_text())["targets"]["spec"]["summary"]
             checks = {
                 "correct": (s["correct"], 4),
+                "correct in own words": (s["correct_own_words"], 3),
                 "questions": (s["questions"], 4),
                 "hit@3": (s["hit_at_3_counts"], [3, 4]),
                 "leaks": (s["leak_check"]["code_word_leaks"], ["hgh-22"]),
