@@ -57,6 +57,21 @@ max_embedding_tokens = 16384
 # The model `sov chat` uses without --model. Empty: the only model in the store.
 default_model = ""
 
+[knowledge]
+# The embedding model corpora are built and searched with, and the router embeds with.
+# Empty: the only embedding-only model (e.g. all-minilm-l6-v2) in the store.
+embedding_model = ""
+# Largest document file `sov corpus add` accepts, in bytes.
+max_document_bytes = 16777216
+
+[router]
+# The general model that answers `model: "auto"` when no specialist fits. Empty: such a request
+# is refused (HTTP 404, code no_specialist_fits).
+fallback = ""
+# The least score a specialist needs to be chosen: the mean of the question's cosine similarity
+# with the specialist's description and with the best passage the caller may read in its corpora.
+threshold = 0.25
+
 [audit]
 # The longest a durable entry waits for a signed checkpoint that covers it, in milliseconds.
 checkpoint_interval_ms = 1000
@@ -104,6 +119,8 @@ pub struct Config {
     pub server: ServerSection,
     pub engine: EngineSection,
     pub chat: ChatSection,
+    pub knowledge: KnowledgeSection,
+    pub router: RouterSection,
     pub audit: AuditSection,
     pub limits: LimitsSection,
     pub seal: sov_seal::Declaration,
@@ -153,6 +170,51 @@ impl LimitsSection {
                 per_minute: self.unauthenticated_entries_per_minute,
                 burst: (self.unauthenticated_entries_per_minute / 6).max(1),
             },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeSection {
+    pub embedding_model: String,
+    pub max_document_bytes: u64,
+}
+
+impl Default for KnowledgeSection {
+    fn default() -> Self {
+        Self {
+            embedding_model: String::new(),
+            max_document_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterSection {
+    pub fallback: String,
+    pub threshold: f32,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        Self {
+            fallback: String::new(),
+            threshold: sov_kernel::Router::default().threshold,
+        }
+    }
+}
+
+impl RouterSection {
+    /// The kernel's router; a threshold outside 0..=1 is refused.
+    pub fn router(&self) -> Result<sov_kernel::Router> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            bail!("[router] threshold must be between 0 and 1");
+        }
+        Ok(sov_kernel::Router {
+            fallback: (!self.fallback.is_empty()).then(|| self.fallback.clone()),
+            threshold: self.threshold,
         })
     }
 }

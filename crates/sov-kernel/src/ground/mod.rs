@@ -7,9 +7,9 @@
 //! (by the words they share, weighted by how rare each word is among the candidates, and by
 //! embedding similarity when the kernel has an embedding model), shown first and marked with
 //! their passage's number, followed by the passages themselves. The answer the caller gets is
-//! the model's words followed by the best evidence sentence quoted verbatim with its `[n]`
-//! marker, so a reader always sees the exact text the answer rests on, whatever the model made
-//! of it. Every passage placed in the prompt is cited (`citations`), in the order shown.
+//! the model's words followed by the two best evidence sentences quoted verbatim with their
+//! `[n]` markers, so a reader always sees the exact text the answer rests on, whatever the
+//! model made of it. Every passage placed in the prompt is cited (`citations`), in the order shown.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -251,23 +251,32 @@ pub fn prompt(
     }
 }
 
-/// What follows the model's words in the answer the caller gets: the best evidence sentence
-/// quoted with its marker (or only the marker, when the model already quoted the sentence), so
-/// the exact source text is always shown. Without evidence (no passage was readable or
-/// relevant) nothing follows. Appended after the generation, so a stream ends with it too.
+/// Evidence sentences quoted after the model's words.
+pub const QUOTED: usize = 2;
+
+/// What follows the model's words in the answer the caller gets: the best [`QUOTED`] evidence
+/// sentences quoted with their markers (a sentence the model already quoted gets only its
+/// marker, if it lacks it), so the exact source text is always shown. Without evidence (no
+/// passage was readable or relevant) nothing follows. Appended after the generation, so a
+/// stream ends with it too.
 pub fn tail(model_text: &str, grounded: &Grounded) -> String {
-    let Some(best) = grounded.evidence.first() else {
-        return String::new();
-    };
-    let marker = format!("[{}]", best.index);
-    if model_text.contains(best.text.as_str()) {
-        return if model_text.contains(&marker) {
-            String::new()
+    let mut out = String::new();
+    let mut quotes = Vec::new();
+    for s in grounded.evidence.iter().take(QUOTED) {
+        let marker = format!("[{}]", s.index);
+        if model_text.contains(s.text.as_str()) {
+            if !model_text.contains(&marker) && !out.contains(&marker) {
+                out.push_str(&format!(" {marker}"));
+            }
         } else {
-            format!(" {marker}")
-        };
+            quotes.push(format!("{marker} \"{}\"", s.text));
+        }
     }
-    format!("\n\nSource {marker}: \"{}\"", best.text)
+    if !quotes.is_empty() {
+        out.push_str("\n\nSources: ");
+        out.push_str(&quotes.join(" "));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -144,16 +144,29 @@ fn the_prompt_puts_evidence_and_passages_before_the_question_and_cites_every_pas
 
 #[test]
 fn the_answer_quotes_its_best_evidence_once() {
-    let passages = [passage("a.md", SICK)];
-    let evidence = select("extension absence", None, &sentences(&passages), None, 1);
+    let passages = [passage("a.md", SICK), passage("b.md", PURCHASE)];
+    let evidence = select(
+        "extension absence form",
+        None,
+        &sentences(&passages),
+        None,
+        3,
+    );
+    assert!(evidence[0].text.contains("4471"), "{evidence:?}");
+    assert!(evidence[1].text.contains("PX-19"), "{evidence:?}");
     let g = prompt(DEFAULT_INSTRUCTIONS, &[user("q")], &passages, &evidence);
     assert_eq!(
         tail("Call 4471.", &g),
-        "\n\nSource [1]: \"Absences must be reported to the duty manager on extension 4471 before 07:30 on the first day.\""
+        "\n\nSources: [1] \"Absences must be reported to the duty manager on extension 4471 before 07:30 on the first day.\" [2] \"Any purchase above 2,500 crowns needs form PX-19.\""
     );
+    // A sentence the model quoted gets its marker; only the other one is quoted.
     let quoted = format!("It says: {}", evidence[0].text);
-    assert_eq!(tail(&quoted, &g), " [1]");
-    assert_eq!(tail(&format!("{quoted} [1]"), &g), "");
+    assert_eq!(
+        tail(&quoted, &g),
+        " [1]\n\nSources: [2] \"Any purchase above 2,500 crowns needs form PX-19.\""
+    );
+    let both = format!("{} [1] {} [2]", evidence[0].text, evidence[1].text);
+    assert_eq!(tail(&both, &g), "");
     let none = prompt(DEFAULT_INSTRUCTIONS, &[user("q")], &[], &[]);
     assert_eq!(tail("I do not know.", &none), "");
 }
