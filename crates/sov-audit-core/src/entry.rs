@@ -85,13 +85,23 @@ pub enum Kind {
     Recovery,
     /// 14: a change to the directory (a principal added or disabled, a token issued or revoked).
     IdentityChange,
+    /// 15: a change to a corpus (a corpus, or a document in it, added, replaced or removed).
+    CorpusChange,
+    /// 16: a specialist added (or replaced) or removed.
+    SpecialistChange,
+    /// 17: the router's choice for a `model: auto` request: the candidates, their scores, the
+    /// choice and why.
+    Route,
+    /// 18: a search over corpora for a caller: which corpora, how many documents were readable
+    /// and how many withheld, the hashes of the chunks returned.
+    Retrieval,
     /// Any other non-zero code: written by a newer version, kept as is.
     Other(u16),
 }
 
 impl Kind {
     /// The kinds this version knows, in code order.
-    pub const KNOWN: [Kind; 14] = [
+    pub const KNOWN: [Kind; 18] = [
         Kind::ServerStart,
         Kind::ServerStop,
         Kind::ModelImport,
@@ -106,6 +116,10 @@ impl Kind {
         Kind::SealAttestation,
         Kind::Recovery,
         Kind::IdentityChange,
+        Kind::CorpusChange,
+        Kind::SpecialistChange,
+        Kind::Route,
+        Kind::Retrieval,
     ];
 
     /// The kind's code in the format.
@@ -125,6 +139,10 @@ impl Kind {
             Kind::SealAttestation => 12,
             Kind::Recovery => 13,
             Kind::IdentityChange => 14,
+            Kind::CorpusChange => 15,
+            Kind::SpecialistChange => 16,
+            Kind::Route => 17,
+            Kind::Retrieval => 18,
             Kind::Other(code) => code,
         }
     }
@@ -159,6 +177,10 @@ impl Kind {
             Kind::SealAttestation => "seal.attestation",
             Kind::Recovery => "recovery",
             Kind::IdentityChange => "identity.change",
+            Kind::CorpusChange => "corpus.change",
+            Kind::SpecialistChange => "specialist.change",
+            Kind::Route => "route",
+            Kind::Retrieval => "retrieval",
             Kind::Other(code) => return format!("kind.{code}"),
         };
         known.to_owned()
@@ -846,6 +868,41 @@ mod tests {
         for k in Kind::KNOWN {
             assert_eq!(Kind::from_code(k.code()), Some(k));
         }
+    }
+
+    #[test]
+    fn kind_codes_and_names_are_fixed() {
+        // Part of the format: a code never changes meaning, a name never changes spelling.
+        let expected = [
+            (1, "server.start"),
+            (2, "server.stop"),
+            (3, "model.import"),
+            (4, "model.load"),
+            (5, "model.remove"),
+            (6, "inference"),
+            (7, "refusal"),
+            (8, "policy.decision"),
+            (9, "policy.change"),
+            (10, "egress.decision"),
+            (11, "key.rotation"),
+            (12, "seal.attestation"),
+            (13, "recovery"),
+            (14, "identity.change"),
+            (15, "corpus.change"),
+            (16, "specialist.change"),
+            (17, "route"),
+            (18, "retrieval"),
+        ];
+        let known: Vec<(u16, String)> = Kind::KNOWN.iter().map(|k| (k.code(), k.name())).collect();
+        let expected: Vec<(u16, String)> = expected
+            .iter()
+            .map(|(c, n)| (*c, (*n).to_owned()))
+            .collect();
+        assert_eq!(known, expected);
+        assert_eq!(Kind::from_code(16), Some(Kind::SpecialistChange));
+        // The first code after the known ones is still kept, as `Other`.
+        assert_eq!(Kind::from_code(19), Some(Kind::Other(19)));
+        assert_eq!(Kind::Other(19).name(), "kind.19");
     }
 
     #[test]
