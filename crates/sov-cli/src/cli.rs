@@ -26,6 +26,10 @@ pub enum Command {
     /// Manage the owned model store.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Manage specialists: a base model with instructions, corpora, tools and an optional LoRA
+    /// adapter, approved by the owner's signature.
+    #[command(subcommand)]
+    Specialist(SpecialistCommand),
     /// Ask a model a question (or start an interactive chat), loading it in this process.
     Chat(ChatArgs),
     /// Serve the OpenAI-compatible HTTP API.
@@ -227,6 +231,56 @@ pub enum ModelCommand {
         /// The model's name.
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpecialistCommand {
+    /// Add a specialist (or replace one, with --replace) and sign its manifest.
+    Add(SpecialistAddArgs),
+    /// List the specialists.
+    List,
+    /// Show one specialist's manifest, after checking its signature.
+    Show {
+        /// The specialist's name.
+        name: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a specialist (and its adapter file, if no other specialist uses it).
+    Rm {
+        /// The specialist's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SpecialistAddArgs {
+    /// Its name: 1 to 64 of `a-z 0-9 . _ -`; not `auto` (the router's) nor a model's name.
+    pub name: String,
+    /// The base model, by its name in the model store.
+    #[arg(long, value_name = "BASE")]
+    pub model: String,
+    /// The corpora to ground its answers in, in order (comma-separated, or repeated).
+    #[arg(long = "corpus", value_name = "C", value_delimiter = ',')]
+    pub corpora: Vec<String>,
+    /// What it is for, in plain words: the router picks a specialist by it (default: a
+    /// sentence from its name and corpora).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// A UTF-8 file with its instructions, at most 32 KiB (default: answer only from the
+    /// numbered passages, cite them as [n], and say so when they do not hold the answer).
+    #[arg(long, value_name = "FILE")]
+    pub instructions: Option<PathBuf>,
+    /// The tools it may call (comma-separated).
+    #[arg(long, value_name = "T", value_delimiter = ',')]
+    pub tools: Vec<String>,
+    /// A LoRA adapter (GGUF) for the base model.
+    #[arg(long, value_name = "FILE.gguf")]
+    pub adapter: Option<PathBuf>,
+    /// Replace the specialist of this name, if there is one.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Args)]

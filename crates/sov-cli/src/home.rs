@@ -5,6 +5,7 @@
 //!   sov.toml               the configuration, documented in place
 //!   keys/                  the owner's and the audit log's signing keys (secret files 0600)
 //!   models/                the content-addressed model store
+//!   specialists/           signed specialist manifests and their LoRA adapters (see sov-specialist)
 //!   audit/                 the Open Audit Record (C2SP tlog-tiles layout, see sov-audit)
 //!   policies/              the Cedar policies in force (`*.cedar`; the starter set at first)
 //!   state/identity.db      principals and API token hashes (SQLite, 0600)
@@ -367,6 +368,9 @@ impl Home {
     }
     pub fn models_dir(&self) -> PathBuf {
         self.root.join("models")
+    }
+    pub fn specialists_dir(&self) -> PathBuf {
+        self.root.join("specialists")
     }
     pub fn audit_dir(&self) -> PathBuf {
         self.root.join("audit")

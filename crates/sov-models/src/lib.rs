@@ -61,7 +61,7 @@ mod store;
 mod verify;
 
 pub use error::StoreError;
-pub use gguf::{GgufError, GgufInfo, read_info};
+pub use gguf::{GgufError, GgufInfo, GgufType, read_info, read_typed};
 pub use manifest::{CHUNK_SIZE, MANIFEST_DOMAIN, MANIFEST_FORMAT, Manifest, validate_name};
 pub use store::{ImportOutcome, ModelStore};
 pub use verify::VerifiedModel;

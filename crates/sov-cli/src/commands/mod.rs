@@ -9,6 +9,7 @@ mod policy;
 mod principal;
 mod seal;
 mod serve;
+mod specialist;
 mod token;
 
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use anyhow::Result;
 
 use crate::cli::{
     AuditCommand, Cli, Command, ModelCommand, PolicyCommand, PrincipalCommand, SealCommand,
-    TokenCommand,
+    SpecialistCommand, TokenCommand,
 };
 use crate::home::Home;
 
@@ -33,6 +34,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ModelCommand::Show { name } => model::show::run(&home, &name),
             ModelCommand::Verify { name } => model::verify::run(&home, name.as_deref()),
             ModelCommand::Rm { name } => model::rm::run(&home, &name),
+        },
+        Command::Specialist(cmd) => match cmd {
+            SpecialistCommand::Add(args) => specialist::add::run(&home, &args),
+            SpecialistCommand::List => specialist::list::run(&home),
+            SpecialistCommand::Show { name, json } => specialist::show::run(&home, &name, json),
+            SpecialistCommand::Rm { name } => specialist::rm::run(&home, &name),
         },
         Command::Chat(args) => chat::run(&home, &args),
         Command::Serve(args) => serve::run(&home, &args),

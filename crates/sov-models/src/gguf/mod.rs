@@ -88,15 +88,38 @@ pub struct GgufInfo {
     pub tensor_count: u64,
 }
 
+/// What a GGUF file says it is: `general.type` and, for an adapter, `adapter.type`.
+///
+/// Kept apart from [`GgufInfo`], which every model manifest stores and signs, so that the
+/// manifest format does not change with it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GgufType {
+    /// `general.type`: `model` or `adapter` in files written by llama.cpp's converters; absent
+    /// in older files (which are models).
+    pub general: Option<String>,
+    /// `adapter.type`, e.g. `lora`; only adapters have it.
+    pub adapter: Option<String>,
+}
+
 /// Parses the header of the GGUF file at `path` and checks that its tensor data fits.
 pub fn read_info(path: &Path) -> Result<GgufInfo, GgufError> {
+    read_typed(path).map(|(info, _)| info)
+}
+
+/// [`read_info`], and what the file says it is (a model, an adapter), from the same read.
+pub fn read_typed(path: &Path) -> Result<(GgufInfo, GgufType), GgufError> {
     let file = File::open(path).map_err(GgufError::Io)?;
     let len = file.metadata().map_err(GgufError::Io)?.len();
-    parse(BufReader::with_capacity(256 * 1024, file), len)
+    parse_typed(BufReader::with_capacity(256 * 1024, file), len)
 }
 
 /// Parses GGUF from any reader whose total length is `len`.
 pub fn parse<R: Read + Seek>(inner: R, len: u64) -> Result<GgufInfo, GgufError> {
+    parse_typed(inner, len).map(|(info, _)| info)
+}
+
+/// [`parse`], and what the file says it is.
+pub fn parse_typed<R: Read + Seek>(inner: R, len: u64) -> Result<(GgufInfo, GgufType), GgufError> {
     let mut r = Reader::new(inner, len);
     if r.remaining() < 4 || r.array::<4>("magic")? != MAGIC {
         return Err(GgufError::NotGguf);
@@ -134,7 +157,11 @@ pub fn parse<R: Read + Seek>(inner: R, len: u64) -> Result<GgufInfo, GgufError> 
             what: "tensor data",
         });
     }
-    meta.into_info(version, tensor_count, &tensors)
+    let ty = GgufType {
+        general: meta.general_type.take(),
+        adapter: meta.adapter_type.take(),
+    };
+    Ok((meta.into_info(version, tensor_count, &tensors)?, ty))
 }
 
 fn overflow() -> GgufError {
@@ -220,6 +247,8 @@ struct Metadata {
     size_label: Option<String>,
     license: Option<String>,
     chat_template: Option<String>,
+    general_type: Option<String>,
+    adapter_type: Option<String>,
     file_type: Option<u64>,
     /// `(key, value)` for keys ending in `.context_length` / `.embedding_length`
     /// (the architecture may come later); bounded in number.
@@ -235,6 +264,8 @@ impl Default for Metadata {
             size_label: None,
             license: None,
             chat_template: None,
+            general_type: None,
+            adapter_type: None,
             file_type: None,
             lengths: Vec::new(),
         }

@@ -36,6 +36,8 @@ impl Metadata {
             b"general.size_label" => Some(&mut self.size_label),
             b"general.license" => Some(&mut self.license),
             b"tokenizer.chat_template" => Some(&mut self.chat_template),
+            b"general.type" => Some(&mut self.general_type),
+            b"adapter.type" => Some(&mut self.adapter_type),
             _ => None,
         };
         if let Some(slot) = slot {

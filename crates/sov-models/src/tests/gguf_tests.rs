@@ -1,7 +1,7 @@
 use std::io::Cursor;
 
 use super::builder::{Tensor, Value, build, tiny_model};
-use crate::gguf::{GgufError, parse, read_info};
+use crate::gguf::{GgufError, GgufType, parse, parse_typed, read_info};
 
 fn parse_bytes(bytes: &[u8]) -> Result<crate::GgufInfo, GgufError> {
     parse(Cursor::new(bytes), bytes.len() as u64)
@@ -20,6 +20,42 @@ fn parses_synthetic_model() {
     assert_eq!(info.license.as_deref(), Some("apache-2.0"));
     assert_eq!(info.parameters, 64 * 32 + 64);
     assert_eq!(info.tensor_count, 2);
+}
+
+#[test]
+fn the_type_keys_are_read_apart_from_the_info() {
+    // A model without the keys (older converters) says nothing about its type.
+    let bytes = tiny_model("tiny");
+    let (info, ty) = parse_typed(Cursor::new(&bytes), bytes.len() as u64).unwrap();
+    assert_eq!(info, parse_bytes(&bytes).unwrap());
+    assert_eq!(ty, GgufType::default());
+    // A LoRA adapter as llama.cpp's convert_lora_to_gguf.py writes it.
+    let adapter = build(
+        &[
+            ("general.architecture", Value::Str("llama")),
+            ("general.type", Value::Str("adapter")),
+            ("adapter.type", Value::Str("lora")),
+        ],
+        &[Tensor {
+            name: "blk.0.attn_q.weight.lora_a",
+            dims: vec![64, 8],
+            ty: 0,
+        }],
+    );
+    let (info, ty) = parse_typed(Cursor::new(&adapter), adapter.len() as u64).unwrap();
+    assert_eq!(info.architecture, "llama");
+    assert_eq!(ty.general.as_deref(), Some("adapter"));
+    assert_eq!(ty.adapter.as_deref(), Some("lora"));
+    // A type key of the wrong value type is skipped, not trusted.
+    let odd = build(
+        &[
+            ("general.architecture", Value::Str("llama")),
+            ("general.type", Value::U32(1)),
+        ],
+        &[],
+    );
+    let (_, ty) = parse_typed(Cursor::new(&odd), odd.len() as u64).unwrap();
+    assert_eq!(ty.general, None);
 }
 
 #[test]
@@ -168,6 +204,10 @@ fn parses_smollm2_starter() {
         info.parameters > 100_000_000 && info.parameters < 200_000_000,
         "{info:?}"
     );
+    let (typed, ty) = crate::gguf::read_typed(std::path::Path::new(&path)).unwrap();
+    assert_eq!(typed, info);
+    assert_eq!(ty.general.as_deref(), Some("model"));
+    assert_eq!(ty.adapter, None);
 }
 
 /// Writes the seed corpus of the `gguf` fuzz target (fuzz/corpus/gguf/): small valid files from

@@ -47,10 +47,10 @@ pub(crate) fn decode(index: u64, bytes: &[u8]) -> Result<Entry> {
     Entry::decode(bytes).with_context(|| format!("entry {index} does not decode"))
 }
 
-/// One line per entry, for `tail`.
+/// One line per entry, for `tail` (the kind's column fits the longest name, `specialist.change`).
 pub(crate) fn line(e: &Entry) -> String {
     format!(
-        "{:>7}  {}  {:<16} {:<9} {:<16} {}",
+        "{:>7}  {}  {:<17} {:<9} {:<16} {}",
         e.index,
         rfc3339_ms(e.time_ms),
         e.kind.name(),

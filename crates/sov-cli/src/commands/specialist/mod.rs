@@ -1,0 +1,57 @@
+//! `sov specialist ...`: specialists, each a base model with instructions, corpora, tools and
+//! an optional LoRA adapter, in a manifest the owner signs (sov-specialist).
+
+pub mod add;
+pub mod list;
+pub mod rm;
+pub mod show;
+
+use anyhow::{Context, Result};
+use sov_specialist::{Manifest, SpecialistStore};
+
+use crate::home::Home;
+
+pub(crate) fn open_store(home: &Home) -> Result<SpecialistStore> {
+    home.require_initialised()?;
+    SpecialistStore::open(&home.specialists_dir()).context("failed to open the specialist store")
+}
+
+/// Whether the corpus `name` (already checked to be a valid name) exists in this home. Corpora
+/// belong to the knowledge crate; until it is wired in here, a corpus is its folder
+/// `<home>/corpora/<name>/`, and this one function is what changes when it is.
+pub(crate) fn corpus_exists(home: &Home, name: &str) -> bool {
+    home.root().join("corpora").join(name).is_dir()
+}
+
+/// The tools installed on this node, which a specialist's tools are checked against. None yet:
+/// tools arrive with the sov-tools crate.
+pub(crate) fn installed_tools() -> Vec<String> {
+    Vec::new()
+}
+
+/// What a specialist.change entry says about a specialist: its base model and the digest the
+/// owner approved, its corpora, its manifest's digest, and its adapter and tools if it has any.
+pub(crate) fn entry_attrs(m: &Manifest) -> Vec<(&'static str, String)> {
+    let mut attrs = vec![
+        ("base", m.base.name.clone()),
+        ("base_sha256", m.base.sha256.clone()),
+        ("corpora", m.corpora.join(",")),
+        ("manifest_sha256", m.sha256()),
+    ];
+    if let Some(a) = &m.adapter {
+        attrs.push(("adapter_sha256", a.sha256.clone()));
+    }
+    if !m.tools.is_empty() {
+        attrs.push(("tools", m.tools.join(",")));
+    }
+    attrs
+}
+
+/// A list for people: `a, b` or `none`.
+pub(crate) fn or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
