@@ -97,8 +97,8 @@ impl Corpus {
         if actual != self.manifest.embedder {
             return Err(KnowledgeError::EmbedderMismatch {
                 corpus: self.name.clone(),
-                expected: self.manifest.embedder.clone(),
-                actual,
+                expected: Box::new(self.manifest.embedder.clone()),
+                actual: Box::new(actual),
             });
         }
         let attributes = manifest::attributes(&options.attributes)?;

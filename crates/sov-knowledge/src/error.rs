@@ -85,9 +85,9 @@ pub enum KnowledgeError {
         /// The corpus.
         corpus: String,
         /// The embedder in the corpus's manifest.
-        expected: EmbedderId,
+        expected: Box<EmbedderId>,
         /// The embedder given.
-        actual: EmbedderId,
+        actual: Box<EmbedderId>,
     },
     /// The embedder id given to [`KnowledgeStore::create`](crate::KnowledgeStore::create) is not usable.
     #[error("failed to use embedder `{name}`: {reason}")]

@@ -267,7 +267,9 @@ fn classified() -> (Vec<tempfile::TempDir>, Corpus, sov_keys::OwnerKeys, PathBuf
         clearance: Some(3),
         ..AddOptions::default()
     };
-    corpus.add(&[secret.clone()], &cleared, &e, &keys).unwrap();
+    corpus
+        .add(std::slice::from_ref(&secret), &cleared, &e, &keys)
+        .unwrap();
     (vec![t1, t2, docs], corpus, keys, secret)
 }
 

@@ -26,11 +26,8 @@ pub fn markdown(text: &str) -> Parsed {
                 flush(&mut out, &mut buf);
                 buf.push_str("- ");
             }
-            Event::Start(Tag::Paragraph) => {
-                if buf.trim() != "-" {
-                    flush(&mut out, &mut buf);
-                }
-            }
+            // A list item's first paragraph continues its "- ".
+            Event::Start(Tag::Paragraph) if buf.trim() != "-" => flush(&mut out, &mut buf),
             Event::Start(Tag::TableHead | Tag::TableRow) => {
                 flush(&mut out, &mut buf);
                 cells = 0;

@@ -19,7 +19,7 @@ pub use docx::docx;
 pub(crate) use files::{collect, read_limited};
 pub use html::html;
 pub use markdown::markdown;
-pub use pdf::pdf;
+pub use pdf::{EXTRACT_THREAD as PDF_EXTRACT_THREAD, pdf};
 
 use crate::IngestError;
 

@@ -168,10 +168,7 @@ fn has_cycle(edges: &BTreeMap<ObjectId, BTreeSet<ObjectId>>) -> bool {
         }
         let mut on_path: HashSet<ObjectId> = HashSet::from([*start]);
         let mut stack: Vec<(ObjectId, Vec<ObjectId>)> = vec![(*start, next(edges, *start))];
-        loop {
-            let Some((node, pending)) = stack.last_mut() else {
-                break;
-            };
+        while let Some((node, pending)) = stack.last_mut() {
             let node = *node;
             match pending.pop() {
                 Some(target) if on_path.contains(&target) => return true,
