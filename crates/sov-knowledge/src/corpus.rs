@@ -27,6 +27,8 @@ pub struct Corpus {
     pub(crate) name: String,
     pub(crate) dir: PathBuf,
     pub(crate) conn: Mutex<Connection>,
+    /// `PRAGMA data_version` when opened: another process's commit changes it.
+    pub(crate) version: i64,
     pub(crate) manifest: CorpusManifest,
     pub(crate) signed: Vec<u8>,
     pub(crate) digest: String,
@@ -93,6 +95,7 @@ impl Corpus {
             .map_err(dbe("read the chunks"))?
             .map_err(bad)?;
         let fts = db::fts_rows(&conn).map_err(dbe("count the index rows"))?;
+        let version = db::data_version(&conn).map_err(dbe("read the data version"))?;
         if usize::try_from(fts).ok() != Some(dense.len()) {
             return Err(bad(format!(
                 "the text index has {fts} rows for {} chunks",
@@ -103,6 +106,7 @@ impl Corpus {
             name: name.to_owned(),
             dir: dir.to_path_buf(),
             conn: Mutex::new(conn),
+            version,
             digest: sha256_hex(&signed),
             signed,
             manifest,
@@ -232,28 +236,41 @@ impl Corpus {
             .into_iter()
             .filter_map(|r| candidate(r.doc, r.idx, r.chunk))
             .collect();
-        let bm25 = self.bm25(query_text, &allowed, depth)?;
+        // One read transaction for the text index and the texts, in the state this corpus was
+        // opened in (or changed to by itself); a change by another process is refused.
+        let conn = self.lock();
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(self.db_err("begin a search"))?;
+        let bm25 = self.bm25(&tx, query_text, &allowed, depth)?;
+        let version = db::data_version(&tx).map_err(self.db_err("read the data version"))?;
+        if version != self.version {
+            return Err(self.changed());
+        }
         let bm25: Vec<Candidate> = bm25
             .into_iter()
             .filter_map(|(chunk, doc, idx)| candidate(doc, idx, chunk))
             .filter(|c| allowed.get(c.doc).copied().unwrap_or(false))
             .collect();
-        let conn = self.lock();
         let mut hits = Vec::with_capacity(k);
         for (i, fused) in rrf(&bm25, &dense).into_iter().take(k).enumerate() {
-            let (heading, text, chunk_sha256) =
-                db::chunk_text(&conn, fused.key.chunk).map_err(self.db_err("read a chunk"))?;
+            let c = fused.key;
+            let (entry, key) = match (self.manifest.documents.get(c.doc), self.keys.get(c.doc)) {
+                (Some(entry), Some(key)) => (entry, *key),
+                _ => return Err(self.changed()),
+            };
+            let expected = entry.chunks.get(c.idx).ok_or_else(|| self.changed())?;
+            // The text returned is the one the signed manifest lists for this place.
+            let (heading, text) = db::chunk_text(&tx, c.chunk, key, c.idx)
+                .map_err(self.db_err("read a chunk"))?
+                .filter(|(_, text)| sha256_hex(text.as_bytes()) == *expected)
+                .ok_or_else(|| self.changed())?;
             hits.push(Hit {
                 rank: i + 1,
-                title: self
-                    .manifest
-                    .documents
-                    .get(fused.key.doc)
-                    .map(|d| d.title.clone())
-                    .unwrap_or_default(),
-                document: fused.key.document,
-                chunk: fused.key.idx,
-                chunk_sha256,
+                title: entry.title.clone(),
+                document: c.document,
+                chunk: c.idx,
+                chunk_sha256: expected.clone(),
                 heading,
                 text,
                 score: fused.score,
@@ -264,9 +281,16 @@ impl Corpus {
         Ok(hits)
     }
 
+    fn changed(&self) -> KnowledgeError {
+        KnowledgeError::Changed {
+            corpus: self.name.clone(),
+        }
+    }
+
     /// The BM25 list: `(chunk key, document position, chunk index)`, best first.
     fn bm25(
         &self,
+        conn: &Connection,
         query_text: &str,
         allowed: &[bool],
         depth: usize,
@@ -284,7 +308,7 @@ impl Corpus {
                 .map(|(k, _)| *k)
                 .collect()
         });
-        let rows = db::bm25(&self.lock(), &query, filter.as_deref(), depth)
+        let rows = db::bm25(conn, &query, filter.as_deref(), depth)
             .map_err(self.db_err("search the text index"))?;
         Ok(rows
             .into_iter()

@@ -2,14 +2,18 @@
 //!
 //! ```sql
 //! meta(key TEXT PRIMARY KEY, value BLOB)          'schema' = 1, 'manifest' = signed bytes
-//! documents(key INTEGER PRIMARY KEY, id UNIQUE, title, sha256, size, media_type,
+//! documents(key INTEGER PRIMARY KEY AUTOINCREMENT, id UNIQUE, title, sha256, size, media_type,
 //!           clearance, attributes)                attributes: JSON array of "k=v"
-//! chunks(key INTEGER PRIMARY KEY, doc -> documents.key, idx, heading, text, sha256,
+//! chunks(key INTEGER PRIMARY KEY AUTOINCREMENT, doc -> documents.key, idx, heading, text, sha256,
 //!        vector BLOB)                             vector: dims x f32, little-endian
 //! chunks_fts USING fts5(body, content='', contentless_delete=1,
 //!                       tokenize='porter unicode61 remove_diacritics 2')
 //!                                                 rowid = chunks.key; body = indexed text
 //! ```
+//!
+//! Keys are `AUTOINCREMENT`, never reused: a process holding a corpus open since before another
+//! process changed it never finds another chunk under a key it knows (it also notices the
+//! change, through `PRAGMA data_version`, and refuses to search until reopened).
 
 use std::path::Path;
 use std::rc::Rc;
@@ -27,7 +31,7 @@ const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY NOT NULL) STRICT;
 CREATE TABLE documents (
-    key INTEGER PRIMARY KEY,
+    key INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     title TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -37,7 +41,7 @@ CREATE TABLE documents (
     attributes TEXT NOT NULL
 ) STRICT;
 CREATE TABLE chunks (
-    key INTEGER PRIMARY KEY,
+    key INTEGER PRIMARY KEY AUTOINCREMENT,
     doc INTEGER NOT NULL REFERENCES documents(key),
     idx INTEGER NOT NULL,
     heading TEXT NOT NULL,
@@ -302,11 +306,24 @@ pub(crate) fn bm25(
     }
 }
 
-/// The heading path, text and digest of chunk `key`.
+/// The heading path and text of chunk `key`, if it is chunk `idx` of document `doc`.
 pub(crate) fn chunk_text(
     conn: &Connection,
     key: i64,
-) -> rusqlite::Result<(String, String, String)> {
-    conn.prepare_cached("SELECT heading, text, sha256 FROM chunks WHERE key = ?1")?
-        .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    doc: i64,
+    idx: usize,
+) -> rusqlite::Result<Option<(String, String)>> {
+    conn.prepare_cached(
+        "SELECT heading, text FROM chunks WHERE key = ?1 AND doc = ?2 AND idx = ?3",
+    )?
+    .query_row(
+        params![key, doc, i64::try_from(idx).unwrap_or(i64::MAX)],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// SQLite's `PRAGMA data_version`: changes when another connection commits a change.
+pub(crate) fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }

@@ -136,9 +136,10 @@ pub enum KnowledgeError {
         /// The id.
         id: String,
     },
-    /// Another process changed the corpus after this one opened it.
+    /// Another process changed the corpus after this one opened it: changing or searching it
+    /// is refused until it is opened again.
     #[error(
-        "failed to change corpus `{corpus}`: it was changed by another process since it was opened; open it again and retry"
+        "failed to use corpus `{corpus}`: another process changed it since it was opened; open it again"
     )]
     Changed {
         /// The corpus.

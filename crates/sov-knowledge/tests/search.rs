@@ -349,3 +349,51 @@ fn permits_for_anything_else_read_nothing() {
     let hits = corpus.search(CODE, &q, &cleo, 10).unwrap();
     assert_eq!(hits[0].document, "plan-secret.md");
 }
+
+#[test]
+fn a_corpus_changed_by_another_process_refuses_to_search_until_reopened() {
+    let (_t, store) = store();
+    let (_k, keys) = owner();
+    let e = HashEmbedder::default();
+    let docs = tempfile::tempdir().unwrap();
+    write_files(docs.path(), &[("open.md", b"# Open\n\nThe open plan.\n")]);
+    let mut writer = store
+        .create("plans", &HashEmbedder::id_of(), &keys)
+        .unwrap();
+    writer
+        .add(
+            &[docs.path().join("open.md")],
+            &AddOptions::default(),
+            &e,
+            &keys,
+        )
+        .unwrap();
+    let server = store.open_corpus("plans", &keys.public()).unwrap();
+    let readable = everything(&server);
+    let q = hash_vector("plan", DIMS);
+    assert_eq!(server.search("plan", &q, &readable, 5).unwrap().len(), 1);
+    // Another process replaces the document by a cleared one.
+    writer.remove_document("open.md", &keys).unwrap();
+    write_files(
+        docs.path(),
+        &[(
+            "open.md",
+            format!("# Open\n\nThe {CODE} plan.\n").as_bytes(),
+        )],
+    );
+    let cleared = AddOptions {
+        clearance: Some(9),
+        ..AddOptions::default()
+    };
+    writer
+        .add(&[docs.path().join("open.md")], &cleared, &e, &keys)
+        .unwrap();
+    let err = server.search("plan", &q, &readable, 5).unwrap_err();
+    assert!(
+        matches!(err, sov_knowledge::KnowledgeError::Changed { .. }),
+        "{err:?}"
+    );
+    // Reopened, the old permit (no clearance) covers nothing.
+    let server = store.open_corpus("plans", &keys.public()).unwrap();
+    assert!(server.search("plan", &q, &readable, 5).unwrap().is_empty());
+}
