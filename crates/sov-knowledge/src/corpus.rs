@@ -1,0 +1,320 @@
+//! An open, verified corpus: its manifest, its documents, and hybrid search.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+use sov_keys::OwnerPublicKeys;
+use sov_policy::Resource;
+
+use crate::dense::Dense;
+use crate::embed::normalised;
+use crate::manifest::{self, CorpusManifest, DocumentEntry, sha256_hex};
+use crate::search::{Hit, Readable, fts_query, rrf};
+use crate::{EmbedderId, KnowledgeError, blob, db};
+
+/// Each of the two lists fused holds at least this many candidates (more when `k` is larger).
+pub const CANDIDATES: usize = 50;
+
+/// A corpus whose manifest signature and index were checked when it was opened
+/// ([`KnowledgeStore::open_corpus`](crate::KnowledgeStore::open_corpus)).
+///
+/// Searching takes `&self` (it is `Sync`: the database connection is behind a mutex, the
+/// vectors are read-only between changes); adding and removing take `&mut self`.
+#[derive(Debug)]
+pub struct Corpus {
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) conn: Mutex<Connection>,
+    /// `PRAGMA data_version` when opened: another process's commit changes it.
+    pub(crate) version: i64,
+    pub(crate) manifest: CorpusManifest,
+    pub(crate) signed: Vec<u8>,
+    pub(crate) digest: String,
+    /// The database key of each document, in manifest order.
+    pub(crate) keys: Vec<i64>,
+    pub(crate) dense: Dense,
+}
+
+/// A candidate chunk, ordered by document id then position (the tie-break of the fusion).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    document: String,
+    idx: usize,
+    chunk: i64,
+    doc: usize,
+}
+
+impl Corpus {
+    /// Opens the corpus in `dir`, checking everything against the signed manifest.
+    pub(crate) fn open(
+        dir: &Path,
+        name: &str,
+        owner: &OwnerPublicKeys,
+    ) -> Result<Self, KnowledgeError> {
+        let dbe = |action| {
+            move |source| KnowledgeError::Database {
+                corpus: name.to_owned(),
+                action,
+                source,
+            }
+        };
+        let bad = |reason: String| KnowledgeError::Inconsistent {
+            corpus: name.to_owned(),
+            reason,
+        };
+        let conn = db::open(&dir.join(db::DB_FILE)).map_err(dbe("open the database"))?;
+        let signed = db::read_manifest(&conn)
+            .map_err(dbe("read the manifest"))?
+            .ok_or_else(|| bad("the database holds no manifest".into()))?;
+        let manifest = manifest::verify(&signed, owner, name)?;
+        let rows = db::documents(&conn).map_err(dbe("read the documents"))?;
+        if rows.len() != manifest.documents.len() {
+            return Err(bad(format!(
+                "the index holds {} documents, the manifest {}",
+                rows.len(),
+                manifest.documents.len()
+            )));
+        }
+        let mut keys = Vec::with_capacity(rows.len());
+        for (row, entry) in rows.iter().zip(&manifest.documents) {
+            let mut listed = entry.clone();
+            listed.chunks.clear();
+            if row.entry != listed {
+                return Err(bad(format!(
+                    "document `{}` in the index differs from the manifest's `{}`",
+                    row.entry.id, entry.id
+                )));
+            }
+            blob::check(dir, &entry.sha256, entry.size)
+                .map_err(|r| bad(format!("the original of `{}` {r}", entry.id)))?;
+            keys.push(row.key);
+        }
+        let dense = Dense::load(&conn, &manifest, &keys)
+            .map_err(dbe("read the chunks"))?
+            .map_err(bad)?;
+        let fts = db::fts_rows(&conn).map_err(dbe("count the index rows"))?;
+        let version = db::data_version(&conn).map_err(dbe("read the data version"))?;
+        if usize::try_from(fts).ok() != Some(dense.len()) {
+            return Err(bad(format!(
+                "the text index has {fts} rows for {} chunks",
+                dense.len()
+            )));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            dir: dir.to_path_buf(),
+            conn: Mutex::new(conn),
+            version,
+            digest: sha256_hex(&signed),
+            signed,
+            manifest,
+            keys,
+            dense,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+        match self.conn.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub(crate) fn db_err(
+        &self,
+        action: &'static str,
+    ) -> impl FnOnce(rusqlite::Error) -> KnowledgeError {
+        let corpus = self.name.clone();
+        move |source| KnowledgeError::Database {
+            corpus,
+            action,
+            source,
+        }
+    }
+
+    /// The corpus name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The signed manifest in force (verified when opened, or signed here since).
+    pub fn manifest(&self) -> &CorpusManifest {
+        &self.manifest
+    }
+
+    /// The embedding model the corpus was built with.
+    pub fn embedder(&self) -> &EmbedderId {
+        &self.manifest.embedder
+    }
+
+    /// SHA-256 (hex) of the signed manifest's bytes: what provenance entries name.
+    pub fn manifest_sha256(&self) -> &str {
+        &self.digest
+    }
+
+    /// The signed manifest's exact bytes (compact JSON `{"manifest":..,"signatures":..}`),
+    /// for export; [`Self::manifest_sha256`] is their digest.
+    pub fn signed_manifest(&self) -> &[u8] {
+        &self.signed
+    }
+
+    /// Every document, sorted by id.
+    pub fn documents(&self) -> &[DocumentEntry] {
+        &self.manifest.documents
+    }
+
+    /// How many chunks the corpus holds.
+    pub fn chunk_count(&self) -> usize {
+        self.dense.len()
+    }
+
+    /// Where the original bytes of a document are kept (`blobs/sha256/<hex>`, read-only).
+    pub fn original_path(&self, document: &DocumentEntry) -> PathBuf {
+        blob::path(&self.dir, &document.sha256)
+    }
+
+    /// The resource of every document, in manifest order, for the kernel to decide
+    /// `read-corpus` on; the permits of those it allows make the [`Readable`] of a search.
+    pub fn document_resources(&self) -> Vec<Resource> {
+        self.manifest
+            .documents
+            .iter()
+            .map(|d| self.resource(d))
+            .collect()
+    }
+
+    fn resource(&self, d: &DocumentEntry) -> Resource {
+        Resource::Document {
+            id: d.id.clone(),
+            corpus: Some(self.name.clone()),
+            clearance: d.clearance,
+        }
+    }
+
+    /// Hybrid search among the documents `readable` allows: the best `k` chunks by reciprocal
+    /// rank fusion of BM25 over `query_text` and the dot product with `query_vector` (made by
+    /// the corpus's embedder from the same query; normalised here). Chunks of other documents
+    /// are not candidates of either list, so nothing of them is ranked, scored or returned.
+    pub fn search(
+        &self,
+        query_text: &str,
+        query_vector: &[f32],
+        readable: &Readable,
+        k: usize,
+    ) -> Result<Vec<Hit>, KnowledgeError> {
+        let dims = self.dense.dims();
+        let query = normalised(query_vector.to_vec(), dims, 0).map_err(|source| {
+            KnowledgeError::QueryVector {
+                corpus: self.name.clone(),
+                source,
+            }
+        })?;
+        let allowed: Vec<bool> = self
+            .manifest
+            .documents
+            .iter()
+            .map(|d| readable.allows(&self.name, &self.resource(d)))
+            .collect();
+        if k == 0 || !allowed.contains(&true) {
+            return Ok(Vec::new());
+        }
+        let depth = k.max(CANDIDATES);
+        let candidate = |doc: usize, idx: usize, chunk: i64| {
+            let document = self.manifest.documents.get(doc)?.id.clone();
+            Some(Candidate {
+                document,
+                idx,
+                chunk,
+                doc,
+            })
+        };
+        let dense: Vec<Candidate> = self
+            .dense
+            .top(&query, &allowed, depth)
+            .into_iter()
+            .filter_map(|r| candidate(r.doc, r.idx, r.chunk))
+            .collect();
+        // One read transaction for the text index and the texts, in the state this corpus was
+        // opened in (or changed to by itself); a change by another process is refused.
+        let conn = self.lock();
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(self.db_err("begin a search"))?;
+        let bm25 = self.bm25(&tx, query_text, &allowed, depth)?;
+        let version = db::data_version(&tx).map_err(self.db_err("read the data version"))?;
+        if version != self.version {
+            return Err(self.changed());
+        }
+        let bm25: Vec<Candidate> = bm25
+            .into_iter()
+            .filter_map(|(chunk, doc, idx)| candidate(doc, idx, chunk))
+            .filter(|c| allowed.get(c.doc).copied().unwrap_or(false))
+            .collect();
+        let mut hits = Vec::with_capacity(k);
+        for (i, fused) in rrf(&bm25, &dense).into_iter().take(k).enumerate() {
+            let c = fused.key;
+            let (entry, key) = match (self.manifest.documents.get(c.doc), self.keys.get(c.doc)) {
+                (Some(entry), Some(key)) => (entry, *key),
+                _ => return Err(self.changed()),
+            };
+            let expected = entry.chunks.get(c.idx).ok_or_else(|| self.changed())?;
+            // The text returned is the one the signed manifest lists for this place.
+            let (heading, text) = db::chunk_text(&tx, c.chunk, key, c.idx)
+                .map_err(self.db_err("read a chunk"))?
+                .filter(|(_, text)| sha256_hex(text.as_bytes()) == *expected)
+                .ok_or_else(|| self.changed())?;
+            hits.push(Hit {
+                rank: i + 1,
+                title: entry.title.clone(),
+                document: c.document,
+                chunk: c.idx,
+                chunk_sha256: expected.clone(),
+                heading,
+                text,
+                score: fused.score,
+                bm25_rank: fused.bm25_rank,
+                dense_rank: fused.dense_rank,
+            });
+        }
+        Ok(hits)
+    }
+
+    fn changed(&self) -> KnowledgeError {
+        KnowledgeError::Changed {
+            corpus: self.name.clone(),
+        }
+    }
+
+    /// The BM25 list: `(chunk key, document position, chunk index)`, best first.
+    fn bm25(
+        &self,
+        conn: &Connection,
+        query_text: &str,
+        allowed: &[bool],
+        depth: usize,
+    ) -> Result<Vec<(i64, usize, usize)>, KnowledgeError> {
+        let Some(query) = fts_query(query_text) else {
+            return Ok(Vec::new());
+        };
+        let position: HashMap<i64, usize> =
+            self.keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+        let filter: Option<Vec<i64>> = (!allowed.iter().all(|a| *a)).then(|| {
+            self.keys
+                .iter()
+                .zip(allowed)
+                .filter(|(_, a)| **a)
+                .map(|(k, _)| *k)
+                .collect()
+        });
+        let rows = db::bm25(conn, &query, filter.as_deref(), depth)
+            .map_err(self.db_err("search the text index"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(chunk, doc, idx)| {
+                Some((chunk, *position.get(&doc)?, usize::try_from(idx).ok()?))
+            })
+            .collect())
+    }
+}

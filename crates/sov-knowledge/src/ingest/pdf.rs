@@ -1,0 +1,219 @@
+//! PDF: the text layer, page by page (pdf-extract, on lopdf).
+//!
+//! pdf-extract is a third-party extractor that unwraps freely, so it runs on a thread of its
+//! own: a panic there ends that thread and becomes [`IngestError::PdfPanicked`]. A stack
+//! overflow cannot be caught that way, and pdf-extract recurses along two kinds of references
+//! without checking for cycles (a page's `/Parent` chain, and form XObjects drawn with `Do`);
+//! [`check_structure`] refuses a document where either has a cycle before extraction starts,
+//! and the thread has a large stack for deep but finite nesting.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use pdf_extract::{Dictionary, Document, Object, ObjectId, PlainTextOutput};
+
+use super::Parsed;
+use crate::IngestError;
+
+/// Stack of the extraction thread.
+const STACK: usize = 64 * 1024 * 1024;
+/// Name of the extraction thread (the pdf fuzz target's panic hook knows it).
+pub const EXTRACT_THREAD: &str = "sov-pdf-extract";
+
+/// A PDF: one level-1 heading `Page N` per page with text, its paragraphs below; the title is
+/// the document information's `Title`. Encrypted PDFs (even with an empty password) are
+/// refused with [`IngestError::EncryptedPdf`].
+pub fn pdf(bytes: &[u8]) -> Result<Parsed, IngestError> {
+    let owned = bytes.to_vec();
+    let worker = std::thread::Builder::new()
+        .name(EXTRACT_THREAD.to_owned())
+        .stack_size(STACK)
+        .spawn(move || extract(&owned))
+        .map_err(|e| IngestError::Pdf(format!("the extraction thread did not start: {e}")))?;
+    worker.join().unwrap_or(Err(IngestError::PdfPanicked))
+}
+
+fn extract(bytes: &[u8]) -> Result<Parsed, IngestError> {
+    let doc = Document::load_mem(bytes).map_err(|e| IngestError::Pdf(e.to_string()))?;
+    if doc.is_encrypted() || doc.was_encrypted() {
+        return Err(IngestError::EncryptedPdf);
+    }
+    check_structure(&doc)?;
+    let mut out = Parsed {
+        title: info_title(&doc),
+        blocks: Vec::new(),
+    };
+    for (number, _) in doc.get_pages() {
+        let mut text = String::new();
+        {
+            let mut output = PlainTextOutput::new(&mut text);
+            pdf_extract::output_doc_page(&doc, &mut output, number)
+                .map_err(|e| IngestError::Pdf(format!("page {number}: {e}")))?;
+        }
+        let page = super::text(&text);
+        if !page.blocks.is_empty() {
+            out.heading(1, &format!("Page {number}"));
+            out.blocks.extend(page.blocks);
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses documents on which the extractor would recurse forever.
+fn check_structure(doc: &Document) -> Result<(), IngestError> {
+    let cycle = |what: &str| IngestError::Pdf(format!("malformed: a cycle in {what}"));
+    for (_, page) in doc.get_pages() {
+        let mut seen = HashSet::from([page]);
+        let mut at = page;
+        while let Some(parent) = doc
+            .get_dictionary(at)
+            .ok()
+            .and_then(|d| d.get(b"Parent").ok())
+            .and_then(|p| p.as_reference().ok())
+        {
+            if !seen.insert(parent) {
+                return Err(cycle("the page tree"));
+            }
+            at = parent;
+        }
+    }
+    // Form XObjects and which forms each may draw: those of its own /Resources, or, if it has
+    // none, those of every resource dictionary it is found in (the extractor then draws it
+    // with the caller's resources). Only forms whose content has a `Do` draw anything.
+    let mut found_in: BTreeMap<ObjectId, Vec<Vec<ObjectId>>> = BTreeMap::new();
+    let mut forms: BTreeMap<ObjectId, (Option<Vec<ObjectId>>, bool)> = BTreeMap::new();
+    for (id, object) in &doc.objects {
+        let dict = match object {
+            Object::Dictionary(d) => d,
+            Object::Stream(s) => &s.dict,
+            _ => continue,
+        };
+        let own = resources_xobjects(doc, dict);
+        if let Some(list) = &own {
+            for target in list {
+                found_in.entry(*target).or_default().push(list.clone());
+            }
+        }
+        if let Object::Stream(s) = object
+            && s.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(b"Form".as_slice())
+        {
+            let content = s
+                .decompressed_content()
+                .unwrap_or_else(|_| s.content.clone());
+            forms.insert(*id, (own, draws(&content)));
+        }
+    }
+    let mut edges: BTreeMap<ObjectId, BTreeSet<ObjectId>> = BTreeMap::new();
+    for (id, (own, draws)) in &forms {
+        if !draws {
+            continue;
+        }
+        let targets = edges.entry(*id).or_default();
+        match own {
+            Some(list) => targets.extend(list.iter().copied()),
+            None => {
+                for list in found_in.get(id).into_iter().flatten() {
+                    targets.extend(list.iter().copied());
+                }
+            }
+        }
+    }
+    if has_cycle(&edges) {
+        return Err(cycle("the form XObjects"));
+    }
+    Ok(())
+}
+
+/// The objects named in `dict`'s `/Resources` `/XObject` dictionary, if it has resources.
+fn resources_xobjects(doc: &Document, dict: &Dictionary) -> Option<Vec<ObjectId>> {
+    let resources = deref_dict(doc, dict.get(b"Resources").ok()?)?;
+    let Some(xobjects) = resources
+        .get(b"XObject")
+        .ok()
+        .and_then(|x| deref_dict(doc, x))
+    else {
+        return Some(Vec::new());
+    };
+    Some(
+        xobjects
+            .iter()
+            .filter_map(|(_, v)| v.as_reference().ok())
+            .collect(),
+    )
+}
+
+fn deref_dict<'a>(doc: &'a Document, object: &'a Object) -> Option<&'a Dictionary> {
+    match object {
+        Object::Dictionary(d) => Some(d),
+        Object::Reference(id) => doc.get_dictionary(*id).ok(),
+        _ => None,
+    }
+}
+
+/// Whether a content stream may have a `Do` operator (a conservative byte search).
+fn draws(content: &[u8]) -> bool {
+    content.windows(2).enumerate().any(|(i, w)| {
+        w == b"Do"
+            && content
+                .get(i + 2)
+                .is_none_or(|b| b.is_ascii_whitespace() || b"/[<(%".contains(b))
+    })
+}
+
+/// Iterative depth-first search for a cycle.
+fn has_cycle(edges: &BTreeMap<ObjectId, BTreeSet<ObjectId>>) -> bool {
+    let mut done: HashSet<ObjectId> = HashSet::new();
+    for start in edges.keys() {
+        if done.contains(start) {
+            continue;
+        }
+        let mut on_path: HashSet<ObjectId> = HashSet::from([*start]);
+        let mut stack: Vec<(ObjectId, Vec<ObjectId>)> = vec![(*start, next(edges, *start))];
+        while let Some((node, pending)) = stack.last_mut() {
+            let node = *node;
+            match pending.pop() {
+                Some(target) if on_path.contains(&target) => return true,
+                Some(target) if !done.contains(&target) => {
+                    on_path.insert(target);
+                    stack.push((target, next(edges, target)));
+                }
+                Some(_) => {}
+                None => {
+                    on_path.remove(&node);
+                    done.insert(node);
+                    stack.pop();
+                }
+            }
+        }
+    }
+    false
+}
+
+fn next(edges: &BTreeMap<ObjectId, BTreeSet<ObjectId>>, node: ObjectId) -> Vec<ObjectId> {
+    edges
+        .get(&node)
+        .map(|t| t.iter().copied().collect())
+        .unwrap_or_default()
+}
+
+/// The document information's `Title` (UTF-16BE with a byte-order mark, else Latin-1).
+fn info_title(doc: &Document) -> Option<String> {
+    let info = deref_dict(doc, doc.trailer.get(b"Info").ok()?)?;
+    let Object::String(bytes, _) = info.get(b"Title").ok()? else {
+        return None;
+    };
+    let text = match bytes.strip_prefix(b"\xFE\xFF") {
+        Some(utf16) => {
+            let units: Vec<u16> = utf16
+                .chunks_exact(2)
+                .filter_map(|p| match p {
+                    [a, b] => Some(u16::from_be_bytes([*a, *b])),
+                    _ => None,
+                })
+                .collect();
+            String::from_utf16_lossy(&units)
+        }
+        None => bytes.iter().map(|b| char::from(*b)).collect(),
+    };
+    let title = super::clean(&text);
+    (!title.is_empty()).then_some(title)
+}
