@@ -30,6 +30,9 @@ pub enum Command {
     /// adapter, approved by the owner's signature.
     #[command(subcommand)]
     Specialist(SpecialistCommand),
+    /// Manage corpora: the owner's documents, chunked, embedded and indexed for specialists.
+    #[command(subcommand)]
+    Corpus(CorpusCommand),
     /// Ask a model a question (or start an interactive chat), loading it in this process.
     Chat(ChatArgs),
     /// Serve the OpenAI-compatible HTTP API.
@@ -231,6 +234,61 @@ pub enum ModelCommand {
         /// The model's name.
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CorpusCommand {
+    /// Add documents (files or folders: Markdown, text, HTML, PDF, DOCX) to a corpus, creating
+    /// it if needed; a changed file replaces its old chunks, an unchanged one is skipped.
+    Add(CorpusAddArgs),
+    /// List the corpora.
+    List,
+    /// Show one corpus (after checking its signature): its documents and their labels.
+    Show {
+        /// The corpus.
+        name: String,
+        /// As JSON (the signed manifest).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a corpus, or one document of it.
+    Rm {
+        /// The corpus.
+        name: String,
+        /// The document's id (as `show` lists it); without it the whole corpus goes.
+        document: Option<String>,
+    },
+    /// Search a corpus as a principal: only the documents they may read are searched.
+    Search {
+        /// The corpus.
+        name: String,
+        /// What to look for.
+        query: String,
+        /// The principal to search as (default: `owner`).
+        #[arg(long = "as", value_name = "PRINCIPAL", default_value = "owner")]
+        principal: String,
+        /// How many passages (1 to 12).
+        #[arg(short, long, default_value_t = 5)]
+        k: usize,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CorpusAddArgs {
+    /// The corpus: 1 to 64 of `a-z 0-9 . _ -`.
+    pub name: String,
+    /// Files or folders (a folder is read recursively; its files' ids are their paths in it).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The clearance level of these documents (policies compare it with a principal's).
+    #[arg(long)]
+    pub clearance: Option<i64>,
+    /// An attribute of these documents, KEY=VALUE (repeatable); policies read it as a tag.
+    #[arg(long = "attr", value_name = "K=V")]
+    pub attrs: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -369,6 +369,9 @@ impl Home {
     pub fn models_dir(&self) -> PathBuf {
         self.root.join("models")
     }
+    pub fn corpora_dir(&self) -> PathBuf {
+        self.root.join("corpora")
+    }
     pub fn specialists_dir(&self) -> PathBuf {
         self.root.join("specialists")
     }

@@ -32,7 +32,7 @@ pub trait Searchable: Send + Sync + std::fmt::Debug {
         &self,
         text: &str,
         vector: &[f32],
-        readable: &[Permit],
+        readable: Vec<Permit>,
         k: usize,
     ) -> Result<Vec<Passage>, String>;
 }
@@ -207,7 +207,7 @@ impl Kernel {
             let query = query.to_owned();
             let corpus = corpus.clone();
             let v = vector.clone();
-            let hits = tokio::task::spawn_blocking(move || corpus.search(&query, &v, &permits, k))
+            let hits = tokio::task::spawn_blocking(move || corpus.search(&query, &v, permits, k))
                 .await
                 .map_err(|e| KernelError::Internal(e.to_string()))?
                 .map_err(|e| KernelError::Internal(format!("search of `{name}` failed: {e}")))?;
@@ -240,5 +240,62 @@ impl Kernel {
         vectors
             .pop()
             .ok_or_else(|| KernelError::Internal("the embedding model returned nothing".into()))
+    }
+}
+
+/// A corpus of `sov-knowledge`, served: searched with the [`Permit`]s of the caller's
+/// decisions, which it turns into its [`sov_knowledge::Readable`] (kept only when each covers
+/// reading exactly that document with its clearance and attributes).
+#[derive(Debug)]
+pub struct Served {
+    corpus: sov_knowledge::Corpus,
+}
+
+impl Served {
+    /// Serves a verified, opened corpus.
+    pub fn new(corpus: sov_knowledge::Corpus) -> Self {
+        Self { corpus }
+    }
+
+    /// The corpus.
+    pub fn corpus(&self) -> &sov_knowledge::Corpus {
+        &self.corpus
+    }
+}
+
+impl Searchable for Served {
+    fn manifest_sha256(&self) -> String {
+        self.corpus.manifest_sha256().to_owned()
+    }
+    fn embedding_model(&self) -> String {
+        self.corpus.embedder().name.clone()
+    }
+    fn documents(&self) -> Vec<Resource> {
+        self.corpus.document_resources()
+    }
+    fn search(
+        &self,
+        text: &str,
+        vector: &[f32],
+        readable: Vec<Permit>,
+        k: usize,
+    ) -> Result<Vec<Passage>, String> {
+        let readable = sov_knowledge::Readable::from_permits(self.corpus.name(), readable);
+        let hits = self
+            .corpus
+            .search(text, vector, &readable, k)
+            .map_err(|e| e.to_string())?;
+        Ok(hits
+            .into_iter()
+            .map(|h| Passage {
+                corpus: self.corpus.name().to_owned(),
+                document: h.document,
+                heading: h.heading,
+                text: h.text,
+                chunk_sha256: h.chunk_sha256,
+                score: h.score,
+                similarity: h.similarity,
+            })
+            .collect())
     }
 }

@@ -52,6 +52,7 @@ impl Corpus {
         dir: &Path,
         name: &str,
         owner: &OwnerPublicKeys,
+        read_only: bool,
     ) -> Result<Self, KnowledgeError> {
         let dbe = |action| {
             move |source| KnowledgeError::Database {
@@ -64,7 +65,14 @@ impl Corpus {
             corpus: name.to_owned(),
             reason,
         };
-        let conn = db::open(&dir.join(db::DB_FILE)).map_err(dbe("open the database"))?;
+        let path = dir.join(db::DB_FILE);
+        if read_only && std::fs::metadata(path.with_extension("db-wal")).is_ok_and(|m| m.len() > 0)
+        {
+            return Err(bad(
+                "its last change is still in the write-ahead log (a writer stopped early): run `sov corpus list` once to recover it".into(),
+            ));
+        }
+        let conn = db::open_as(&path, read_only).map_err(dbe("open the database"))?;
         let signed = db::read_manifest(&conn)
             .map_err(dbe("read the manifest"))?
             .ok_or_else(|| bad("the database holds no manifest".into()))?;
@@ -190,6 +198,12 @@ impl Corpus {
             id: d.id.clone(),
             corpus: Some(self.name.clone()),
             clearance: d.clearance,
+            attrs: d
+                .attributes
+                .iter()
+                .filter_map(|a| a.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
         }
     }
 
@@ -230,11 +244,12 @@ impl Corpus {
                 doc,
             })
         };
-        let dense: Vec<Candidate> = self
-            .dense
-            .top(&query, &allowed, depth)
+        let ranked = self.dense.top(&query, &allowed, depth);
+        let similarity: std::collections::HashMap<i64, f32> =
+            ranked.iter().map(|(r, s)| (r.chunk, *s)).collect();
+        let dense: Vec<Candidate> = ranked
             .into_iter()
-            .filter_map(|r| candidate(r.doc, r.idx, r.chunk))
+            .filter_map(|(r, _)| candidate(r.doc, r.idx, r.chunk))
             .collect();
         // One read transaction for the text index and the texts, in the state this corpus was
         // opened in (or changed to by itself); a change by another process is refused.
@@ -276,6 +291,7 @@ impl Corpus {
                 score: fused.score,
                 bm25_rank: fused.bm25_rank,
                 dense_rank: fused.dense_rank,
+                similarity: similarity.get(&c.chunk).copied(),
             });
         }
         Ok(hits)

@@ -89,6 +89,32 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Opens an existing database, read-write or (`read_only`) immutable: read without locks or
+/// any file written, for a reader that knows nothing writes it meanwhile.
+pub(crate) fn open_as(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    if !read_only {
+        return open(path);
+    }
+    let mut uri = String::from("file:");
+    for c in path.display().to_string().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    rusqlite::vtab::array::load_module(&conn)?;
+    Ok(conn)
+}
+
 /// The stored signed manifest.
 pub(crate) fn read_manifest(conn: &Connection) -> rusqlite::Result<Option<Vec<u8>>> {
     conn.query_row("SELECT value FROM meta WHERE key = 'manifest'", [], |r| {

@@ -121,7 +121,7 @@ impl Dense {
 
     /// The `depth` rows of readable documents (`allowed[doc]`) most similar to `query`, best
     /// first; equal scores in row order.
-    pub(crate) fn top(&self, query: &[f32], allowed: &[bool], depth: usize) -> Vec<Row> {
+    pub(crate) fn top(&self, query: &[f32], allowed: &[bool], depth: usize) -> Vec<(Row, f32)> {
         let mut scored: Vec<(f32, u32)> = Vec::new();
         for (i, (row, v)) in self
             .rows
@@ -142,7 +142,9 @@ impl Dense {
         scored
             .into_iter()
             .take(depth)
-            .filter_map(|(_, i)| self.rows.get(usize::try_from(i).ok()?).cloned())
+            .filter_map(|(score, i)| {
+                Some((self.rows.get(usize::try_from(i).ok()?).cloned()?, score))
+            })
             .collect()
     }
 

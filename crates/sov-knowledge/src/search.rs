@@ -97,6 +97,9 @@ pub struct Hit {
     pub bm25_rank: Option<usize>,
     /// Its rank among the vector candidates, if it was one.
     pub dense_rank: Option<usize>,
+    /// The dot product of its vector with the query's (cosine similarity), if it was a vector
+    /// candidate.
+    pub similarity: Option<f32>,
 }
 
 /// The FTS5 `MATCH` expression for what a user typed: every distinct word (a run of letters

@@ -14,6 +14,7 @@ use crate::{Corpus, EmbedderId, KnowledgeError, blob, db};
 #[derive(Debug, Clone)]
 pub struct KnowledgeStore {
     root: PathBuf,
+    read_only: bool,
 }
 
 /// A corpus as listed, from its stored manifest **without** checking the signature (open it
@@ -58,6 +59,20 @@ impl KnowledgeStore {
         }
         Ok(Self {
             root: dir.to_path_buf(),
+            read_only: false,
+        })
+    }
+
+    /// Opens the store at `dir` to read only, as `sov serve` does under its seal (the home is
+    /// read-only there): databases are opened immutable, so nothing is written, not even
+    /// SQLite's shared-memory index. Only safe while nothing writes the corpora, which the
+    /// record's single writer ensures (corpus changes are refused while the server runs). A
+    /// corpus whose last change was not checkpointed into its database (a writer that
+    /// crashed) is refused: open it once read-write (`sov corpus list`) to recover it.
+    pub fn open_read_only(dir: &Path) -> Result<Self, KnowledgeError> {
+        Ok(Self {
+            root: dir.to_path_buf(),
+            read_only: true,
         })
     }
 
@@ -73,6 +88,9 @@ impl KnowledgeStore {
     /// Every corpus, sorted by name (see [`CorpusSummary`]: unverified).
     pub fn list(&self) -> Result<Vec<CorpusSummary>, KnowledgeError> {
         let mut out = Vec::new();
+        if self.read_only && !self.root.exists() {
+            return Ok(out);
+        }
         for entry in fs::read_dir(&self.root).map_err(io("list", &self.root))? {
             let entry = entry.map_err(io("list", &self.root))?;
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
@@ -82,10 +100,12 @@ impl KnowledgeStore {
             if validate_name(&name).is_err() || !db_path.is_file() {
                 continue;
             }
-            let conn = db::open(&db_path).map_err(|source| KnowledgeError::Database {
-                corpus: name.clone(),
-                action: "open the database",
-                source,
+            let conn = db::open_as(&db_path, self.read_only).map_err(|source| {
+                KnowledgeError::Database {
+                    corpus: name.clone(),
+                    action: "open the database",
+                    source,
+                }
             })?;
             let bytes = db::read_manifest(&conn)
                 .map_err(|source| KnowledgeError::Database {
@@ -160,7 +180,7 @@ impl KnowledgeStore {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        Corpus::open(&target, name, &signer.public())
+        Corpus::open(&target, name, &signer.public(), false)
     }
 
     /// Opens corpus `name`, checking its manifest's signatures against `owner` and the index
@@ -177,7 +197,7 @@ impl KnowledgeStore {
                 name: name.to_owned(),
             });
         }
-        Corpus::open(&dir, name, owner)
+        Corpus::open(&dir, name, owner, self.read_only)
     }
 
     /// Removes corpus `name` whole: its folder is renamed under `.tmp/` first, so it is gone

@@ -316,13 +316,20 @@ fn permits_for_anything_else_read_nothing() {
     // Permits are for this corpus: another corpus of the same documents reads nothing.
     let caller = policy.guard.local("cleo", "t").unwrap();
     let elsewhere = corpus.document_resources().into_iter().filter_map(|r| {
-        let sov_policy::Resource::Document { id, clearance, .. } = r else {
+        let sov_policy::Resource::Document {
+            id,
+            clearance,
+            attrs,
+            ..
+        } = r
+        else {
             return None;
         };
         let other = sov_policy::Resource::Document {
             id,
             corpus: Some("other".into()),
             clearance,
+            attrs,
         };
         policy
             .guard

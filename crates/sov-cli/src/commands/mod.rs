@@ -2,7 +2,9 @@
 
 mod audit;
 mod chat;
+mod corpus;
 mod init;
+mod library;
 mod load;
 mod model;
 mod policy;
@@ -35,6 +37,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ModelCommand::Verify { name } => model::verify::run(&home, name.as_deref()),
             ModelCommand::Rm { name } => model::rm::run(&home, &name),
         },
+        Command::Corpus(cmd) => corpus::run(&home, cmd),
         Command::Specialist(cmd) => match cmd {
             SpecialistCommand::Add(args) => specialist::add::run(&home, &args),
             SpecialistCommand::List => specialist::list::run(&home),

@@ -20,8 +20,8 @@ use sov_policy::{Directory, Guard};
 use sov_seal::start;
 use sov_server::{Access, AppState};
 
-use super::load;
 use super::model::open_store;
+use super::{library, load};
 use crate::cli::ServeArgs;
 use crate::home::{Config, Home};
 use crate::{identity, record};
@@ -97,6 +97,7 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
     })();
     let result = guard.and_then(|(guard, node)| {
         serve(
+            home,
             &config,
             &store,
             &owner,
@@ -121,6 +122,7 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
 
 #[allow(clippy::too_many_arguments)]
 fn serve(
+    home: &Home,
     config: &Config,
     store: &sov_models::ModelStore,
     owner: &OwnerPublicKeys,
@@ -133,11 +135,17 @@ fn serve(
     let listen = listener
         .local_addr()
         .context("failed to read the listening address")?;
-    let mut models = BTreeMap::new();
+    let mut loaded = BTreeMap::new();
     for name in names {
-        let loaded = load::load(config, store, owner, name, log)?;
-        models.insert(name.clone(), loaded.model);
+        loaded.insert(name.clone(), load::load(config, store, owner, name, log)?);
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let library = library::load(home, config, owner, &loaded, log, &runtime)?;
+    let specialists: Vec<String> = library.specialists.keys().cloned().collect();
+    let models = loaded.into_iter().map(|(n, l)| (n, l.model)).collect();
     let server_config = config
         .server
         .server_config(format!("owner:{}", owner.key_id))?;
@@ -150,7 +158,7 @@ fn serve(
         log: log.clone(),
         node,
         gate,
-        library: Default::default(),
+        library,
     });
     let state = AppState::new(kernel, server_config, access);
     state.set_seal(seal);
@@ -165,10 +173,6 @@ fn serve(
         vec![("models", model_list.clone()), ("policy_set", policy_set)],
     )?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener).context("failed to listen")?;
         let local = listener
@@ -177,8 +181,13 @@ fn serve(
         let outbox = tokio::spawn(drain_outbox(directory, log.clone()));
         // The one line a user or a script waits for; printed only once the port is open.
         let shutdown = shutdown_signal()?;
+        let specialists = if specialists.is_empty() {
+            String::new()
+        } else {
+            format!(" and specialists {}", specialists.join(", "))
+        };
         println!(
-            "Sovereign is serving {} at http://{local}/v1",
+            "Sovereign is serving {}{specialists} at http://{local}/v1",
             names.join(", ")
         );
         let served = sov_server::serve(listener, state, shutdown)

@@ -77,6 +77,13 @@ fn add(
 ) -> Result<Added> {
     let name = &args.name;
     sov_specialist::validate_name(name)?;
+    // sov-specialist checks and stores adapters, but the engine does not apply them yet: a
+    // specialist with one could not be served as the owner approved it, so none is made.
+    if args.adapter.is_some() {
+        bail!(
+            "failed to add specialist `{name}`: LoRA adapters are not applied by the engine yet, so a specialist with one could not be served; add it without --adapter"
+        );
+    }
     let model_names = models.list().context("failed to list the model store")?;
     if model_names.iter().any(|m| m.name == *name) {
         bail!(
@@ -91,8 +98,7 @@ fn add(
         sov_specialist::validate_corpus_name(corpus)?;
         if !corpus_exists(home, corpus) {
             bail!(
-                "failed to find corpus `{corpus}` in this home (there is no {})",
-                home.root().join("corpora").join(corpus).display()
+                "failed to find corpus `{corpus}` in this home (add it with `sov corpus add {corpus} PATH...`)"
             );
         }
     }

@@ -20,7 +20,9 @@ pub(crate) fn open_store(home: &Home) -> Result<SpecialistStore> {
 /// belong to the knowledge crate; until it is wired in here, a corpus is its folder
 /// `<home>/corpora/<name>/`, and this one function is what changes when it is.
 pub(crate) fn corpus_exists(home: &Home, name: &str) -> bool {
-    home.root().join("corpora").join(name).is_dir()
+    super::corpus::open_knowledge(home)
+        .and_then(|store| Ok(store.list()?))
+        .is_ok_and(|list| list.iter().any(|c| c.name == name))
 }
 
 /// The tools installed on this node, which a specialist's tools are checked against. None yet:

@@ -1,0 +1,207 @@
+//! What `sov serve` serves besides models: the corpora and the specialists, each verified
+//! against the owner's signature before it is served, and the embedding model that searches
+//! and routes. A corpus or specialist that does not verify, or whose models are not served,
+//! stops the start with a clear error (recorded): nothing is served that the owner did not
+//! approve as it is.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use sov_audit::AuditLog;
+use sov_audit_core::entry::{Kind, Outcome};
+use sov_kernel::node::{Loaded, NodeEntry};
+use sov_kernel::{Library, Searchable, ServedSpecialist};
+use sov_keys::OwnerPublicKeys;
+
+use crate::home::{Config, Home};
+use crate::record;
+
+/// The name of the embedding model: the configured one, else the only embedding-only model
+/// among `models` (none if there is none).
+pub fn embedder(config: &Config, models: &BTreeMap<String, Loaded>) -> Result<Option<String>> {
+    let configured = &config.knowledge.embedding_model;
+    if !configured.is_empty() {
+        if !models.contains_key(configured) {
+            bail!(
+                "[knowledge] embedding_model is `{configured}`, which is not served: import it, or add it to [server] models"
+            );
+        }
+        return Ok(Some(configured.clone()));
+    }
+    let embedding: Vec<&String> = models
+        .iter()
+        .filter(|(_, m)| is_embedding(m))
+        .map(|(n, _)| n)
+        .collect();
+    match embedding.as_slice() {
+        [] => Ok(None),
+        [only] => Ok(Some((*only).clone())),
+        several => bail!(
+            "several embedding models are served ({}); choose one with [knowledge] embedding_model",
+            several
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Whether a loaded model only embeds (an encoder such as BERT).
+pub fn is_embedding(model: &Loaded) -> bool {
+    sov_specialist::EMBEDDING_ARCHITECTURES.contains(&model.manifest.gguf.architecture.as_str())
+}
+
+/// Verifies and opens every corpus and specialist of the home for the served `models`.
+pub fn load(
+    home: &Home,
+    config: &Config,
+    owner: &OwnerPublicKeys,
+    models: &BTreeMap<String, Loaded>,
+    log: &AuditLog,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Library> {
+    let embedder = embedder(config, models)?;
+    let corpora = corpora(home, owner, models, log)?;
+    let specialists = specialists(home, owner, models, &corpora, log)?;
+    let mut library = Library {
+        corpora,
+        specialists,
+        embedder: embedder.clone(),
+        router: config.router.router()?,
+    };
+    if let Some(fallback) = &library.router.fallback
+        && !models.contains_key(fallback)
+    {
+        bail!("[router] fallback is `{fallback}`, which is not served");
+    }
+    // The router compares questions with each specialist's description.
+    if let Some(name) = &embedder
+        && let Some(model) = models.get(name)
+    {
+        for spec in library.specialists.values_mut() {
+            let inputs = [spec.description.clone()];
+            let (mut vectors, _) = runtime
+                .block_on(model.engine.embed(&inputs))
+                .context("failed to embed a specialist's description")?;
+            spec.description_vector = vectors.pop();
+        }
+    }
+    Ok(library)
+}
+
+fn refused(log: &AuditLog, what: &str, err: &anyhow::Error) -> Result<()> {
+    NodeEntry::new(Kind::ModelLoad, what, Outcome::Denied)
+        .reason(record::reason(err))
+        .record(log, &record::local_principal())
+        .context("failed to record a refused load")?;
+    Ok(())
+}
+
+fn corpora(
+    home: &Home,
+    owner: &OwnerPublicKeys,
+    models: &BTreeMap<String, Loaded>,
+    log: &AuditLog,
+) -> Result<sov_kernel::Corpora> {
+    let mut out: sov_kernel::Corpora = BTreeMap::new();
+    // Under the seal the home is read-only: corpora are read immutable.
+    let store = sov_knowledge::KnowledgeStore::open_read_only(&home.corpora_dir())
+        .context("failed to open the corpora")?;
+    for summary in store.list().context("failed to list the corpora")? {
+        let name = summary.name;
+        let opened = (|| {
+            let corpus = store
+                .open_corpus(&name, owner)
+                .with_context(|| format!("the corpus `{name}` did not verify"))?;
+            let served: Arc<dyn Searchable> = Arc::new(sov_kernel::knowledge::Served::new(corpus));
+            let embedding = summary.embedder;
+            match models.get(&embedding.name) {
+                None => bail!(
+                    "the corpus `{name}` was built with the embedding model `{}`, which is not served: import it, or add it to [server] models",
+                    embedding.name
+                ),
+                Some(m) if m.manifest.sha256 != embedding.sha256 => bail!(
+                    "the corpus `{name}` was built with `{}` of SHA-256 {}, but the model of that name is now {}: add its documents again to a new corpus",
+                    embedding.name,
+                    embedding.sha256,
+                    m.manifest.sha256
+                ),
+                Some(_) => {}
+            }
+            Ok(served)
+        })();
+        match opened {
+            Ok(served) => {
+                out.insert(name, served);
+            }
+            Err(e) => {
+                refused(log, &format!("corpus:{name}"), &e)?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn specialists(
+    home: &Home,
+    owner: &OwnerPublicKeys,
+    models: &BTreeMap<String, Loaded>,
+    corpora: &sov_kernel::Corpora,
+    log: &AuditLog,
+) -> Result<BTreeMap<String, ServedSpecialist>> {
+    let mut out = BTreeMap::new();
+    let store = sov_specialist::SpecialistStore::open(&home.specialists_dir())
+        .context("failed to open the specialists")?;
+    for listed in store.list().context("failed to list the specialists")? {
+        let name = listed.name.clone();
+        let checked = (|| {
+            let verified = store
+                .get(&name, owner)
+                .with_context(|| format!("the specialist `{name}` did not verify"))?;
+            let m = verified.manifest();
+            let Some(base) = models.get(&m.base.name) else {
+                bail!(
+                    "the base model `{}` of specialist `{name}` is not served",
+                    m.base.name
+                );
+            };
+            if base.manifest.sha256 != m.base.sha256 {
+                bail!(
+                    "the base model `{}` of specialist `{name}` changed since the owner approved it (approved {}, now {}): add the specialist again to approve the new one",
+                    m.base.name,
+                    m.base.sha256,
+                    base.manifest.sha256
+                );
+            }
+            if let Some(c) = m.corpora.iter().find(|c| !corpora.contains_key(*c)) {
+                bail!("the corpus `{c}` of specialist `{name}` does not exist");
+            }
+            if m.adapter.is_some() {
+                bail!(
+                    "the specialist `{name}` has a LoRA adapter, which the engine does not apply yet: it is not served (remove it or add it again without --adapter)"
+                );
+            }
+            Ok(ServedSpecialist {
+                manifest_sha256: verified.sha256().to_owned(),
+                base: m.base.name.clone(),
+                corpora: m.corpora.clone(),
+                description: m.description.clone(),
+                instructions: m.instructions.clone(),
+                description_vector: None,
+            })
+        })();
+        match checked {
+            Ok(spec) => {
+                out.insert(name, spec);
+            }
+            Err(e) => {
+                refused(log, &format!("specialist:{name}"), &e)?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}

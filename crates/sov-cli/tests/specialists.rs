@@ -1,0 +1,460 @@
+//! Specialists from a fresh home, as the README shows them: both starter models imported, two
+//! corpora added (one holding a confidential document), two specialists, questions asked
+//! through the official openai client; then the record is exported and verified offline, and
+//! its router and provenance entries are checked. Needs SOV_TEST_MODEL, SOV_TEST_EMBED_MODEL
+//! and SOV_TEST_PYTHON (`bash scripts/test` sets them).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn env_path(var: &str) -> PathBuf {
+    PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
+        panic!("{var} is not set: run the tests with `bash scripts/test`, which fetches the models")
+    }))
+}
+
+fn sov(home: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_sov"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("SOV_HOME")
+        .env("SOV_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sov {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn eval_dir(sub: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../eval")
+        .join(sub)
+        .display()
+        .to_string()
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const SECRET: &str = "AMBERWICK";
+
+#[test]
+fn specialists_answer_with_citations_and_a_confidential_document_stays_with_the_cleared() {
+    let python = env_path("SOV_TEST_PYTHON");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    sov(&home, &["init"]);
+    let starter = env_path("SOV_TEST_MODEL");
+    sov(
+        &home,
+        &[
+            "model",
+            "import",
+            starter.to_str().unwrap(),
+            "--name",
+            "smollm2",
+        ],
+    );
+    let embed = env_path("SOV_TEST_EMBED_MODEL");
+    sov(
+        &home,
+        &[
+            "model",
+            "import",
+            embed.to_str().unwrap(),
+            "--name",
+            "all-minilm-l6-v2",
+        ],
+    );
+
+    // Two corpora; the hospital's confidential plan at clearance 3.
+    let added = sov(
+        &home,
+        &[
+            "corpus",
+            "add",
+            "hollowmere",
+            &eval_dir("corpora/hollowmere"),
+            "--clearance",
+            "0",
+        ],
+    );
+    assert!(
+        text(&added).contains("added      annual-leave-policy.md"),
+        "{}",
+        text(&added)
+    );
+    sov(
+        &home,
+        &[
+            "corpus",
+            "add",
+            "hollowmere",
+            &eval_dir("restricted/hollowmere"),
+            "--clearance",
+            "3",
+        ],
+    );
+    sov(
+        &home,
+        &[
+            "corpus",
+            "add",
+            "veloria",
+            &eval_dir("corpora/veloria"),
+            "--clearance",
+            "0",
+        ],
+    );
+    // Adding the same files again changes nothing.
+    let again = sov(
+        &home,
+        &[
+            "corpus",
+            "add",
+            "veloria",
+            &eval_dir("corpora/veloria"),
+            "--clearance",
+            "0",
+        ],
+    );
+    assert!(
+        text(&again).contains("chunks embedded: 0"),
+        "{}",
+        text(&again)
+    );
+    let shown = text(&sov(&home, &["corpus", "show", "hollowmere"]));
+    assert!(
+        shown.contains("major-incident-surge-plan.md  clearance 3"),
+        "{shown}"
+    );
+
+    sov(
+        &home,
+        &[
+            "specialist",
+            "add",
+            "hollowmere-clerk",
+            "--model",
+            "smollm2",
+            "--corpus",
+            "hollowmere",
+            "--description",
+            "Hollowmere General Hospital: staff leave, visiting, medication incidents, charges, IT service desk, board minutes",
+        ],
+    );
+    sov(
+        &home,
+        &[
+            "specialist",
+            "add",
+            "veloria-clerk",
+            "--model",
+            "smollm2",
+            "--corpus",
+            "veloria",
+            "--description",
+            "Bank of Veloria: central bank fees, VELPAY payments, reserve requirements, banknotes, monetary policy, staff leave",
+        ],
+    );
+
+    sov(
+        &home,
+        &[
+            "principal",
+            "add",
+            "ana",
+            "--role",
+            "analyst",
+            "--attr",
+            "clearance=0",
+        ],
+    );
+    sov(
+        &home,
+        &[
+            "principal",
+            "add",
+            "cleo",
+            "--role",
+            "analyst",
+            "--attr",
+            "clearance=5",
+        ],
+    );
+    let ana = text(&sov(&home, &["token", "issue", "ana"]))
+        .trim()
+        .to_owned();
+    let cleo = text(&sov(&home, &["token", "issue", "cleo"]))
+        .trim()
+        .to_owned();
+
+    // The CLI searches as a principal, too.
+    let found: Value = serde_json::from_str(&text(&sov(
+        &home,
+        &[
+            "corpus",
+            "search",
+            "hollowmere",
+            "major incident code word",
+            "--as",
+            "ana",
+            "--json",
+        ],
+    )))
+    .unwrap();
+    assert!(found["withheld"].as_u64().unwrap() >= 1, "{found}");
+    assert!(!found.to_string().contains(SECRET), "{found}");
+    let found = text(&sov(
+        &home,
+        &[
+            "corpus",
+            "search",
+            "hollowmere",
+            "major incident code word",
+            "--as",
+            "cleo",
+        ],
+    ));
+    assert!(found.contains(SECRET), "{found}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
+        .arg("--home")
+        .arg(&home)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SOV_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let mut seal = String::new();
+    lines.read_line(&mut seal).unwrap();
+    let mut ready = String::new();
+    lines.read_line(&mut ready).unwrap();
+    let server = Server(child);
+    assert!(
+        ready.contains("specialists hollowmere-clerk, veloria-clerk"),
+        "{seal}{ready}"
+    );
+    let base = ready.trim().rsplit(' ').next().unwrap().to_owned();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specialists_client.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&base)
+        .env("SOV_TEST_TOKEN", &ana)
+        .env("SOV_TEST_CLEARED", &cleo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let models: Vec<&str> = seen["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    for m in ["auto", "hollowmere-clerk", "veloria-clerk", "smollm2"] {
+        assert!(models.contains(&m), "{models:?}");
+    }
+
+    let cites = |answer: &Value| -> Vec<String> {
+        answer["citations"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no citations: {answer}"))
+            .iter()
+            .map(|c| c["document"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let clerk = &seen["clerk"];
+    assert_eq!(clerk["model"], "hollowmere-clerk");
+    assert!(
+        cites(clerk).contains(&"annual-leave-policy.md".to_owned()),
+        "{clerk}"
+    );
+    assert!(clerk["text"].as_str().unwrap().contains("27"), "{clerk}");
+    assert!(
+        clerk["text"].as_str().unwrap().contains("[1]")
+            || clerk["text"].as_str().unwrap().contains("[2]"),
+        "{clerk}"
+    );
+    // A stream carries the same citations in its first chunk, and the same text.
+    assert_eq!(seen["clerk_stream"]["citations"], clerk["citations"]);
+    assert_eq!(seen["clerk_stream"]["text"], clerk["text"]);
+
+    let banker = &seen["banker"];
+    assert_eq!(banker["model"], "veloria-clerk");
+    assert!(
+        cites(banker).iter().any(|d| d.starts_with("fee-schedule")),
+        "{banker}"
+    );
+    assert!(
+        banker["text"].as_str().unwrap().contains("17:45"),
+        "{banker}"
+    );
+
+    let auto = &seen["auto"];
+    assert_eq!(auto["model"], "veloria-clerk", "{auto}");
+    assert_eq!(auto["route"]["choice"], "veloria-clerk", "{auto}");
+
+    // The code word: never for ana (answer, citations, router reason or error), always for cleo.
+    for key in ["secret_plain", "secret_plain_auto"] {
+        let seen = seen[key].to_string();
+        assert!(!seen.contains(SECRET), "{key}: {seen}");
+        assert!(!seen.contains("major-incident-surge-plan"), "{key}: {seen}");
+    }
+    let cleared = &seen["secret_cleared"];
+    assert!(
+        cites(cleared).contains(&"major-incident-surge-plan.md".to_owned()),
+        "{cleared}"
+    );
+    assert!(
+        cleared["text"].as_str().unwrap().contains(SECRET),
+        "{cleared}"
+    );
+    drop(server);
+
+    // The record, exported and verified offline; the router's and the specialist's entries
+    // proved one by one by the standalone verifier, which prints them as it checked them.
+    let export = dir.path().join("export");
+    let exported = text(&sov(&home, &["audit", "export", export.to_str().unwrap()]));
+    let keys: String = exported
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    let vkeys = dir.path().join("keys");
+    std::fs::write(&vkeys, keys).unwrap();
+    let verify = Path::new(env!("CARGO_BIN_EXE_sov")).with_file_name("sov-verify");
+    let verified = Command::new(&verify)
+        .arg("log")
+        .arg(&export)
+        .arg("--key")
+        .arg(&vkeys)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let proved = |index: u64| -> Value {
+        let proof = dir.path().join(format!("{index}.tlog-proof"));
+        std::fs::write(
+            &proof,
+            sov(&home, &["audit", "proof", &index.to_string()]).stdout,
+        )
+        .unwrap();
+        let out = Command::new(&verify)
+            .arg("proof")
+            .arg(&proof)
+            .arg("--key")
+            .arg(&vkeys)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["ok"], true);
+        report["entry"].clone()
+    };
+    let entries = entries(&home);
+    let route = entries
+        .iter()
+        .find(|e| e["kind"] == "route")
+        .expect("a route entry");
+    let route = proved(route["index"].as_u64().unwrap());
+    assert_eq!(route["kind"], "route", "{route}");
+    assert_eq!(route["attrs"]["choice"], "veloria-clerk", "{route}");
+    assert!(
+        route["attrs"]["candidates"]
+            .as_str()
+            .unwrap()
+            .contains("hollowmere-clerk:"),
+        "{route}"
+    );
+    let answer = entries
+        .iter()
+        .find(|e| e["kind"] == "inference" && e["resource"] == "hollowmere-clerk")
+        .expect("a specialist's inference entry");
+    let answer = proved(answer["index"].as_u64().unwrap());
+    let attrs = &answer["attrs"];
+    assert_eq!(
+        attrs["specialist_manifest"].as_str().unwrap().len(),
+        64,
+        "{answer}"
+    );
+    assert!(
+        attrs["corpora"]
+            .as_str()
+            .unwrap()
+            .starts_with("hollowmere="),
+        "{answer}"
+    );
+    let chunks: Vec<&str> = attrs["chunks"].as_str().unwrap().split(',').collect();
+    assert!(
+        !chunks.is_empty() && chunks.iter().all(|c| c.len() == 64),
+        "{answer}"
+    );
+    // Every chunk named is in the corpus's signed manifest: anyone holding it can prove them.
+    let manifest: Value = serde_json::from_str(&text(&sov(
+        &home,
+        &["corpus", "show", "hollowmere", "--json"],
+    )))
+    .unwrap();
+    let listed = manifest.to_string();
+    assert!(chunks.iter().all(|c| listed.contains(c)), "{answer}");
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e["principal"] == "ana" && e.to_string().contains(SECRET))
+    );
+}
+
+/// Every entry of the home's record, as `sov audit show --json` prints them.
+fn entries(home: &Path) -> Vec<Value> {
+    let out = sov(home, &["audit", "tail", "--json", "-n", "100000"]);
+    text(&out)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
