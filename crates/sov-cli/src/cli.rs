@@ -209,13 +209,21 @@ pub enum AuditCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Import a GGUF file into the store and sign its manifest.
+    /// Import a model into the store and sign its manifest: a GGUF file, or a
+    /// sentence-transformers BERT (a directory or a .zip with config.json, tokenizer.json,
+    /// model.safetensors and 1_Pooling/config.json), converted to GGUF on the way.
     Import {
-        /// The GGUF file.
+        /// The GGUF file, model directory or .zip.
+        #[arg(value_name = "FILE|DIR|ZIP")]
         file: PathBuf,
         /// The name to serve it under (default: from the file name).
         #[arg(long)]
         name: Option<String>,
+        /// The chat template to use instead of the GGUF's own (or for a GGUF that has none):
+        /// `gemma`, `chatml`, or a .jinja file. Without it, a GGUF with no template of its own
+        /// gets the one its architecture implies (gemma3: gemma), if any.
+        #[arg(long, value_name = "gemma|chatml|PATH.jinja")]
+        chat_template: Option<String>,
     },
     /// List the models in the store.
     List,

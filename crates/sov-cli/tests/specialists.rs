@@ -1,7 +1,7 @@
 //! Specialists from a fresh home, as the README shows them: both starter models imported, two
 //! corpora added (one holding a confidential document), two specialists, questions asked
 //! through the official openai client; then the record is exported and verified offline, and
-//! its router and provenance entries are checked. Needs SOV_TEST_MODEL, SOV_TEST_EMBED_MODEL
+//! its router and provenance entries are checked. Needs SOV_TEST_MODEL, SOV_TEST_EMBED_MODEL_ZIP
 //! and SOV_TEST_PYTHON (`bash scripts/test` sets them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -84,7 +84,7 @@ fn specialists_answer_with_citations_and_a_confidential_document_stays_with_the_
             "smollm2",
         ],
     );
-    let embed = env_path("SOV_TEST_EMBED_MODEL");
+    let embed = env_path("SOV_TEST_EMBED_MODEL_ZIP");
     sov(
         &home,
         &[

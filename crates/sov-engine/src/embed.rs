@@ -1,4 +1,6 @@
-//! The embedding worker: its own context (mean pooling), one input at a time.
+//! The embedding worker: its own context (the model's pooling; mean for a generative model),
+//! one input at a time. A generative model's inputs go through `decode`; an encoder's (BERT)
+//! through `encode`, the pass llama.cpp has for models with no KV cache.
 //!
 //! One sequence at a time keeps pooling exact: llama.cpp pools per sequence, and several
 //! sequences in one batch need a unified KV cache to come out right. Inputs are short, so the
@@ -28,10 +30,20 @@ pub(crate) struct Job {
     pub reply: oneshot::Sender<Result<Vec<Vec<f32>>, EngineError>>,
 }
 
+/// How an input goes through the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// A generative model's `decode` (it has a KV cache, cleared before each input).
+    Decode,
+    /// An encoder's `encode` (BERT: no KV cache, attention both ways).
+    Encode,
+}
+
 pub(crate) fn run(
     mut ctx: LlamaContext<'_>,
     queue: Receiver<Job>,
     max_tokens: usize,
+    pass: Pass,
     counters: &Arc<Counters>,
 ) {
     let mut batch = LlamaBatch::new(max_tokens, 1);
@@ -44,7 +56,7 @@ pub(crate) fn run(
                 abandoned = true;
                 break;
             }
-            match embed_one(&mut ctx, &mut batch, tokens) {
+            match embed_one(&mut ctx, &mut batch, tokens, pass) {
                 Ok(vector) => {
                     counters.embedded_inputs.fetch_add(1, Ordering::Relaxed);
                     vectors.push(vector);
@@ -73,16 +85,23 @@ fn embed_one(
     ctx: &mut LlamaContext<'_>,
     batch: &mut LlamaBatch<'_>,
     tokens: &[LlamaToken],
+    pass: Pass,
 ) -> Result<Vec<f32>, EngineError> {
-    ctx.clear_kv_cache();
     batch.clear();
     for (pos, token) in tokens.iter().enumerate() {
         batch
             .add(*token, pos as i32, &[0], true)
             .map_err(|e| EngineError::Decode(e.to_string()))?;
     }
-    crate::llama::exclusive(|| ctx.decode(batch))
-        .map_err(|e| EngineError::Decode(e.to_string()))?;
+    match pass {
+        Pass::Decode => {
+            ctx.clear_kv_cache();
+            crate::llama::exclusive(|| ctx.decode(batch))
+                .map_err(|e| EngineError::Decode(e.to_string()))?;
+        }
+        Pass::Encode => crate::llama::exclusive(|| ctx.encode(batch))
+            .map_err(|e| EngineError::Decode(e.to_string()))?,
+    }
     let pooled = ctx
         .embeddings_seq_ith(0)
         .map_err(|_| EngineError::NoEmbedding)?;

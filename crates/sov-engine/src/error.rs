@@ -29,6 +29,9 @@ pub enum EngineError {
     /// The engine's configuration is not usable.
     #[error("invalid engine configuration: {0}")]
     Config(String),
+    /// The model only embeds (an encoder such as BERT): it has no chat and generates nothing.
+    #[error("the model is an embedding model: it computes embeddings only")]
+    EmbeddingOnly,
     /// The model has no chat template, so chat requests cannot be formatted.
     #[error("the model has no chat template; use the completions endpoint with a raw prompt")]
     NoChatTemplate,

@@ -15,6 +15,14 @@
 //!   time, L2-normalised vectors), so they never wait behind long generations. A request is
 //!   bounded (inputs, tokens in all inputs, tokens in one input: [`EngineConfig`]) and refused
 //!   at once over a bound ([`EngineError::TooMuchInput`]).
+//! - **Embedding models**: an encoder-only model (BERT and its kin:
+//!   [`sov_models::is_embedding_architecture`]) loads as an embedding-only engine: no
+//!   generation worker and no slots; its inputs go through llama.cpp's `encode`, pooled as the
+//!   GGUF says (`{arch}.pooling_type`; mean for all-MiniLM-L6-v2), L2-normalised. Chat and
+//!   generation on it answer [`EngineError::EmbeddingOnly`]; an input longer than its context
+//!   (512 tokens for MiniLM) is refused, not cut.
+//! - **Chat templates**: the GGUF's own, or the one the signed manifest names (chosen at import,
+//!   e.g. Gemma's for a Gemma GGUF that has none), checked against the SHA-256 the owner signed.
 //! - **Fairness**: one graph computes at a time in the process, and the lock that orders them is
 //!   taken per decode: a generation step waits for an embedding input, never for a whole
 //!   embedding request.

@@ -72,6 +72,8 @@ pub struct ModelInfo {
     pub parallel: u32,
     /// Threads llama.cpp uses.
     pub threads: usize,
+    /// The model only embeds (an encoder such as BERT): no generation, no chat.
+    pub embedding_only: bool,
 }
 
 /// A tokenised prompt, ready for [`Engine::generate`].
@@ -132,7 +134,8 @@ struct Inner {
     queue_depth: usize,
     max_embedding_inputs: usize,
     max_embedding_tokens: usize,
-    generate: SyncSender<worker::Job>,
+    /// `None` for an embedding-only model, which has no generation worker.
+    generate: Option<SyncSender<worker::Job>>,
     embed: SyncSender<embed::Job>,
     counters: Arc<Counters>,
 }
@@ -179,18 +182,41 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
 
 impl Engine {
     /// Loads a model whose manifest signature and every byte were checked by the model store
-    /// (only `ModelStore::verify` makes a [`VerifiedModel`]), and starts the workers.
+    /// (only `ModelStore::verify` makes a [`VerifiedModel`]), and starts the workers. A chat
+    /// template the manifest names (chosen at import) is used instead of the GGUF's own; its
+    /// text must still hash to the SHA-256 the owner signed.
     pub fn load(model: &VerifiedModel, config: &EngineConfig) -> Result<Self, EngineError> {
-        Self::open(model.path(), config)
+        let template = match &model.manifest().chat_template {
+            Some(choice) => Some(
+                sov_models::templates::text_of(choice)
+                    .map_err(|reason| EngineError::Config(format!("the manifest's {reason}")))?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        Self::open(model.path(), config, template.as_deref())
     }
 
     /// Loads the GGUF file at `path` with no verification at all: for the benchmark and the
     /// engine's own tests, which run a bare file. A node serves only [`Engine::load`]ed models.
     pub fn load_unverified(path: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
-        Self::open(path, config)
+        Self::open(path, config, None)
     }
 
-    fn open(path: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
+    /// [`Engine::load_unverified`] with a chat template that replaces the GGUF's own.
+    pub fn load_unverified_with_template(
+        path: &Path,
+        config: &EngineConfig,
+        template: &str,
+    ) -> Result<Self, EngineError> {
+        Self::open(path, config, Some(template))
+    }
+
+    fn open(
+        path: &Path,
+        config: &EngineConfig,
+        template_override: Option<&str>,
+    ) -> Result<Self, EngineError> {
         if config.parallel == 0 || config.batch_size == 0 || config.context_length < 16 {
             return Err(EngineError::Config(
                 "parallel and batch_size must be at least 1, context_length at least 16".into(),
@@ -219,62 +245,57 @@ impl Engine {
         } else {
             config.context_length
         };
+        let architecture = model
+            .meta_val_str("general.architecture")
+            .unwrap_or_default();
+        let embedding_only = sov_models::is_embedding_architecture(&architecture);
         let info = ModelInfo {
             context_length,
             train_context_length: train,
             embedding_length: u32::try_from(model.n_embd()).unwrap_or(0),
-            parallel: config.parallel,
+            parallel: if embedding_only { 0 } else { config.parallel },
             threads,
+            embedding_only,
         };
 
         let vocab = model.vocab();
-        let bos_text =
-            String::from_utf8_lossy(&vocab.token_to_piece(vocab.bos(), true, None)).into_owned();
-        let eos_text =
-            String::from_utf8_lossy(&vocab.token_to_piece(vocab.eos(), true, None)).into_owned();
-        let template = match model.chat_template(None) {
-            Err(_) => Err("the model has no chat template".to_owned()),
-            Ok(t) => match t.to_str() {
-                Err(_) => Err("the model's chat template is not UTF-8".to_owned()),
-                Ok(src) => {
-                    ChatTemplate::new(src, &bos_text, &eos_text).map_err(|e| error_chain(&e))
-                }
-            },
+        let bos_text = piece(&vocab, vocab.bos());
+        let eos_text = piece(&vocab, vocab.eos());
+        let template = if embedding_only {
+            Err("the model only embeds".to_owned())
+        } else if let Some(src) = template_override {
+            ChatTemplate::new(src, &bos_text, &eos_text).map_err(|e| error_chain(&e))
+        } else {
+            match model.chat_template(None) {
+                Err(_) => Err("the model has no chat template".to_owned()),
+                Ok(t) => match t.to_str() {
+                    Err(_) => Err("the model's chat template is not UTF-8".to_owned()),
+                    Ok(src) => {
+                        ChatTemplate::new(src, &bos_text, &eos_text).map_err(|e| error_chain(&e))
+                    }
+                },
+            }
         };
-        if let Err(reason) = &template {
+        if let (Err(reason), false) = (&template, embedding_only) {
             tracing::warn!(reason, "chat requests will be refused for this model");
         }
 
         let threads_i32 = i32::try_from(threads).unwrap_or(i32::MAX);
-        let gen_params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(
-                context_length.saturating_mul(config.parallel),
-            ))
-            .with_n_seq_max(config.parallel)
-            .with_n_batch(config.batch_size)
-            .with_n_ubatch(config.batch_size)
-            .with_n_threads(threads_i32)
-            .with_n_threads_batch(threads_i32)
-            .with_kv_unified(false);
-        let worker_cfg = WorkerConfig {
-            slots: config.parallel,
-            context_length,
-            batch_size: config.batch_size,
-            n_vocab: model.n_vocab(),
-        };
-        let (generate, queue) = mpsc::sync_channel(config.queue_depth);
         let counters = Arc::new(Counters::default());
-        let worker_counters = Arc::clone(&counters);
-        spawn_with_context(
-            &model,
-            gen_params,
-            "generation",
-            "sov-generate",
-            move |model, ctx| {
-                worker::run(model, ctx, queue, worker_cfg, &worker_counters);
-            },
-        )?;
+        // An encoder has no KV cache and generates nothing: no generation worker, no slots.
+        let generate = if embedding_only {
+            None
+        } else {
+            Some(spawn_generation(
+                &model,
+                config,
+                context_length,
+                threads_i32,
+                &counters,
+            )?)
+        };
 
+        let pooling = pooling_of(&model, &architecture, embedding_only)?;
         let emb_params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(context_length))
             .with_n_seq_max(1)
@@ -283,17 +304,22 @@ impl Engine {
             .with_n_threads(threads_i32)
             .with_n_threads_batch(threads_i32)
             .with_embeddings(true)
-            .with_pooling_type(LlamaPoolingType::Mean);
+            .with_pooling_type(pooling);
         let (embed, queue) = mpsc::sync_channel(config.queue_depth);
         let max_tokens = context_length as usize;
         let embed_counters = Arc::clone(&counters);
+        let pass = if embedding_only {
+            embed::Pass::Encode
+        } else {
+            embed::Pass::Decode
+        };
         spawn_with_context(
             &model,
             emb_params,
             "embedding",
             "sov-embed",
             move |_, ctx| {
-                embed::run(ctx, queue, max_tokens, &embed_counters);
+                embed::run(ctx, queue, max_tokens, pass, &embed_counters);
             },
         )?;
 
@@ -328,6 +354,9 @@ impl Engine {
     /// Fails on a role other than `system`, `user`, `assistant` or `developer` (read as
     /// `system`), and when the template refuses the conversation.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt, EngineError> {
+        if self.inner.info.embedding_only {
+            return Err(EngineError::EmbeddingOnly);
+        }
         let template = self
             .inner
             .template
@@ -464,6 +493,9 @@ impl Engine {
         params: SamplingParams,
         whole: bool,
     ) -> Result<Generation, EngineError> {
+        let Some(generate) = &self.inner.generate else {
+            return Err(EngineError::EmbeddingOnly);
+        };
         params.validate()?;
         if prompt.tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
@@ -494,10 +526,7 @@ impl Engine {
             events,
             whole,
         };
-        self.inner
-            .generate
-            .try_send(job)
-            .map_err(|e| self.refused(&e))?;
+        generate.try_send(job).map_err(|e| self.refused(&e))?;
         Ok(Generation {
             events: rx,
             prompt_tokens,
@@ -524,6 +553,17 @@ impl Engine {
             .map_err(|e| self.refused(&e))?;
         let vectors = rx.await.map_err(|_| EngineError::Stopped)??;
         Ok((vectors, used))
+    }
+
+    /// The token ids [`Engine::embed`] gives the model for `input` (with the start and end tokens
+    /// the model's tokenizer adds), for tests and diagnostics.
+    pub fn embedding_token_ids(&self, input: &str) -> Vec<i32> {
+        let vocab = self.inner.model.vocab();
+        vocab
+            .tokenize(input.as_bytes(), vocab.should_add_bos(), false)
+            .iter()
+            .map(|t| t.0)
+            .collect()
     }
 
     /// Tokenises embedding inputs, checking the bounds as it goes (it stops at the first input
@@ -576,6 +616,75 @@ impl Engine {
             TrySendError::Disconnected(_) => EngineError::Stopped,
         }
     }
+}
+
+/// Starts the generation worker (continuous batching over `config.parallel` slots).
+fn spawn_generation(
+    model: &Arc<LlamaModel>,
+    config: &EngineConfig,
+    context_length: u32,
+    threads: i32,
+    counters: &Arc<Counters>,
+) -> Result<SyncSender<worker::Job>, EngineError> {
+    let gen_params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(
+            context_length.saturating_mul(config.parallel),
+        ))
+        .with_n_seq_max(config.parallel)
+        .with_n_batch(config.batch_size)
+        .with_n_ubatch(config.batch_size)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads)
+        .with_kv_unified(false);
+    let worker_cfg = WorkerConfig {
+        slots: config.parallel,
+        context_length,
+        batch_size: config.batch_size,
+        n_vocab: model.n_vocab(),
+    };
+    let (generate, queue) = mpsc::sync_channel(config.queue_depth);
+    let worker_counters = Arc::clone(counters);
+    spawn_with_context(
+        model,
+        gen_params,
+        "generation",
+        "sov-generate",
+        move |model, ctx| {
+            worker::run(model, ctx, queue, worker_cfg, &worker_counters);
+        },
+    )?;
+    Ok(generate)
+}
+
+/// How embeddings are pooled: an embedding model's own pooling type (`{arch}.pooling_type`,
+/// mean when absent); mean for a generative model used for embeddings, as before.
+fn pooling_of(
+    model: &LlamaModel,
+    architecture: &str,
+    embedding_only: bool,
+) -> Result<LlamaPoolingType, EngineError> {
+    if !embedding_only {
+        return Ok(LlamaPoolingType::Mean);
+    }
+    let key = format!("{architecture}.pooling_type");
+    match model.meta_val_str(&key).ok().as_deref().map(str::trim) {
+        None | Some("1") => Ok(LlamaPoolingType::Mean),
+        Some("2") => Ok(LlamaPoolingType::Cls),
+        Some("3") => Ok(LlamaPoolingType::Last),
+        Some(other) => Err(EngineError::Config(format!(
+            "{key} is {other}: only mean (1), CLS (2) and last-token (3) pooling give one vector per input"
+        ))),
+    }
+}
+
+/// The text of a special token; empty for a token the model does not have (`-1`: BERT has no
+/// end-of-sequence token, and llama.cpp throws a C++ exception for an id outside the vocabulary,
+/// which would abort the process).
+fn piece(vocab: &llama_cpp_2::vocab::LlamaVocab<'_>, token: LlamaToken) -> String {
+    if token.0 < 0 || token.0 >= vocab.n_tokens() {
+        return String::new();
+    }
+    String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned()
 }
 
 fn add_bos_already(text: &str, bos_text: &str) -> bool {

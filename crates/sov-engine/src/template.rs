@@ -133,6 +133,41 @@ mod tests {
     }
 
     #[test]
+    fn gemma_folds_the_system_message_into_the_first_user_turn() {
+        let t = ChatTemplate::new(sov_models::templates::GEMMA, "<bos>", "<eos>").unwrap();
+        let out = t
+            .render(&[
+                msg("system", "Be brief."),
+                msg("user", "  Hi  "),
+                msg("assistant", "Hello."),
+                msg("user", "Name a colour."),
+            ])
+            .unwrap();
+        assert_eq!(
+            out,
+            "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nName a colour.<end_of_turn>\n<start_of_turn>model\n"
+        );
+        let plain = t.render(&[msg("user", "Hi")]).unwrap();
+        assert_eq!(
+            plain,
+            "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+        );
+        let err = t.render(&[msg("user", "a"), msg("user", "b")]).unwrap_err();
+        let reason = std::error::Error::source(&err).unwrap().to_string();
+        assert!(reason.contains("must alternate"), "{reason}");
+    }
+
+    #[test]
+    fn chatml_renders_turns_and_the_generation_prompt() {
+        let t = ChatTemplate::new(sov_models::templates::CHATML, "", "").unwrap();
+        let out = t.render(&[msg("system", "S"), msg("user", "U")]).unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
     fn broken_template_is_an_error() {
         assert!(ChatTemplate::new("{% for %}", "", "").is_err());
     }

@@ -26,6 +26,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn context_length(&self) -> usize;
     /// The width of the model's embeddings.
     fn embedding_length(&self) -> usize;
+    /// Whether the model only embeds (no chat, no completions).
+    fn embedding_only(&self) -> bool;
     /// Renders and tokenises a conversation with the model's chat template.
     fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt, EngineError>;
     /// Tokenises a plain text prompt.
@@ -49,6 +51,9 @@ impl Backend for Engine {
     }
     fn embedding_length(&self) -> usize {
         self.info().embedding_length as usize
+    }
+    fn embedding_only(&self) -> bool {
+        self.info().embedding_only
     }
     fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt, EngineError> {
         Engine::chat_prompt(self, messages)
@@ -98,6 +103,12 @@ pub enum KernelError {
         message: String,
         /// The parameter at fault.
         param: Option<&'static str>,
+    },
+    /// Chat or a completion asked of a model that only embeds.
+    #[error("model {model} is an embedding model: it serves /v1/embeddings only")]
+    EmbeddingOnly {
+        /// The model's name, as the request gave it.
+        model: String,
     },
     /// The engine refused or failed.
     #[error(transparent)]
@@ -151,6 +162,9 @@ pub fn end_of(e: &KernelError) -> End {
         )),
         KernelError::Invalid { param, .. } => {
             End::Refused(refusal("invalid_request_error", None, *param))
+        }
+        KernelError::EmbeddingOnly { .. } | KernelError::Engine(EngineError::EmbeddingOnly) => {
+            End::Refused(refusal("invalid_request_error", None, Some("model")))
         }
         KernelError::Engine(EngineError::ContextExceeded { .. }) => End::Refused(refusal(
             "invalid_request_error",
@@ -345,6 +359,7 @@ impl Kernel {
         call: ChatCall,
     ) -> Result<Reply, KernelError> {
         let (permit, model) = self.model(ex, &call.model)?;
+        refuse_embedding_only(&model, &call.model)?;
         let backend = model.backend.clone();
         let messages = call.messages;
         let prompt = tokio::task::spawn_blocking(move || backend.chat_prompt(&messages))
@@ -368,6 +383,7 @@ impl Kernel {
         call: CompleteCall,
     ) -> Result<Reply, KernelError> {
         let (permit, model) = self.model(ex, &call.model)?;
+        refuse_embedding_only(&model, &call.model)?;
         let mut prompts = call.prompts;
         if prompts.len() != 1 {
             return Err(KernelError::invalid(
@@ -417,6 +433,17 @@ impl Kernel {
         ex.attr("prompt_tokens", tokens);
         Ok(Embeddings { vectors, tokens })
     }
+}
+
+/// An embedding model answers neither chat nor completions: refused, after the permit (so a
+/// caller not allowed the model learns nothing of it) and before any work.
+fn refuse_embedding_only(model: &ServedModel, name: &str) -> Result<(), KernelError> {
+    if model.backend.embedding_only() {
+        return Err(KernelError::EmbeddingOnly {
+            model: name.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Starts a generation with the model a permit to `infer` names.

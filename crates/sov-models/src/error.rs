@@ -120,6 +120,33 @@ pub enum StoreError {
         /// Actual chunk BLAKE3 (hex).
         actual: String,
     },
+    /// A model directory or archive could not be converted to GGUF.
+    #[error("failed to import `{}`: it could not be converted to GGUF", path.display())]
+    Convert {
+        /// The directory or archive.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::convert::ConvertError,
+    },
+    /// A chat template was named for an embedding model.
+    #[error("failed to import `{}`: it is an embedding model, which takes no chat template", path.display())]
+    NoChat {
+        /// The model file, directory or archive.
+        path: PathBuf,
+    },
+    /// The name holds the same model with another chat template.
+    #[error(
+        "failed to import as `{name}`: that name already holds this model with {existing}, not {requested}; remove it first (`sov model rm {name}`)"
+    )]
+    TemplateDiffers {
+        /// The name.
+        name: String,
+        /// The template in the stored manifest.
+        existing: String,
+        /// The template of this import.
+        requested: String,
+    },
     /// The system clock could not be formatted.
     #[error("failed to format the import time")]
     Clock(#[source] time::error::Format),

@@ -13,6 +13,9 @@
 //! * **Verified at every load.** [`ModelStore::verify`] checks the signature, then
 //!   re-reads and re-hashes the whole blob, returning a [`VerifiedModel`] proof token
 //!   that only it can create.
+//! * **Converted in Rust when needed.** A model published as safetensors (a sentence-transformers
+//!   BERT, in a directory or a `.zip`) is converted to GGUF at import ([`convert`]); the
+//!   manifest records the converter and the SHA-256 of every source file.
 //! * **All or nothing.** Imports copy into `tmp/`, fsync, then rename into place;
 //!   on any error the temporary files are removed and existing content is untouched.
 //!
@@ -53,7 +56,9 @@
 //! a byte flipped on disk after import is always caught, and the error names the
 //! offset of the first bad chunk.
 
+pub mod convert;
 pub mod gguf;
+pub mod templates;
 
 mod error;
 mod manifest;
@@ -62,8 +67,30 @@ mod verify;
 
 pub use error::StoreError;
 pub use gguf::{GgufError, GgufInfo, GgufType, read_info, read_typed};
-pub use manifest::{CHUNK_SIZE, MANIFEST_DOMAIN, MANIFEST_FORMAT, Manifest, validate_name};
-pub use store::{ImportOutcome, ModelStore};
+pub use manifest::{
+    CHUNK_SIZE, ChatTemplateChoice, ChosenBy, Conversion, MANIFEST_DOMAIN, MANIFEST_FORMAT,
+    Manifest, SourceFile, validate_name,
+};
+pub use store::{ImportOptions, ImportOutcome, ModelStore};
+
+/// Architectures llama.cpp runs as encoders only (no generation, no KV cache: their
+/// `create_memory` is null): the store and the engine treat such a model as an embedding model.
+pub const EMBEDDING_ARCHITECTURES: [&str; 8] = [
+    "bert",
+    "nomic-bert",
+    "nomic-bert-moe",
+    "jina-bert-v2",
+    "jina-bert-v3",
+    "neo-bert",
+    "eurobert",
+    "modern-bert",
+];
+
+/// Whether a model of `general.architecture` `architecture` only embeds (see
+/// [`EMBEDDING_ARCHITECTURES`]).
+pub fn is_embedding_architecture(architecture: &str) -> bool {
+    EMBEDDING_ARCHITECTURES.contains(&architecture)
+}
 pub use verify::VerifiedModel;
 
 #[cfg(test)]

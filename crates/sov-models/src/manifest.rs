@@ -38,6 +38,68 @@ pub struct Manifest {
     pub imported_at: String,
     /// Key id of the owner who signed it.
     pub owner_key_id: String,
+    /// How the GGUF was made, when it was converted at import from another format. Absent
+    /// (and not serialized) for a GGUF imported as it is, so manifests written before this
+    /// field existed re-serialize to the bytes that were signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted_from: Option<Conversion>,
+    /// The chat template the engine uses instead of the one in the GGUF (or for a GGUF that has
+    /// none). Absent (and not serialized) when the GGUF's own template is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<ChatTemplateChoice>,
+}
+
+/// How a model was converted to GGUF at import (`sov model import DIR_OR_ZIP`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Conversion {
+    /// The converter, e.g. `sov-models/bert-safetensors`.
+    pub converter: String,
+    /// Its version: a new version may write other bytes from the same files.
+    pub converter_version: String,
+    /// The archive the files came from, when the import was given a `.zip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<SourceFile>,
+    /// The files the converter read, by their path inside the directory or archive.
+    pub files: Vec<SourceFile>,
+}
+
+/// One file a converted model was made from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFile {
+    /// Path inside the model directory or archive (`/`-separated), or the archive's file name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// A chat template chosen at import.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChatTemplateChoice {
+    /// A built-in template's name (`gemma`, `chatml`: [`crate::templates`]), or the file name
+    /// of the owner's own template.
+    pub name: String,
+    /// SHA-256 of the template's text, lowercase hex.
+    pub sha256: String,
+    /// Why this template: the owner named it, or the architecture implied it.
+    pub chosen_by: ChosenBy,
+    /// The template's text, for the owner's own file (a built-in's text is in the binary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// Who chose a chat template.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChosenBy {
+    /// `sov model import --chat-template`.
+    Owner,
+    /// The GGUF has no template; its `general.architecture` has a known format.
+    Architecture,
 }
 
 /// A manifest file on disk: `{"manifest": ..., "signatures": ...}`.
@@ -81,6 +143,17 @@ impl Manifest {
         }
         if !self.chunk_blake3.iter().all(|d| is_hex_digest(d)) {
             return Err(bad("a chunk digest is not 64 lowercase hex digits".into()));
+        }
+        if let Some(c) = &self.converted_from {
+            let files = c.files.iter().chain(c.archive.as_ref());
+            if files.clone().any(|f| !is_hex_digest(&f.sha256)) {
+                return Err(bad(
+                    "a source file's sha256 is not 64 lowercase hex digits".into()
+                ));
+            }
+        }
+        if let Some(t) = &self.chat_template {
+            crate::templates::text_of(t).map_err(bad)?;
         }
         Ok(())
     }

@@ -33,6 +33,15 @@ pub struct ModelStore {
     chunk_size: u64,
 }
 
+/// What an import may say besides the file.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The name to store it under (default: from the file name).
+    pub name: Option<String>,
+    /// A chat template the owner chose ([`crate::templates::choose`]).
+    pub chat_template: Option<crate::ChatTemplateChoice>,
+}
+
 /// Removes a temporary file when dropped unless disarmed.
 struct TempFile(Option<PathBuf>);
 
@@ -42,6 +51,23 @@ impl Drop for TempFile {
             let _ = fs::remove_file(path);
         }
     }
+}
+
+/// Removes a temporary directory and everything in it when dropped.
+struct TempDir(Option<PathBuf>);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs::remove_dir_all(path);
+        }
+    }
+}
+
+fn file_name(src: &Path) -> String {
+    src.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -110,19 +136,108 @@ impl ModelStore {
         signer: &sov_keys::OwnerKeys,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<ImportOutcome, StoreError> {
-        let source_file_name = src
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let name = name.map_or_else(|| default_name(&source_file_name), str::to_owned);
-        validate_name(&name)?;
+        let options = ImportOptions {
+            name: name.map(str::to_owned),
+            chat_template: None,
+        };
+        self.import_with(src, &options, signer, progress)
+    }
 
+    /// [`Self::import`] with options: a chat template named by the owner. Without one, a GGUF
+    /// that has no template of its own gets the one its architecture implies, if any
+    /// ([`crate::templates::for_architecture`]); the manifest records the choice.
+    pub fn import_with(
+        &self,
+        src: &Path,
+        options: &ImportOptions,
+        signer: &sov_keys::OwnerKeys,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ImportOutcome, StoreError> {
+        let source_file_name = file_name(src);
+        let name = self.name_for(options, &source_file_name)?;
+        self.store_gguf(
+            src,
+            src,
+            source_file_name,
+            &name,
+            options,
+            None,
+            signer,
+            progress,
+        )
+    }
+
+    /// Converts the model directory or `.zip` at `src` to GGUF ([`crate::convert`]) and imports
+    /// the result like [`Self::import_with`]; the manifest records the converter and every
+    /// source file. The conversion works in `tmp/`, which it leaves as it found it.
+    pub fn import_converted(
+        &self,
+        src: &Path,
+        options: &ImportOptions,
+        signer: &sov_keys::OwnerKeys,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ImportOutcome, StoreError> {
+        let source_file_name = file_name(src);
+        let name = self.name_for(options, &source_file_name)?;
+        if options.chat_template.is_some() {
+            return Err(StoreError::NoChat {
+                path: src.to_path_buf(),
+            });
+        }
+        let work = self.tmp_path("convert");
+        fs::create_dir(&work).map_err(io("create directory", &work))?;
+        let _work_guard = TempDir(Some(work.clone()));
+        let converted =
+            crate::convert::convert(src, &work).map_err(|source| StoreError::Convert {
+                path: src.to_path_buf(),
+                source,
+            })?;
+        self.store_gguf(
+            &converted.gguf,
+            src,
+            source_file_name,
+            &name,
+            options,
+            Some(converted.conversion),
+            signer,
+            progress,
+        )
+    }
+
+    fn name_for(
+        &self,
+        options: &ImportOptions,
+        source_file_name: &str,
+    ) -> Result<String, StoreError> {
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(source_file_name));
+        validate_name(&name)?;
+        Ok(name)
+    }
+
+    /// Copies the GGUF at `gguf` into the store under `name` (errors name `src`, what the
+    /// owner gave).
+    #[allow(clippy::too_many_arguments)]
+    fn store_gguf(
+        &self,
+        gguf: &Path,
+        src: &Path,
+        source_file_name: String,
+        name: &str,
+        options: &ImportOptions,
+        converted_from: Option<crate::Conversion>,
+        signer: &sov_keys::OwnerKeys,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ImportOutcome, StoreError> {
+        let name = name.to_owned();
         // Parse first: reject non-GGUF and truncated files before copying anything.
         let read_err = |source| StoreError::ReadSource {
             path: src.to_path_buf(),
             source,
         };
-        let mut source = File::open(src).map_err(read_err)?;
+        let mut source = File::open(gguf).map_err(read_err)?;
         let size = source.metadata().map_err(read_err)?.len();
         let invalid = |source| StoreError::InvalidModel {
             path: src.to_path_buf(),
@@ -145,15 +260,39 @@ impl ModelStore {
             });
         }
         let info = gguf::read_info(&tmp_path).map_err(invalid)?;
+        let chat_template = match &options.chat_template {
+            Some(_) if crate::is_embedding_architecture(&info.architecture) => {
+                return Err(StoreError::NoChat {
+                    path: src.to_path_buf(),
+                });
+            }
+            Some(choice) => Some(choice.clone()),
+            None if info.chat_template.is_none() => {
+                crate::templates::for_architecture(&info.architecture)
+            }
+            None => None,
+        };
 
         if let Some(existing) = self.get_if_present(&name)? {
-            return if existing.sha256 == sha256 {
-                Ok(ImportOutcome::AlreadyPresent(existing))
-            } else {
+            return if existing.sha256 != sha256 {
                 Err(StoreError::NameTaken {
                     name,
                     existing: existing.sha256,
                 })
+            } else if existing.chat_template != chat_template {
+                let describe = |t: &Option<crate::ChatTemplateChoice>| {
+                    t.as_ref().map_or_else(
+                        || "the model's own chat template".to_owned(),
+                        |t| format!("chat template `{}`", t.name),
+                    )
+                };
+                Err(StoreError::TemplateDiffers {
+                    name,
+                    existing: describe(&existing.chat_template),
+                    requested: describe(&chat_template),
+                })
+            } else {
+                Ok(ImportOutcome::AlreadyPresent(existing))
             };
         }
 
@@ -169,7 +308,10 @@ impl ModelStore {
             source_file_name,
             imported_at,
             owner_key_id: signer.public().key_id,
+            converted_from,
+            chat_template,
         };
+        manifest.check_consistent()?;
         let signatures = signer
             .sign(MANIFEST_DOMAIN, &manifest.signed_bytes())
             .map_err(StoreError::Sign)?;

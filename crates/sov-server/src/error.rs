@@ -240,7 +240,9 @@ impl From<EngineError> for ApiError {
             EngineError::TooMuchInput { .. } => Self::invalid(err.to_string(), Some("input")),
             EngineError::InvalidRole { .. } => Self::invalid(err.to_string(), Some("messages")),
             EngineError::EmptyPrompt => Self::invalid(err.to_string(), None),
-            EngineError::NoChatTemplate => Self::invalid(err.to_string(), Some("model")),
+            EngineError::NoChatTemplate | EngineError::EmbeddingOnly => {
+                Self::invalid(err.to_string(), Some("model"))
+            }
             EngineError::Template { .. } => {
                 // A template error comes from the conversation the client sent (e.g. roles the
                 // template refuses with raise_exception), so the client sees the reason.
@@ -317,6 +319,7 @@ impl From<sov_kernel::KernelError> for ApiError {
                 code: Some("no_specialist_fits"),
             },
             K::Invalid { message, param } => Self::invalid(message, param),
+            e @ K::EmbeddingOnly { .. } => Self::invalid(e.to_string(), Some("model")),
             K::Engine(e) => e.into(),
             K::Unrecorded(e) => {
                 tracing::error!(detail = %e, "the audit record could not be written; the request is refused");

@@ -22,7 +22,7 @@ pub const MAX_TOOLS: usize = 64;
 pub const RESERVED_NAMES: &[&str] = &["auto"];
 /// `general.architecture` values of embedding-only models, which encode text but cannot answer
 /// (llama.cpp's BERT path, which Sovereign's embedding models use).
-pub const EMBEDDING_ARCHITECTURES: &[&str] = &["bert"];
+pub const EMBEDDING_ARCHITECTURES: &[&str] = &sov_models::EMBEDDING_ARCHITECTURES;
 
 /// Checks a specialist name: the model names' rule (`[a-z0-9][a-z0-9._-]{0,63}`, so it is a
 /// safe file name) and not a reserved name.

@@ -50,7 +50,7 @@ pub fn embedder(config: &Config, models: &BTreeMap<String, Loaded>) -> Result<Op
 
 /// Whether a loaded model only embeds (an encoder such as BERT).
 pub fn is_embedding(model: &Loaded) -> bool {
-    sov_specialist::EMBEDDING_ARCHITECTURES.contains(&model.manifest.gguf.architecture.as_str())
+    sov_models::is_embedding_architecture(&model.manifest.gguf.architecture)
 }
 
 /// Verifies and opens every corpus and specialist of the home for the served `models`.

@@ -29,7 +29,9 @@ pub fn load(
     )?)
 }
 
-/// The model `sov chat` uses: the one asked for, the configured default, or the only one.
+/// The model `sov chat` uses: the one asked for, the configured default, or the only one that
+/// can chat (embedding models, such as all-MiniLM-L6-v2 beside the starter model, are passed
+/// over).
 pub fn pick(config: &Config, store: &ModelStore, asked: Option<&str>) -> Result<String> {
     if let Some(name) = asked {
         return Ok(name.to_owned());
@@ -37,9 +39,15 @@ pub fn pick(config: &Config, store: &ModelStore, asked: Option<&str>) -> Result<
     if !config.chat.default_model.is_empty() {
         return Ok(config.chat.default_model.clone());
     }
-    let models = store.list().context("failed to list the model store")?;
+    let mut models = store.list().context("failed to list the model store")?;
+    if models.is_empty() {
+        bail!("the model store is empty: import a model with `sov model import FILE.gguf`");
+    }
+    models.retain(|m| !sov_models::is_embedding_architecture(&m.gguf.architecture));
     match models.as_slice() {
-        [] => bail!("the model store is empty: import a model with `sov model import FILE.gguf`"),
+        [] => bail!(
+            "the model store holds embedding models only: import a chat model with `sov model import FILE.gguf`"
+        ),
         [only] => Ok(only.name.clone()),
         _ => bail!(
             "several models are in the store ({}); choose one with --model or set chat.default_model",

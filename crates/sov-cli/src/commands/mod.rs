@@ -29,9 +29,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init => init::run(&home),
         Command::Model(cmd) => match cmd {
-            ModelCommand::Import { file, name } => {
-                model::import::run(&home, &file, name.as_deref())
-            }
+            ModelCommand::Import {
+                file,
+                name,
+                chat_template,
+            } => model::import::run(&home, &file, name.as_deref(), chat_template.as_deref()),
             ModelCommand::List => model::list::run(&home),
             ModelCommand::Show { name } => model::show::run(&home, &name),
             ModelCommand::Verify { name } => model::verify::run(&home, name.as_deref()),

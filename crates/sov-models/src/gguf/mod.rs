@@ -9,6 +9,7 @@
 
 mod reader;
 pub(crate) mod types;
+pub mod writer;
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};

@@ -6,5 +6,8 @@
 )]
 
 mod builder;
+mod convert_tests;
 mod gguf_tests;
+mod manifest_tests;
+mod safetensors_tests;
 mod store_tests;

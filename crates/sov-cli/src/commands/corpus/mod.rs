@@ -49,7 +49,7 @@ pub(crate) fn embedding_model(home: &Home, config: &Config) -> Result<String> {
     let models = store.list().context("failed to list the model store")?;
     let embedding: Vec<String> = models
         .into_iter()
-        .filter(|m| sov_specialist::EMBEDDING_ARCHITECTURES.contains(&m.gguf.architecture.as_str()))
+        .filter(|m| sov_models::is_embedding_architecture(&m.gguf.architecture))
         .map(|m| m.name)
         .collect();
     match embedding.as_slice() {

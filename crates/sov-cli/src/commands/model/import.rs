@@ -1,4 +1,4 @@
-//! `sov model import FILE [--name NAME]`.
+//! `sov model import FILE|DIR|ZIP [--name NAME] [--chat-template gemma|chatml|PATH.jinja]`.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -8,19 +8,24 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sov_audit_core::entry::{Kind, Outcome};
 use sov_keys::OwnerKeys;
-use sov_models::ImportOutcome;
+use sov_models::{ImportOptions, ImportOutcome};
 
 use super::{human_count, human_size, open_store};
 use crate::home::Home;
 use crate::record;
 
-pub fn run(home: &Home, file: &Path, name: Option<&str>) -> Result<ExitCode> {
+pub fn run(
+    home: &Home,
+    file: &Path,
+    name: Option<&str>,
+    chat_template: Option<&str>,
+) -> Result<ExitCode> {
     let store = open_store(home)?;
     let owner =
         OwnerKeys::load(&home.keys_dir()).context("failed to load the owner's signing key")?;
     // Open the record first: an import that could not be recorded must not start.
     let log = record::open(home, &home.config()?)?;
-    let result = import(&store, &owner, file, name);
+    let result = options(name, chat_template).and_then(|o| import(&store, &owner, file, &o));
     let resource = name.map_or_else(|| file.display().to_string(), str::to_owned);
     let entry = match &result {
         Ok(outcome) => {
@@ -28,6 +33,20 @@ pub fn run(home: &Home, file: &Path, name: Option<&str>) -> Result<ExitCode> {
                 ImportOutcome::Imported(m) | ImportOutcome::AlreadyPresent(m) => m,
             };
             let changed = matches!(outcome, ImportOutcome::Imported(_));
+            let mut attrs = vec![
+                ("changed", changed.to_string()),
+                ("file", file.display().to_string()),
+                ("size", m.size.to_string()),
+            ];
+            if let Some(c) = &m.converted_from {
+                attrs.push((
+                    "converter",
+                    format!("{} {}", c.converter, c.converter_version),
+                ));
+            }
+            if let Some(t) = &m.chat_template {
+                attrs.push(("chat_template", t.name.clone()));
+            }
             record::append(
                 &log,
                 Kind::ModelImport,
@@ -35,11 +54,7 @@ pub fn run(home: &Home, file: &Path, name: Option<&str>) -> Result<ExitCode> {
                 Outcome::Ok,
                 "",
                 sov_kernel::node::digest(&m.sha256),
-                vec![
-                    ("changed", changed.to_string()),
-                    ("file", file.display().to_string()),
-                    ("size", m.size.to_string()),
-                ],
+                attrs,
             )
         }
         Err(err) => record::append(
@@ -62,11 +77,30 @@ pub fn run(home: &Home, file: &Path, name: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The import's options; a named template is read and compiled first, so a broken one is
+/// refused before anything is copied.
+fn options(name: Option<&str>, chat_template: Option<&str>) -> Result<ImportOptions> {
+    let chat_template = match chat_template {
+        None => None,
+        Some(spec) => {
+            let choice = sov_models::templates::choose(spec)?;
+            let text = sov_models::templates::text_of(&choice).map_err(anyhow::Error::msg)?;
+            sov_engine::ChatTemplate::new(text, "", "")
+                .with_context(|| format!("failed to compile chat template `{spec}`"))?;
+            Some(choice)
+        }
+    };
+    Ok(ImportOptions {
+        name: name.map(str::to_owned),
+        chat_template,
+    })
+}
+
 fn import(
     store: &sov_models::ModelStore,
     owner: &OwnerKeys,
     file: &Path,
-    name: Option<&str>,
+    options: &ImportOptions,
 ) -> Result<ImportOutcome> {
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     if !std::io::stderr().is_terminal() {
@@ -79,10 +113,15 @@ fn import(
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let outcome = store.import(file, name, owner, &mut |done, total| {
+    let mut progress = |done, total| {
         bar.set_length(total);
         bar.set_position(done);
-    });
+    };
+    let outcome = if sov_models::convert::is_convertible(file) {
+        store.import_converted(file, options, owner, &mut progress)
+    } else {
+        store.import_with(file, options, owner, &mut progress)
+    };
     bar.finish_and_clear();
     outcome.with_context(|| format!("failed to import {}", file.display()))
 }
@@ -102,5 +141,17 @@ fn print(out: &mut impl Write, outcome: &ImportOutcome) -> Result<()> {
         human_size(m.size)
     )?;
     writeln!(out, "  sha256: {}", m.sha256)?;
+    if let Some(c) = &m.converted_from {
+        writeln!(
+            out,
+            "  converted from {} files by {} {}",
+            c.files.len(),
+            c.converter,
+            c.converter_version
+        )?;
+    }
+    if let Some(t) = &m.chat_template {
+        writeln!(out, "  chat template: {} (sha256 {})", t.name, t.sha256)?;
+    }
     Ok(())
 }

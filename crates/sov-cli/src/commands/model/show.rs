@@ -52,7 +52,32 @@ pub fn run(home: &Home, name: &str) -> Result<ExitCode> {
             .as_ref()
             .map_or_else(|| "none".to_owned(), |t| format!("yes ({} bytes)", t.len()))
     )?;
+    if let Some(t) = &m.chat_template {
+        let why = match t.chosen_by {
+            sov_models::ChosenBy::Owner => "named at import",
+            sov_models::ChosenBy::Architecture => "implied by the architecture",
+        };
+        writeln!(
+            out,
+            "template used:  {} ({why}; sha256 {})",
+            t.name, t.sha256
+        )?;
+    }
     writeln!(out, "source file:    {}", m.source_file_name)?;
+    if let Some(c) = &m.converted_from {
+        writeln!(
+            out,
+            "converted by:   {} {}",
+            c.converter, c.converter_version
+        )?;
+        for f in c.archive.iter().chain(&c.files) {
+            writeln!(
+                out,
+                "  from {} ({} bytes, sha256 {})",
+                f.name, f.size, f.sha256
+            )?;
+        }
+    }
     writeln!(out, "imported at:    {}", m.imported_at)?;
     writeln!(
         out,
