@@ -29,9 +29,18 @@ fuzz_target!(|data: &[u8]| {
         0 => {
             if let Ok(header) = safetensors::parse(file) {
                 for t in header.tensors.values() {
-                    let end = t.start.checked_add(t.len).expect("a tensor's end fits in u64");
-                    assert!(end <= file.len() as u64, "a tensor outside the file was accepted");
-                    let n = t.shape.iter().try_fold(t.dtype.size(), |a, d| a.checked_mul(*d));
+                    let end = t
+                        .start
+                        .checked_add(t.len)
+                        .expect("a tensor's end fits in u64");
+                    assert!(
+                        end <= file.len() as u64,
+                        "a tensor outside the file was accepted"
+                    );
+                    let n = t
+                        .shape
+                        .iter()
+                        .try_fold(t.dtype.size(), |a, d| a.checked_mul(*d));
                     assert_eq!(n, Some(t.len), "a tensor's size is not its shape's");
                 }
             }
@@ -54,7 +63,8 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let config = bert::parse_config(CONFIG.as_bytes()).expect("the fixed config parses");
-            let vocab = wordpiece::parse_tokenizer(TOKENIZER.as_bytes()).expect("the fixed tokenizer parses");
+            let vocab = wordpiece::parse_tokenizer(TOKENIZER.as_bytes())
+                .expect("the fixed tokenizer parses");
             let Ok(header) = safetensors::parse(file) else {
                 return;
             };
