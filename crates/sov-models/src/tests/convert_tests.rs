@@ -493,3 +493,46 @@ fn all_minilm_l6_v2_converts_to_the_same_bytes_every_time() {
     assert_eq!(digests[0], digests[1]);
     assert_eq!(digests[0], MINILM_GGUF_SHA256);
 }
+
+/// Writes the seed corpus of the `convert` fuzz target (fuzz/corpus/convert/): the tiny BERT's
+/// files behind their selector byte (see fuzz/fuzz_targets/convert.rs), and a cut of each.
+#[test]
+#[ignore = "writes fuzz/corpus/convert; run by hand when the fixture or the parsers change"]
+fn write_convert_corpus() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/convert");
+    std::fs::create_dir_all(&dir).unwrap();
+    let put = |name: &str, selector: u8, bytes: &[u8]| {
+        let mut seed = vec![selector];
+        seed.extend_from_slice(bytes);
+        assert!(seed.len() < 64 * 1024, "{name}: seeds stay small");
+        std::fs::write(dir.join(name), seed).unwrap();
+    };
+    let weights = fixture::safetensors(&fixture::weights());
+    put("safetensors", 0, &weights);
+    put("safetensors-cut", 0, &weights[..weights.len() / 2]);
+    put("config", 1, fixture::config_json().as_bytes());
+    put("tokenizer", 2, fixture::tokenizer_json().as_bytes());
+    put("pooling", 3, fixture::POOLING_JSON.as_bytes());
+    // A header the fuzz target's fixed one-layer config accepts.
+    let one_layer: Vec<_> = fixture::weights()
+        .into_iter()
+        .filter(|t| !t.0.starts_with("encoder.layer.1."))
+        .map(|(name, dtype, shape, bytes)| {
+            let rows = |n: usize| {
+                if name.contains("word_embeddings") {
+                    4
+                } else {
+                    n
+                }
+            };
+            let shape: Vec<usize> = shape
+                .iter()
+                .enumerate()
+                .map(|(i, d)| if i == 0 { rows(*d) } else { *d })
+                .collect();
+            let n: usize = shape.iter().product::<usize>() * if dtype == "I64" { 8 } else { 4 };
+            (name, dtype, shape, bytes[..n].to_vec())
+        })
+        .collect();
+    put("plan", 4, &fixture::safetensors(&one_layer));
+}
