@@ -22,3 +22,4 @@ pub fn keys() -> &'static [Vkey] {
             .collect()
     })
 }
+pub mod knowledge;

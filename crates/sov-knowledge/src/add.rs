@@ -337,6 +337,10 @@ impl Corpus {
         let position: HashMap<i64, usize> =
             self.keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
         self.dense.update(gone, new_rows, &position);
+        match self.df.get_mut() {
+            Ok(df) => df.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
+        }
         self.manifest = next;
         self.signed = signed;
         self.digest = digest;

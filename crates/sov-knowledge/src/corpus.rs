@@ -11,7 +11,7 @@ use sov_policy::Resource;
 use crate::dense::Dense;
 use crate::embed::normalised;
 use crate::manifest::{self, CorpusManifest, DocumentEntry, sha256_hex};
-use crate::search::{Hit, Readable, fts_query, rrf};
+use crate::search::{Hit, Readable, fts_terms, match_expression, rrf};
 use crate::{EmbedderId, KnowledgeError, blob, db};
 
 /// Each of the two lists fused holds at least this many candidates (more when `k` is larger).
@@ -29,6 +29,8 @@ pub struct Corpus {
     pub(crate) conn: Mutex<Connection>,
     /// `PRAGMA data_version` when opened: another process's commit changes it.
     pub(crate) version: i64,
+    /// How many chunks contain each query term seen (cleared at every change).
+    pub(crate) df: Mutex<HashMap<String, i64>>,
     pub(crate) manifest: CorpusManifest,
     pub(crate) signed: Vec<u8>,
     pub(crate) digest: String,
@@ -115,6 +117,7 @@ impl Corpus {
             dir: dir.to_path_buf(),
             conn: Mutex::new(conn),
             version,
+            df: Mutex::new(HashMap::new()),
             digest: sha256_hex(&signed),
             signed,
             manifest,
@@ -304,6 +307,11 @@ impl Corpus {
     }
 
     /// The BM25 list: `(chunk key, document position, chunk index)`, best first.
+    ///
+    /// Terms in at least half of all chunks are left out of the query: FTS5's BM25 clamps
+    /// their inverse document frequency to 10^-6, so they add nothing to a score, while they
+    /// would make nearly every chunk a match to score and sort (a query with "the" would cost
+    /// a full scan). When every term is that common, all are kept.
     fn bm25(
         &self,
         conn: &Connection,
@@ -311,26 +319,69 @@ impl Corpus {
         allowed: &[bool],
         depth: usize,
     ) -> Result<Vec<(i64, usize, usize)>, KnowledgeError> {
-        let Some(query) = fts_query(query_text) else {
+        let terms = fts_terms(query_text);
+        let total = i64::try_from(self.dense.len()).unwrap_or(i64::MAX);
+        let mut kept = Vec::with_capacity(terms.len());
+        for term in &terms {
+            let df = self.document_frequency(conn, term)?;
+            if df > 0 && df.saturating_mul(2) < total {
+                kept.push(term.clone());
+            }
+        }
+        if kept.is_empty() {
+            kept = terms;
+        }
+        let Some(query) = match_expression(&kept) else {
             return Ok(Vec::new());
         };
         let position: HashMap<i64, usize> =
             self.keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-        let filter: Option<Vec<i64>> = (!allowed.iter().all(|a| *a)).then(|| {
-            self.keys
+        let rows = if allowed.iter().all(|a| *a) {
+            // Every document readable: the index alone, positions from memory.
+            db::bm25_all(conn, &query, depth)
+                .map_err(self.db_err("search the text index"))?
+                .into_iter()
+                .filter_map(|chunk| {
+                    let row = self.dense.row(chunk)?;
+                    Some((chunk, row.doc, row.idx))
+                })
+                .collect()
+        } else {
+            let readable: Vec<i64> = self
+                .keys
                 .iter()
                 .zip(allowed)
                 .filter(|(_, a)| **a)
                 .map(|(k, _)| *k)
+                .collect();
+            db::bm25(conn, &query, &readable, depth)
+                .map_err(self.db_err("search the text index"))?
+                .into_iter()
+                .filter_map(|(chunk, doc, idx)| {
+                    Some((chunk, *position.get(&doc)?, usize::try_from(idx).ok()?))
+                })
                 .collect()
-        });
-        let rows = db::bm25(conn, &query, filter.as_deref(), depth)
-            .map_err(self.db_err("search the text index"))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(chunk, doc, idx)| {
-                Some((chunk, *position.get(&doc)?, usize::try_from(idx).ok()?))
-            })
-            .collect())
+        };
+        Ok(rows)
+    }
+
+    /// How many chunks contain `term`, counted once per corpus state (cached until a change).
+    fn document_frequency(&self, conn: &Connection, term: &str) -> Result<i64, KnowledgeError> {
+        const MAX_CACHED: usize = 65_536;
+        let mut cache = match self.df.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(df) = cache.get(term) {
+            return Ok(*df);
+        }
+        let expression =
+            match_expression(std::slice::from_ref(&term.to_owned())).unwrap_or_default();
+        let df = db::matches(conn, &expression).map_err(self.db_err("count a term"))?;
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(term.to_owned(), df);
+        Ok(df)
     }
 }

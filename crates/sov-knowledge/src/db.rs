@@ -302,34 +302,43 @@ pub(crate) fn insert_chunk(
     Ok(key)
 }
 
-/// The best `limit` chunks for an FTS5 `query` by BM25, among chunks of the documents `docs`
-/// (`None`: every document), best first: `(chunk key, document key, index)`.
+/// The best `limit` chunks for an FTS5 `query` by BM25, among chunks of the documents `docs`,
+/// best first: `(chunk key, document key, index)`.
 pub(crate) fn bm25(
     conn: &Connection,
     query: &str,
-    docs: Option<&[i64]>,
+    docs: &[i64],
     limit: usize,
 ) -> rusqlite::Result<Vec<(i64, i64, i64)>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
-    match docs {
-        None => {
-            let mut stmt = conn.prepare_cached(
-                "SELECT c.key, c.doc, c.idx FROM chunks_fts f JOIN chunks c ON c.key = f.rowid
-                 WHERE chunks_fts MATCH ?1 ORDER BY bm25(chunks_fts), c.key LIMIT ?2",
-            )?;
-            stmt.query_map(params![query, limit], map)?.collect()
-        }
-        Some(docs) => {
-            let docs: Rc<Vec<Value>> = Rc::new(docs.iter().copied().map(Value::from).collect());
-            let mut stmt = conn.prepare_cached(
-                "SELECT c.key, c.doc, c.idx FROM chunks_fts f JOIN chunks c ON c.key = f.rowid
-                 WHERE chunks_fts MATCH ?1 AND c.doc IN rarray(?2)
-                 ORDER BY bm25(chunks_fts), c.key LIMIT ?3",
-            )?;
-            stmt.query_map(params![query, docs, limit], map)?.collect()
-        }
-    }
+    let docs: Rc<Vec<Value>> = Rc::new(docs.iter().copied().map(Value::from).collect());
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.key, c.doc, c.idx FROM chunks_fts f JOIN chunks c ON c.key = f.rowid
+         WHERE chunks_fts MATCH ?1 AND c.doc IN rarray(?2)
+         ORDER BY bm25(chunks_fts), c.key LIMIT ?3",
+    )?;
+    stmt.query_map(params![query, docs, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?
+    .collect()
+}
+
+/// The best `limit` chunks of the whole corpus for an FTS5 `query` by BM25, best first (chunk
+/// keys): for a caller who may read every document.
+pub(crate) fn bm25_all(conn: &Connection, query: &str, limit: usize) -> rusqlite::Result<Vec<i64>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1
+         ORDER BY bm25(chunks_fts), rowid LIMIT ?2",
+    )?;
+    stmt.query_map(params![query, limit], |r| r.get(0))?
+        .collect()
+}
+
+/// How many chunks match an FTS5 `query`.
+pub(crate) fn matches(conn: &Connection, query: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1")?
+        .query_row(params![query], |r| r.get(0))
 }
 
 /// The heading path and text of chunk `key`, if it is chunk `idx` of document `doc`.

@@ -30,6 +30,8 @@ pub(crate) struct Dense {
     dims: usize,
     vectors: Vec<f32>,
     rows: Vec<Row>,
+    /// Chunk key -> position in `rows`.
+    by_chunk: HashMap<i64, usize>,
 }
 
 impl Dense {
@@ -49,6 +51,7 @@ impl Dense {
             dims,
             vectors: Vec::new(),
             rows: Vec::new(),
+            by_chunk: HashMap::new(),
         };
         let walked = db::for_each_chunk(conn, |row| {
             let doc = *position
@@ -106,7 +109,22 @@ impl Dense {
                 )));
             }
         }
+        dense.index();
         Ok(Ok(dense))
+    }
+
+    fn index(&mut self) {
+        self.by_chunk = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.chunk, i))
+            .collect();
+    }
+
+    /// The row of chunk `key`.
+    pub(crate) fn row(&self, key: i64) -> Option<&Row> {
+        self.rows.get(*self.by_chunk.get(&key)?)
     }
 
     /// Vector length.
@@ -174,6 +192,7 @@ impl Dense {
         }
         self.vectors = vectors;
         self.rows = rows;
+        self.index();
     }
 }
 

@@ -102,14 +102,19 @@ pub struct Hit {
     pub similarity: Option<f32>,
 }
 
-/// The FTS5 `MATCH` expression for what a user typed: every distinct word (a run of letters
-/// and digits, lowercased; at most [`MAX_TERMS`], each at most [`MAX_TERM_CHARS`]) as a quoted
-/// string, joined by `OR`. `None` when there is no word.
+/// The FTS5 `MATCH` expression for what a user typed: every distinct word ([`fts_terms`]) as a
+/// quoted string, joined by `OR`. `None` when there is no word.
 ///
 /// Nothing the user types is FTS5 syntax: quotes, `*`, `-`, `^`, `:`, parentheses and
 /// operators (`NEAR`, `AND`, `NOT`) are either separators or, being words, quoted as strings.
 /// A word never contains `"`, so the quoting cannot be escaped.
 pub fn fts_query(text: &str) -> Option<String> {
+    match_expression(&fts_terms(text))
+}
+
+/// The distinct words of a query, in order: runs of letters and digits, lowercased, at most
+/// [`MAX_TERMS`], each at most [`MAX_TERM_CHARS`] characters (longer ones are dropped).
+pub fn fts_terms(text: &str) -> Vec<String> {
     let mut terms: Vec<String> = Vec::new();
     for word in text.split(|c: char| !c.is_alphanumeric()) {
         if word.is_empty() || word.chars().count() > MAX_TERM_CHARS {
@@ -123,6 +128,11 @@ pub fn fts_query(text: &str) -> Option<String> {
             }
         }
     }
+    terms
+}
+
+/// `"t1" OR "t2" ...` for terms of [`fts_terms`].
+pub(crate) fn match_expression(terms: &[String]) -> Option<String> {
     if terms.is_empty() {
         return None;
     }

@@ -404,3 +404,29 @@ fn a_corpus_changed_by_another_process_refuses_to_search_until_reopened() {
     let server = store.open_corpus("plans", &keys.public()).unwrap();
     assert!(server.search("plan", &q, &readable, 5).unwrap().is_empty());
 }
+
+#[test]
+fn terms_in_half_the_chunks_or_more_are_left_out_of_bm25() {
+    let (_t, corpus) = corpus_with(
+        &[
+            ("a.txt", b"policy on sick leave"),
+            ("b.txt", b"policy on travel"),
+            ("c.txt", b"policy on meals"),
+            ("d.txt", b"policy on parking"),
+        ],
+        &AddOptions::default(),
+    );
+    let readable = everything(&corpus);
+    let v = hash_vector("unrelated", DIMS);
+    // "policy" and "on" are in every chunk: only "sick" is asked of the index.
+    let hits = corpus.search("policy on sick", &v, &readable, 4).unwrap();
+    let bm25: Vec<&str> = hits
+        .iter()
+        .filter(|h| h.bm25_rank.is_some())
+        .map(|h| h.document.as_str())
+        .collect();
+    assert_eq!(bm25, ["a.txt"]);
+    // A query of common terms only keeps them all.
+    let hits = corpus.search("policy", &v, &readable, 4).unwrap();
+    assert_eq!(hits.iter().filter(|h| h.bm25_rank.is_some()).count(), 4);
+}
