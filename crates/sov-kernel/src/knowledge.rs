@@ -74,6 +74,10 @@ impl Retrieved {
     }
 }
 
+/// The query's embeddings within one request, by embedding model: computed once, whichever
+/// corpora and specialists the request searches.
+pub(crate) type Queries = BTreeMap<String, Vec<f32>>;
+
 /// The most passages one retrieval returns.
 pub const MAX_PASSAGES: usize = 12;
 
@@ -116,7 +120,13 @@ impl Kernel {
             )));
         }
         let found = self
-            .retrieve_permitted(ex, vec![(call.corpus, Some(permit))], &call.query, call.k)
+            .retrieve_permitted(
+                ex,
+                vec![(call.corpus, Some(permit))],
+                &call.query,
+                call.k,
+                &mut Queries::new(),
+            )
             .await?;
         found.note(ex);
         Ok(found)
@@ -131,6 +141,7 @@ impl Kernel {
         corpora: &[String],
         query: &str,
         k: usize,
+        queries: &mut Queries,
     ) -> Result<Retrieved, KernelError> {
         let mut decided = Vec::with_capacity(corpora.len());
         for name in corpora {
@@ -142,7 +153,8 @@ impl Kernel {
             ex.decided(&verdict);
             decided.push((name.clone(), verdict.into_permit().ok()));
         }
-        self.retrieve_permitted(ex, decided, query, k).await
+        self.retrieve_permitted(ex, decided, query, k, queries)
+            .await
     }
 
     /// [`Kernel::retrieve`] once each corpus is decided: a corpus without a permit to read it
@@ -153,6 +165,7 @@ impl Kernel {
         corpora: Vec<(String, Option<Permit>)>,
         query: &str,
         k: usize,
+        queries: &mut Queries,
     ) -> Result<Retrieved, KernelError> {
         let query = query.trim();
         if query.is_empty() {
@@ -162,7 +175,6 @@ impl Kernel {
             });
         }
         let mut out = Retrieved::default();
-        let mut vectors: BTreeMap<String, Vec<f32>> = BTreeMap::new();
         let mut found = Vec::new();
         for (name, corpus_permit) in corpora {
             let Some(corpus) = self.inner.corpora.get(&name).cloned() else {
@@ -195,15 +207,9 @@ impl Kernel {
             if permits.is_empty() {
                 continue;
             }
-            let model = corpus.embedding_model();
-            let vector = match vectors.get(&model) {
-                Some(v) => v.clone(),
-                None => {
-                    let v = self.embed_query(&model, query).await?;
-                    vectors.insert(model.clone(), v.clone());
-                    v
-                }
-            };
+            let vector = self
+                .query_vector(&corpus.embedding_model(), query, queries)
+                .await?;
             let query = query.to_owned();
             let corpus = corpus.clone();
             let v = vector.clone();
@@ -221,25 +227,42 @@ impl Kernel {
         Ok(out)
     }
 
-    /// The embedding of `text` by the served model `model` (the node's own embedding model;
-    /// the caller's permission to read was decided above, and embedding a query for them is
-    /// part of reading).
-    pub(crate) async fn embed_query(
+    /// The query's embedding by `model`, from `queries` or computed and kept there.
+    pub(crate) async fn query_vector(
         &self,
         model: &str,
-        text: &str,
+        query: &str,
+        queries: &mut Queries,
     ) -> Result<Vec<f32>, KernelError> {
+        if let Some(v) = queries.get(model) {
+            return Ok(v.clone());
+        }
+        let v = self.embed_query(model, query).await?;
+        queries.insert(model.to_owned(), v.clone());
+        Ok(v)
+    }
+
+    /// The embedding of a query by the served model `model`: its first [`QUERY_WORDS`] words
+    /// (a longer query does not fit an embedding model's window; BM25 still sees all of it).
+    async fn embed_query(&self, model: &str, text: &str) -> Result<Vec<f32>, KernelError> {
+        let words: Vec<&str> = text.split_whitespace().take(QUERY_WORDS).collect();
+        self.embed_texts(model, &[words.join(" ")])
+            .await?
+            .pop()
+            .ok_or_else(|| KernelError::Internal("the embedding model returned nothing".into()))
+    }
+
+    /// Embeddings of `texts` by the served model `model` (the node's own embedding model: the
+    /// caller's permission to read was decided before, and embedding for them is part of it).
+    pub(crate) async fn embed_texts(
+        &self,
+        model: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, KernelError> {
         let served = self.inner.models.get(model).cloned().ok_or_else(|| {
             KernelError::Internal(format!("the embedding model `{model}` is not served"))
         })?;
-        // A query longer than the embedding model's window is embedded by its first words
-        // (BM25 still sees all of it).
-        let words: Vec<&str> = text.split_whitespace().take(QUERY_WORDS).collect();
-        let inputs = [words.join(" ")];
-        let (mut vectors, _) = served.backend.embed(&inputs).await?;
-        vectors
-            .pop()
-            .ok_or_else(|| KernelError::Internal("the embedding model returned nothing".into()))
+        Ok(served.backend.embed(texts).await?.0)
     }
 }
 

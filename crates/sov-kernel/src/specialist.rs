@@ -19,11 +19,14 @@ use std::sync::Arc;
 
 use sov_audit_core::entry::{Kind, Outcome};
 use sov_engine::ChatMessage;
-use sov_policy::{Action, Resource};
+use std::collections::BTreeMap;
+
+use sov_policy::{Action, Permit, Resource};
 
 use crate::exchange::Exchange;
 use crate::ground::{self, Citation, Grounded};
 use crate::infer::{ChatCall, Reply};
+use crate::knowledge::{Queries, Retrieved};
 use crate::{Kernel, KernelError};
 
 /// A specialist the node serves, from its verified manifest.
@@ -80,6 +83,15 @@ pub struct Grounding {
     pub(crate) grounded: Grounded,
 }
 
+/// What the router already did for the specialist it chose: the permit to use it and the
+/// passages retrieved to score it (the same retrieval the answer needs, so it is not repeated).
+#[derive(Debug)]
+pub(crate) struct Routed {
+    permit: Permit,
+    route: Route,
+    retrieved: Retrieved,
+}
+
 /// The router's decision, as the response shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
@@ -103,9 +115,16 @@ impl Kernel {
         ex: &mut Exchange,
         name: &str,
         call: ChatCall,
-        route: Option<Route>,
+        routed: Option<Routed>,
     ) -> Result<Reply, KernelError> {
-        let permit = self.authorize(ex, Action::Infer, &Resource::Specialist(name.to_owned()))?;
+        let (permit, route, prepared) = match routed {
+            Some(r) => (r.permit, Some(r.route), Some(r.retrieved)),
+            None => (
+                self.authorize(ex, Action::Infer, &Resource::Specialist(name.to_owned()))?,
+                None,
+                None,
+            ),
+        };
         let Some(spec) = self.inner.specialists.get(name).cloned() else {
             return Err(KernelError::ModelNotFound(name.to_owned()));
         };
@@ -119,22 +138,20 @@ impl Kernel {
         ex.attr("specialist_manifest", &spec.manifest_sha256);
         ex.attr("base", &spec.base);
         let question = last_user(&call.messages)?;
-        let retrieved = if spec.corpora.is_empty() {
-            Default::default()
-        } else {
-            self.retrieve(ex, &spec.corpora, &question, PASSAGES)
-                .await?
+        let retrieved = match prepared {
+            Some(r) => r,
+            None if spec.corpora.is_empty() => Retrieved::default(),
+            None => {
+                self.retrieve(ex, &spec.corpora, &question, PASSAGES, &mut Queries::new())
+                    .await?
+            }
         };
         retrieved.note(ex);
         let candidates = ground::sentences(&retrieved.passages);
         let vectors = match (&self.inner.embedder, candidates.is_empty()) {
             (Some(model), false) => {
                 let texts: Vec<String> = candidates.iter().map(|s| s.text.clone()).collect();
-                let served = self.inner.models.get(model).cloned();
-                match served {
-                    Some(m) => Some(m.backend.embed(&texts).await?.0),
-                    None => None,
-                }
+                Some(self.embed_texts(model, &texts).await?)
             }
             _ => None,
         };
@@ -184,24 +201,35 @@ impl Kernel {
                 None,
             );
             ex.decided(&verdict);
-            if verdict.is_allowed() {
-                usable.push((name.clone(), spec.clone()));
+            if let Ok(permit) = verdict.into_permit() {
+                usable.push((name.clone(), spec.clone(), permit));
             }
         }
         let mut candidates = Vec::new();
+        let mut scored: BTreeMap<String, (Permit, Retrieved)> = BTreeMap::new();
         if let Some(model) = self.inner.embedder.clone() {
-            let qv = self.embed_query(&model, &question).await?;
-            for (name, spec) in &usable {
+            let mut queries = Queries::new();
+            let qv = self.query_vector(&model, &question, &mut queries).await?;
+            for (name, spec, permit) in usable.iter().cloned() {
                 let described = spec
                     .description_vector
                     .as_deref()
-                    .map_or(0.0, |d| cosine(&qv, d));
-                let best = if spec.corpora.is_empty() {
-                    0.0
+                    .map_or(0.0, |d| ground::dot(&qv, d));
+                let retrieved = if spec.corpora.is_empty() {
+                    Retrieved::default()
                 } else {
-                    self.best_passage(ex, &spec.corpora, &question).await?
+                    self.retrieve(ex, &spec.corpora, &question, PASSAGES, &mut queries)
+                        .await?
                 };
+                // The best passage the caller may read, by its cosine similarity.
+                let best = retrieved
+                    .passages
+                    .iter()
+                    .filter_map(|p| p.similarity)
+                    .fold(0.0f32, f32::max)
+                    .min(1.0);
                 candidates.push((name.clone(), (described + best) / 2.0));
+                scored.insert(name, (permit, retrieved));
             }
         }
         candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -257,7 +285,15 @@ impl Kernel {
         );
         match choice {
             Some(c) if self.inner.specialists.contains_key(&c) => {
-                self.specialist_chat(ex, &c, call, Some(route)).await
+                let Some((permit, retrieved)) = scored.remove(&c) else {
+                    return Err(KernelError::Internal(format!("`{c}` was chosen unscored")));
+                };
+                let routed = Routed {
+                    permit,
+                    route,
+                    retrieved,
+                };
+                self.specialist_chat(ex, &c, call, Some(routed)).await
             }
             Some(model) => {
                 let mut reply = self.model_chat(ex, ChatCall { model, ..call }).await?;
@@ -266,23 +302,6 @@ impl Kernel {
             }
             None => Err(KernelError::NoSpecialistFits(reason)),
         }
-    }
-
-    /// The best dense similarity of a passage the caller may read in `corpora` (its decisions
-    /// are recorded like a retrieval's).
-    async fn best_passage(
-        &self,
-        ex: &mut Exchange,
-        corpora: &[String],
-        question: &str,
-    ) -> Result<f32, KernelError> {
-        let found = self.retrieve(ex, corpora, question, PASSAGES).await?;
-        Ok(found
-            .passages
-            .iter()
-            .filter_map(|p| p.similarity)
-            .fold(0.0f32, f32::max)
-            .min(1.0))
     }
 }
 
@@ -297,11 +316,4 @@ fn last_user(messages: &[ChatMessage]) -> Result<String, KernelError> {
             message: "a specialist needs a user message to answer.".into(),
             param: Some("messages"),
         })
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return 0.0;
-    }
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

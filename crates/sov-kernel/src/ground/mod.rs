@@ -177,7 +177,12 @@ pub fn select(
         .collect()
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// The dot product of two vectors (their cosine similarity when both are normalised); 0 when
+/// their lengths differ.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
