@@ -330,6 +330,17 @@ fn specialists_answer_with_citations_and_a_confidential_document_stays_with_the_
     assert_eq!(auto["model"], "veloria-clerk", "{auto}");
     assert_eq!(auto["route"]["choice"], "veloria-clerk", "{auto}");
 
+    // A question no specialist fits, with no general model set: refused, plainly.
+    let unrelated = &seen["unrelated_auto"];
+    assert_eq!(unrelated["status"], 404, "{unrelated}");
+    assert!(
+        unrelated["error"]
+            .as_str()
+            .unwrap()
+            .contains("no_specialist_fits"),
+        "{unrelated}"
+    );
+
     // The code word: never for ana (answer, citations, router reason or error), always for cleo.
     for key in ["secret_plain", "secret_plain_auto"] {
         let seen = seen[key].to_string();

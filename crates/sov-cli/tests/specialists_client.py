@@ -45,6 +45,7 @@ out = {
                   "What is the cut-off time for interbank payments in the VELPAY system at the Bank of Veloria?"),
     "auto": ask(plain, "auto",
                 "What is the cut-off time for interbank payments in the VELPAY system of the Bank of Veloria?"),
+    "unrelated_auto": ask(plain, "auto", "Write a short poem about autumn leaves falling in the park."),
     "secret_plain": ask(plain, "hollowmere-clerk",
                         "What code word does the Hollowmere General Hospital switchboard broadcast to activate a Level 4 major incident?"),
     "secret_plain_auto": ask(plain, "auto",

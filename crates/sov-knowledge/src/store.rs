@@ -85,6 +85,11 @@ impl KnowledgeStore {
         self.root.join(name)
     }
 
+    /// Whether a corpus `name` exists (its database is there; nothing is opened or checked).
+    pub fn contains(&self, name: &str) -> bool {
+        validate_name(name).is_ok() && self.corpus_dir(name).join(db::DB_FILE).is_file()
+    }
+
     /// Every corpus, sorted by name (see [`CorpusSummary`]: unverified).
     pub fn list(&self) -> Result<Vec<CorpusSummary>, KnowledgeError> {
         let mut out = Vec::new();

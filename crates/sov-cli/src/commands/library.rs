@@ -17,42 +17,6 @@ use sov_keys::OwnerPublicKeys;
 use crate::home::{Config, Home};
 use crate::record;
 
-/// The name of the embedding model: the configured one, else the only embedding-only model
-/// among `models` (none if there is none).
-pub fn embedder(config: &Config, models: &BTreeMap<String, Loaded>) -> Result<Option<String>> {
-    let configured = &config.knowledge.embedding_model;
-    if !configured.is_empty() {
-        if !models.contains_key(configured) {
-            bail!(
-                "[knowledge] embedding_model is `{configured}`, which is not served: import it, or add it to [server] models"
-            );
-        }
-        return Ok(Some(configured.clone()));
-    }
-    let embedding: Vec<&String> = models
-        .iter()
-        .filter(|(_, m)| is_embedding(m))
-        .map(|(n, _)| n)
-        .collect();
-    match embedding.as_slice() {
-        [] => Ok(None),
-        [only] => Ok(Some((*only).clone())),
-        several => bail!(
-            "several embedding models are served ({}); choose one with [knowledge] embedding_model",
-            several
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-/// Whether a loaded model only embeds (an encoder such as BERT).
-pub fn is_embedding(model: &Loaded) -> bool {
-    sov_models::is_embedding_architecture(&model.manifest.gguf.architecture)
-}
-
 /// Verifies and opens every corpus and specialist of the home for the served `models`.
 pub fn load(
     home: &Home,
@@ -62,7 +26,11 @@ pub fn load(
     log: &AuditLog,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Library> {
-    let embedder = embedder(config, models)?;
+    let embedder = super::corpus::pick_embedding(
+        config,
+        models.values().map(|m| &m.manifest),
+        "served (import it, or add it to [server] models)",
+    )?;
     let corpora = corpora(home, owner, models, log)?;
     let specialists = specialists(home, owner, models, &corpora, log)?;
     let mut library = Library {

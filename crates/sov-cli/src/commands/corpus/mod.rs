@@ -39,29 +39,45 @@ pub(crate) fn open_knowledge(home: &Home) -> Result<KnowledgeStore> {
     KnowledgeStore::open(&home.corpora_dir()).context("failed to open the corpora")
 }
 
-/// The embedding model corpora use: `[knowledge] embedding_model`, else the only
-/// embedding-only model in the store.
-pub(crate) fn embedding_model(home: &Home, config: &Config) -> Result<String> {
-    if !config.knowledge.embedding_model.is_empty() {
-        return Ok(config.knowledge.embedding_model.clone());
+/// The embedding model among `models` (manifests, by name): `[knowledge] embedding_model` if
+/// set (it must be among them), else the only embedding-only one (`None` if there is none).
+/// One rule for `sov corpus` (the store's models) and `sov serve` (the served ones).
+pub(crate) fn pick_embedding<'a>(
+    config: &Config,
+    models: impl IntoIterator<Item = &'a sov_models::Manifest>,
+    among: &str,
+) -> Result<Option<String>> {
+    let models: Vec<&sov_models::Manifest> = models.into_iter().collect();
+    let configured = &config.knowledge.embedding_model;
+    if !configured.is_empty() {
+        if !models.iter().any(|m| &m.name == configured) {
+            bail!("[knowledge] embedding_model is `{configured}`, which is not {among}");
+        }
+        return Ok(Some(configured.clone()));
     }
-    let store = open_store(home)?;
-    let models = store.list().context("failed to list the model store")?;
-    let embedding: Vec<String> = models
-        .into_iter()
+    let embedding: Vec<&str> = models
+        .iter()
         .filter(|m| sov_models::is_embedding_architecture(&m.gguf.architecture))
-        .map(|m| m.name)
+        .map(|m| m.name.as_str())
         .collect();
     match embedding.as_slice() {
-        [] => bail!(
-            "there is no embedding model in the store: import one, e.g. `sov model import all-minilm-l6-v2.zip --name all-minilm-l6-v2` (scripts/run does)"
-        ),
-        [only] => Ok(only.clone()),
+        [] => Ok(None),
+        [only] => Ok(Some((*only).to_owned())),
         several => bail!(
-            "several embedding models are in the store ({}); choose one with [knowledge] embedding_model",
+            "several embedding models are {among} ({}); choose one with [knowledge] embedding_model",
             several.join(", ")
         ),
     }
+}
+
+/// The embedding model corpora use (see [`pick_embedding`]), from the store.
+pub(crate) fn embedding_model(home: &Home, config: &Config) -> Result<String> {
+    let models = open_store(home)?
+        .list()
+        .context("failed to list the model store")?;
+    pick_embedding(config, &models, "in the store")?.context(
+        "there is no embedding model in the store: import one, e.g. `sov model import all-minilm-l6-v2.zip --name all-minilm-l6-v2` (scripts/run does)",
+    )
 }
 
 /// An engine as sov-knowledge's synchronous embedder.

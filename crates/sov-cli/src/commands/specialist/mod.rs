@@ -16,13 +16,10 @@ pub(crate) fn open_store(home: &Home) -> Result<SpecialistStore> {
     SpecialistStore::open(&home.specialists_dir()).context("failed to open the specialist store")
 }
 
-/// Whether the corpus `name` (already checked to be a valid name) exists in this home. Corpora
-/// belong to the knowledge crate; until it is wired in here, a corpus is its folder
-/// `<home>/corpora/<name>/`, and this one function is what changes when it is.
+/// Whether the corpus `name` exists in this home's knowledge store (its signature is checked
+/// when it is served).
 pub(crate) fn corpus_exists(home: &Home, name: &str) -> bool {
-    super::corpus::open_knowledge(home)
-        .and_then(|store| Ok(store.list()?))
-        .is_ok_and(|list| list.iter().any(|c| c.name == name))
+    super::corpus::open_knowledge(home).is_ok_and(|store| store.contains(name))
 }
 
 /// The tools installed on this node, which a specialist's tools are checked against. None yet:
