@@ -382,3 +382,32 @@ fn a_change_is_refused_while_another_process_writes_the_record() {
         &["specialist", "add", "general", "--model", "smollm2"],
     );
 }
+
+#[test]
+fn serve_refuses_a_corpus_embedded_by_another_model_than_the_nodes() {
+    let (_dir, home) = home_with(&[]);
+    // A corpus built with the chat model's embeddings, on a node whose embedding model is none:
+    // its vectors and the node's queries would not be comparable.
+    let owner = sov_keys::OwnerKeys::load(&home.join("keys")).unwrap();
+    let store = sov_knowledge::KnowledgeStore::open(&home.join("corpora")).unwrap();
+    let embedder = sov_knowledge::EmbedderId {
+        name: "smollm2".into(),
+        sha256: starter_sha256(),
+        dims: 576,
+    };
+    store.create("notes", &embedder, &owner).unwrap();
+    let out = sov(&home, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "the corpus `notes` was embedded by `smollm2`, but the node embeds with no model"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let entries = ok(&home, &["audit", "tail", "-n", "5", "--json"]);
+    assert!(
+        entries.contains("corpus:notes") && entries.contains("\"denied\""),
+        "{entries}"
+    );
+}

@@ -32,6 +32,21 @@ pub fn load(
         "served (import it, or add it to [server] models)",
     )?;
     let corpora = corpora(home, owner, models, log)?;
+    // Queries, passages' sentences and descriptions are compared in one vector space: every
+    // corpus must have been embedded by the node's embedding model.
+    for (name, corpus) in &corpora {
+        let built = corpus.embedding_model();
+        if embedder.as_deref() != Some(built.as_str()) {
+            let err = anyhow::anyhow!(
+                "the corpus `{name}` was embedded by `{built}`, but the node embeds with {}: set [knowledge] embedding_model = \"{built}\", or add its documents again to a corpus made with the node's model",
+                embedder
+                    .as_deref()
+                    .map_or_else(|| "no model".to_owned(), |e| format!("`{e}`"))
+            );
+            refused(log, &format!("corpus:{name}"), &err)?;
+            return Err(err);
+        }
+    }
     let specialists = specialists(home, owner, models, &corpora, log)?;
     let mut library = Library {
         corpora,
