@@ -12,6 +12,7 @@ fn cli_form(r: &Resource) -> String {
             id,
             corpus,
             clearance,
+            attrs,
         } => {
             let mut s = format!("document:{id}");
             if let Some(c) = corpus {
@@ -19,6 +20,9 @@ fn cli_form(r: &Resource) -> String {
             }
             if let Some(c) = clearance {
                 s.push_str(&format!(",clearance={c}"));
+            }
+            for (k, v) in attrs {
+                s.push_str(&format!(",{k}={v}"));
             }
             s
         }
