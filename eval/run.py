@@ -114,9 +114,9 @@ def doc_hit(entries, q, k=None):
     return False
 
 
-# A grounded answer ends with its best evidence quoted: `\n\nSource [n]: "..."` (sov-kernel's
-# ground::answer). What precedes it is the model's own words.
-QUOTED_SOURCE = re.compile(r"\n\nSource \[\d+\]: \"")
+# A grounded answer ends with its best evidence quoted: `\n\nSources: [n] "..." [m] "..."`
+# (sov-kernel's ground::tail). What precedes it is the model's own words.
+QUOTED_SOURCE = re.compile(r"\n\nSources: \[\d+\] \"")
 
 
 def own_words(text):

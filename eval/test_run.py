@@ -46,7 +46,7 @@ class Stub(BaseHTTPRequestHandler):
         doc = "other.md" if q["id"] == "bov-06" else q["document"]
         answer = f"The answer is {q['answer']} [1]."
         if q["id"] == "bov-06":  # wrong in the model's words, right in the quoted evidence
-            answer = f"I do not know.\n\nSource [1]: \"The fee is {q['answer']}.\""
+            answer = f"I do not know.\n\nSources: [1] \"The fee is {q['answer']}.\""
         if q["clearance"] and not cleared and q["id"] != "hgh-22":
             answer, doc = "I cannot say.", None
         citations = [{"index": 1, "corpus": q["corpus"], "document": doc, "chunk_sha256": "0" * 64, "score": 0.03}]
