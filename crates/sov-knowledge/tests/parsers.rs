@@ -143,6 +143,17 @@ fn a_pdf_whose_form_draws_itself_is_refused_before_extraction() {
 }
 
 #[test]
+fn a_pdf_whose_image_xobject_draws_itself_is_refused_too() {
+    // pdf-extract draws whatever stream `Do` names, so the check cannot trust /Subtype (the
+    // pdf fuzz target found this with a corrupted `/Form`: before, a stack overflow).
+    let err = parse(MediaType::Pdf, &read("cycle-image.pdf")).unwrap_err();
+    assert!(
+        matches!(&err, IngestError::Pdf(why) if why.contains("cycle in the form XObjects")),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn a_truncated_pdf_is_an_error_not_a_crash() {
     let bytes = read("plain.pdf");
     for cut in [10, 100, 400, bytes.len() - 30] {

@@ -76,11 +76,13 @@ fn check_structure(doc: &Document) -> Result<(), IngestError> {
             at = parent;
         }
     }
-    // Form XObjects and which forms each may draw: those of its own /Resources, or, if it has
-    // none, those of every resource dictionary it is found in (the extractor then draws it
-    // with the caller's resources). Only forms whose content has a `Do` draw anything.
+    // Every stream named in an /XObject dictionary may be drawn with `Do`, whatever its
+    // /Subtype: pdf-extract draws any stream so named (an image, or a form whose /Subtype is
+    // corrupt, as well), with its own /Resources when it has a dictionary there, else with
+    // those of whoever draws it (every resource dictionary it is found in, here). It draws
+    // further only if its content parses as a content stream with a `Do` in it.
     let mut found_in: BTreeMap<ObjectId, Vec<Vec<ObjectId>>> = BTreeMap::new();
-    let mut forms: BTreeMap<ObjectId, (Option<Vec<ObjectId>>, bool)> = BTreeMap::new();
+    let mut own_resources: BTreeMap<ObjectId, Option<Vec<ObjectId>>> = BTreeMap::new();
     for (id, object) in &doc.objects {
         let dict = match object {
             Object::Dictionary(d) => d,
@@ -93,14 +95,17 @@ fn check_structure(doc: &Document) -> Result<(), IngestError> {
                 found_in.entry(*target).or_default().push(list.clone());
             }
         }
-        if let Object::Stream(s) = object
-            && s.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(b"Form".as_slice())
-        {
-            let content = s
-                .decompressed_content()
-                .unwrap_or_else(|_| s.content.clone());
-            forms.insert(*id, (own, draws(&content)));
+        if matches!(object, Object::Stream(_)) {
+            own_resources.insert(*id, own);
         }
+    }
+    let mut forms: BTreeMap<ObjectId, (Option<Vec<ObjectId>>, bool)> = BTreeMap::new();
+    for id in found_in.keys() {
+        let (Some(own), Ok(Object::Stream(s))) = (own_resources.get(id), doc.get_object(*id))
+        else {
+            continue;
+        };
+        forms.insert(*id, (own.clone(), draws(s)));
     }
     let mut edges: BTreeMap<ObjectId, BTreeSet<ObjectId>> = BTreeMap::new();
     for (id, (own, draws)) in &forms {
@@ -149,14 +154,25 @@ fn deref_dict<'a>(doc: &'a Document, object: &'a Object) -> Option<&'a Dictionar
     }
 }
 
-/// Whether a content stream may have a `Do` operator (a conservative byte search).
-fn draws(content: &[u8]) -> bool {
-    content.windows(2).enumerate().any(|(i, w)| {
+/// Whether `stream` draws anything when pdf-extract runs it: its content (decompressed when
+/// its filters allow, as the extractor does) parses as a content stream with a `Do` operator.
+/// A cheap byte search first, so that images and fonts are rarely parsed.
+fn draws(stream: &pdf_extract::Stream) -> bool {
+    let content = if stream.filters().is_ok() {
+        stream
+            .decompressed_content()
+            .unwrap_or_else(|_| stream.content.clone())
+    } else {
+        stream.content.clone()
+    };
+    let may = content.windows(2).enumerate().any(|(i, w)| {
         w == b"Do"
             && content
                 .get(i + 2)
                 .is_none_or(|b| b.is_ascii_whitespace() || b"/[<(%".contains(b))
-    })
+    });
+    may && pdf_extract::content::Content::decode(&content)
+        .is_ok_and(|c| c.operations.iter().any(|op| op.operator == "Do"))
 }
 
 /// Iterative depth-first search for a cycle.
