@@ -154,6 +154,15 @@ fn a_pdf_whose_image_xobject_draws_itself_is_refused_too() {
 }
 
 #[test]
+fn a_pdf_whose_xobjects_nest_too_deep_is_refused() {
+    let err = parse(MediaType::Pdf, &read("deep-forms.pdf")).unwrap_err();
+    assert!(
+        matches!(&err, IngestError::Pdf(why) if why.contains("nested 300 deep (at most 256)")),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn a_truncated_pdf_is_an_error_not_a_crash() {
     let bytes = read("plain.pdf");
     for cut in [10, 100, 400, bytes.len() - 30] {

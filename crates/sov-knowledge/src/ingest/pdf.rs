@@ -4,10 +4,10 @@
 //! own: a panic there ends that thread and becomes [`IngestError::PdfPanicked`]. A stack
 //! overflow cannot be caught that way, and pdf-extract recurses along two kinds of references
 //! without checking for cycles (a page's `/Parent` chain, and form XObjects drawn with `Do`);
-//! [`check_structure`] refuses a document where either has a cycle before extraction starts,
-//! and the thread has a large stack for deep but finite nesting.
+//! [`check_structure`] refuses a document where either has a cycle, or where XObjects nest
+//! deeper than [`MAX_NESTING`], before extraction starts, and the thread has a large stack.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use pdf_extract::{Dictionary, Document, Object, ObjectId, PlainTextOutput};
 
@@ -73,6 +73,11 @@ fn check_structure(doc: &Document) -> Result<(), IngestError> {
             if !seen.insert(parent) {
                 return Err(cycle("the page tree"));
             }
+            if seen.len() > MAX_NESTING {
+                return Err(IngestError::Pdf(format!(
+                    "malformed: a page tree deeper than {MAX_NESTING}"
+                )));
+            }
             at = parent;
         }
     }
@@ -122,8 +127,14 @@ fn check_structure(doc: &Document) -> Result<(), IngestError> {
             }
         }
     }
-    if has_cycle(&edges) {
-        return Err(cycle("the form XObjects"));
+    match nesting(&edges) {
+        None => return Err(cycle("the form XObjects")),
+        Some(depth) if depth > MAX_NESTING => {
+            return Err(IngestError::Pdf(format!(
+                "malformed: XObjects nested {depth} deep (at most {MAX_NESTING})"
+            )));
+        }
+        Some(_) => {}
     }
     Ok(())
 }
@@ -175,11 +186,18 @@ fn draws(stream: &pdf_extract::Stream) -> bool {
         .is_ok_and(|c| c.operations.iter().any(|op| op.operator == "Do"))
 }
 
-/// Iterative depth-first search for a cycle.
-fn has_cycle(edges: &BTreeMap<ObjectId, BTreeSet<ObjectId>>) -> bool {
-    let mut done: HashSet<ObjectId> = HashSet::new();
+/// How deep XObjects may draw one another, and page trees nest: the extractor recurses once
+/// per level, and real documents nest a handful.
+const MAX_NESTING: usize = 256;
+
+/// The longest chain of drawing in `edges` (1 for a stream that draws nothing), or `None` if
+/// it has a cycle. An iterative depth-first search: a node's depth is known once all it draws
+/// are done.
+fn nesting(edges: &BTreeMap<ObjectId, BTreeSet<ObjectId>>) -> Option<usize> {
+    let mut depth: HashMap<ObjectId, usize> = HashMap::new();
+    let mut deepest = 0;
     for start in edges.keys() {
-        if done.contains(start) {
+        if depth.contains_key(start) {
             continue;
         }
         let mut on_path: HashSet<ObjectId> = HashSet::from([*start]);
@@ -187,21 +205,30 @@ fn has_cycle(edges: &BTreeMap<ObjectId, BTreeSet<ObjectId>>) -> bool {
         while let Some((node, pending)) = stack.last_mut() {
             let node = *node;
             match pending.pop() {
-                Some(target) if on_path.contains(&target) => return true,
-                Some(target) if !done.contains(&target) => {
+                Some(target) if on_path.contains(&target) => return None,
+                Some(target) if !depth.contains_key(&target) => {
                     on_path.insert(target);
                     stack.push((target, next(edges, target)));
                 }
                 Some(_) => {}
                 None => {
+                    let below = edges
+                        .get(&node)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| depth.get(t))
+                        .max()
+                        .copied()
+                        .unwrap_or(0);
+                    depth.insert(node, below + 1);
+                    deepest = deepest.max(below + 1);
                     on_path.remove(&node);
-                    done.insert(node);
                     stack.pop();
                 }
             }
         }
     }
-    false
+    Some(deepest)
 }
 
 fn next(edges: &BTreeMap<ObjectId, BTreeSet<ObjectId>>, node: ObjectId) -> Vec<ObjectId> {
