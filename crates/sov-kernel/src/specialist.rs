@@ -2,8 +2,8 @@
 //! and the router that answers `model: "auto"`.
 //!
 //! A specialist answer: authorise `infer` on `Specialist::"NAME"` (before any lookup), retrieve
-//! from its corpora as the caller ([`crate::knowledge`]), choose the evidence sentences, build
-//! the prompt ([`crate::ground`]), generate with the base model's engine (one engine per base,
+//! a pool of passages from its corpora as the caller ([`crate::knowledge`]), rank their
+//! sentences and keep the passages holding the best ([`crate::ground`]), build the prompt, generate with the base model's engine (one engine per base,
 //! shared by every specialist on it), and answer with the evidence quoted and the passages
 //! cited. The request's entry names the specialist manifest's hash, the base model's digest,
 //! each corpus manifest's hash and the SHA-256 of every chunk placed in the prompt.
@@ -138,31 +138,27 @@ impl Kernel {
         ex.attr("specialist_manifest", &spec.manifest_sha256);
         ex.attr("base", &spec.base);
         let question = last_user(&call.messages)?;
-        let retrieved = match prepared {
+        let mut retrieved = match prepared {
             Some(r) => r,
             None if spec.corpora.is_empty() => Retrieved::default(),
             None => {
-                self.retrieve(ex, &spec.corpora, &question, PASSAGES, &mut Queries::new())
-                    .await?
+                self.retrieve(
+                    ex,
+                    &spec.corpora,
+                    &question,
+                    ground::POOL,
+                    &mut Queries::new(),
+                )
+                .await?
             }
         };
+        // The pool's sentences ranked; the passages holding the best are the ones shown (and
+        // the only ones the entry names: nothing else reaches the prompt).
+        let ranked = ground::evidence(&question, &retrieved.passages);
+        let (shown, evidence) =
+            ground::narrow(std::mem::take(&mut retrieved.passages), &ranked, PASSAGES);
+        retrieved.passages = shown;
         retrieved.note(ex);
-        let candidates = ground::sentences(&retrieved.passages);
-        let vectors = match (&self.inner.embedder, candidates.is_empty()) {
-            (Some(model), false) => {
-                let texts: Vec<String> = candidates.iter().map(|s| s.text.clone()).collect();
-                Some(self.embed_texts(model, &texts).await?)
-            }
-            _ => None,
-        };
-        let qv = (!retrieved.vector.is_empty()).then_some(retrieved.vector.as_slice());
-        let evidence = ground::select(
-            &question,
-            qv,
-            &candidates,
-            vectors.as_deref(),
-            ground::EVIDENCE,
-        );
         let grounded = ground::prompt(
             &spec.instructions,
             &call.messages,
@@ -218,7 +214,7 @@ impl Kernel {
                 let retrieved = if spec.corpora.is_empty() {
                     Retrieved::default()
                 } else {
-                    self.retrieve(ex, &spec.corpora, &question, PASSAGES, &mut queries)
+                    self.retrieve(ex, &spec.corpora, &question, ground::POOL, &mut queries)
                         .await?
                 };
                 // The best passage the caller may read, by its cosine similarity.

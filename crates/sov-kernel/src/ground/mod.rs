@@ -3,15 +3,13 @@
 //!
 //! A 135M model reads badly: given a whole document it answered 64% of a domain eval, and it
 //! often copies the wrong number from a long passage. So the prompt is built around
-//! **evidence**: the few sentences of the retrieved passages that best match the question
-//! (by the words they share, weighted by how rare each word is among the candidates, and by
-//! embedding similarity when the kernel has an embedding model), shown first and marked with
-//! their passage's number, followed by the passages themselves. The answer the caller gets is
-//! the model's words followed by the two best evidence sentences quoted verbatim with their
-//! `[n]` markers, so a reader always sees the exact text the answer rests on, whatever the
-//! model made of it. Every passage placed in the prompt is cited (`citations`), in the order shown.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! **evidence** ([`evidence`]): the sentences of the retrieved passages that best answer the
+//! question. A pool of passages is retrieved ([`POOL`]), its sentences are ranked, and the
+//! passages holding the best sentences are the ones shown ([`narrow`]), best evidence first,
+//! followed by the passages themselves. The answer the caller gets is the model's words
+//! followed by the two best evidence sentences quoted verbatim with their `[n]` markers, so a
+//! reader always sees the exact text the answer rests on, whatever the model made of it. Every
+//! passage placed in the prompt is cited (`citations`), in the order shown.
 
 use sov_engine::ChatMessage;
 
@@ -49,15 +47,6 @@ pub struct Citation {
     pub score: f64,
 }
 
-/// A sentence of a passage, a candidate for evidence.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sentence {
-    /// The passage's `[n]`, from 1.
-    pub index: usize,
-    /// The sentence, as it is in the passage.
-    pub text: String,
-}
-
 /// The prompt and citations of a grounded answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grounded {
@@ -67,123 +56,6 @@ pub struct Grounded {
     pub citations: Vec<Citation>,
     /// The evidence sentences shown, best first.
     pub evidence: Vec<Sentence>,
-}
-
-/// Evidence sentences shown to the model.
-pub const EVIDENCE: usize = 3;
-
-/// The sentences of the passages (numbered from 1 in order), the candidates for evidence.
-pub fn sentences(passages: &[Passage]) -> Vec<Sentence> {
-    let mut out = Vec::new();
-    for (i, p) in passages.iter().enumerate() {
-        for s in split_sentences(&p.text) {
-            out.push(Sentence {
-                index: i + 1,
-                text: s.to_owned(),
-            });
-        }
-    }
-    out
-}
-
-/// Splits text into sentences: at `.`, `!` or `?` followed by white space, and at line breaks.
-/// Fragments too short to state anything (under three words) are dropped.
-fn split_sentences(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let mut start = 0;
-        let bytes = line.as_bytes();
-        for (i, b) in bytes.iter().enumerate() {
-            let end = matches!(b, b'.' | b'!' | b'?')
-                && bytes.get(i + 1).is_some_and(u8::is_ascii_whitespace);
-            if end {
-                out.push(line[start..=i].trim());
-                start = i + 1;
-            }
-        }
-        out.push(line[start..].trim());
-    }
-    out.retain(|s| s.split_whitespace().count() >= 3);
-    out
-}
-
-/// Words too common to tell sentences apart.
-const STOP: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "has",
-    "have", "how", "i", "if", "in", "is", "it", "its", "many", "may", "much", "must", "my", "of",
-    "on", "or", "our", "should", "the", "their", "there", "this", "to", "was", "we", "what",
-    "when", "where", "which", "who", "whom", "why", "will", "with", "you", "your",
-];
-
-/// A word's key for matching: lower case, cut to its first six characters, so that `report`,
-/// `reports` and `reported` meet (a crude stem that needs no language data).
-fn keys(text: &str) -> BTreeSet<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .filter(|w| !STOP.contains(&w.as_str()))
-        .map(|w| w.chars().take(6).collect())
-        .collect()
-}
-
-/// Ranks the candidate sentences for `question`, best first, keeping at most `n`.
-///
-/// A sentence's score is the sum, over the question's words it contains, of the word's rarity
-/// among the candidates (`ln(1 + N / df)`), normalised by the question's total, plus the cosine
-/// similarity of its embedding with the question's when both are given (`vectors[i]` belongs
-/// to `candidates[i]`), plus a small prior for the better-ranked passage. Ties keep the
-/// passages' order.
-pub fn select(
-    question: &str,
-    question_vector: Option<&[f32]>,
-    candidates: &[Sentence],
-    vectors: Option<&[Vec<f32>]>,
-    n: usize,
-) -> Vec<Sentence> {
-    let q = keys(question);
-    let sets: Vec<BTreeSet<String>> = candidates.iter().map(|s| keys(&s.text)).collect();
-    let mut df: BTreeMap<&str, usize> = BTreeMap::new();
-    for set in &sets {
-        for k in set.iter().filter(|k| q.contains(*k)) {
-            *df.entry(k.as_str()).or_default() += 1;
-        }
-    }
-    let total = candidates.len().max(1) as f64;
-    let weight = |k: &str| (1.0 + total / df.get(k).copied().unwrap_or(1) as f64).ln();
-    let max: f64 = q
-        .iter()
-        .map(|k| weight(k))
-        .sum::<f64>()
-        .max(f64::MIN_POSITIVE);
-    let mut scored: Vec<(f64, usize)> = candidates
-        .iter()
-        .zip(&sets)
-        .enumerate()
-        .map(|(i, (s, set))| {
-            let lexical: f64 = set.intersection(&q).map(|k| weight(k)).sum::<f64>() / max;
-            let dense = match (question_vector, vectors.and_then(|v| v.get(i))) {
-                (Some(qv), Some(sv)) if qv.len() == sv.len() => f64::from(dot(qv, sv)),
-                _ => 0.0,
-            };
-            let prior = 0.05 / s.index as f64;
-            (lexical + dense + prior, i)
-        })
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    scored
-        .into_iter()
-        .take(n)
-        .filter_map(|(_, i)| candidates.get(i).cloned())
-        .collect()
-}
-
-/// The dot product of two vectors (their cosine similarity when both are normalised); 0 when
-/// their lengths differ.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return 0.0;
-    }
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// The default instructions of a specialist with none of its own.
@@ -283,6 +155,13 @@ pub fn tail(model_text: &str, grounded: &Grounded) -> String {
     }
     out
 }
+
+mod evidence;
+
+pub(crate) use evidence::dot;
+pub use evidence::{EVIDENCE, POOL, Sentence, evidence, narrow};
+#[cfg(test)]
+pub(crate) use evidence::{sentences, split_sentences};
 
 #[cfg(test)]
 mod tests;
