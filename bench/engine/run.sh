@@ -29,20 +29,19 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=../../scripts/lib.sh
 source "$REPO/scripts/lib.sh"  # SOV_CACHE, CARGO_TARGET_DIR, say, ensure_build_deps, ensure_starter_model
+# shellcheck source=../lib.sh
+source "$REPO/bench/lib.sh"    # LCP_VERSION, LCP_SRC, ensure_llama_cpp_source
 
-BENCH="$SOV_CACHE/bench"
 THREADS="${SOV_BENCH_THREADS:-$(nproc)}"
 REPS="${SOV_BENCH_REPS:-5}"
 REQUESTS="${SOV_BENCH_REQUESTS:-4}"
 CLIENTS="${SOV_BENCH_CLIENTS:-1 8}"
 PARALLEL="${SOV_BENCH_PARALLEL:-8}"
 SKIP=" ${SOV_BENCH_SKIP:-} "
-LCP_VERSION="${SOV_BENCH_LLAMA_CPP_PYTHON:-0.3.36}"
 CTX_PER_SLOT=4096
 MAX_TOKENS=128
 PORT_BASE="${SOV_BENCH_PORT:-18480}"
 
-LCP_SRC="$BENCH/llama_cpp_python-$LCP_VERSION"
 TOOLS_BUILD="$BENCH/llama.cpp-build-$LCP_VERSION"
 VENV="$BENCH/venv-$LCP_VERSION"
 LOGS="$BENCH/logs"
@@ -54,15 +53,6 @@ skipped() { [[ "$SKIP" == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------------------------------------
 # Tools (cached)
-
-ensure_llama_cpp_source() {
-    [ -f "$LCP_SRC/vendor/llama.cpp/CMakeLists.txt" ] && return
-    say "downloading the llama-cpp-python $LCP_VERSION source package (it vendors llama.cpp)"
-    mkdir -p "$BENCH/sdist"
-    python3 -m pip download --quiet --disable-pip-version-check --no-binary :all: --no-deps \
-        -d "$BENCH/sdist" "llama-cpp-python==$LCP_VERSION" >&2
-    tar -xzf "$BENCH/sdist/llama_cpp_python-$LCP_VERSION.tar.gz" -C "$BENCH"
-}
 
 ensure_llama_tools() {
     if [ -x "$TOOLS_BUILD/bin/llama-bench" ] && [ -x "$TOOLS_BUILD/bin/llama-server" ]; then
