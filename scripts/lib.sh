@@ -56,6 +56,25 @@ ensure_build_deps() {
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
     command -v cargo >/dev/null 2>&1 || { echo "cargo is not installed: install Rust (rustup) first" >&2; exit 1; }
+    drop_stale_llama_builds
+}
+
+# llama-cpp-sys-2 configures llama.cpp with CMake once per build directory and skips the
+# configuration afterwards ("already configured"), so a change of LLAMA_LIB_PROFILE in
+# .cargo/config.toml never reaches a cached build. A cached llama.cpp build of another CMake
+# build type is dropped, with its Cargo fingerprint, so Cargo runs the build script again.
+drop_stale_llama_builds() {
+    local want cache type unit
+    want="$(sed -n 's/^LLAMA_LIB_PROFILE *= *"\(.*\)"/\1/p' "$SOV_REPO/.cargo/config.toml")"
+    [ -n "$want" ] || return 0
+    for cache in "$CARGO_TARGET_DIR"/*/build/llama-cpp-sys-2-*/out/build/CMakeCache.txt; do
+        [ -f "$cache" ] || continue
+        type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$cache")"
+        [ "$type" = "$want" ] && continue
+        unit="$(dirname "$(dirname "$(dirname "$cache")")")"
+        say "rebuilding llama.cpp: the cached build in $unit is $type, .cargo/config.toml asks for $want"
+        rm -rf "$unit" "$(dirname "$(dirname "$unit")")/.fingerprint/$(basename "$unit")"
+    done
 }
 
 # Prints the path of the verified starter GGUF, downloading the package into the cache if needed.
