@@ -5,6 +5,7 @@
 #   LCP_VERSION, LCP_SRC      the llama-cpp-python source package (it vendors a llama.cpp release)
 #   ensure_llama_cpp_source   downloads and unpacks it (once)
 #   vendored_llama_cpp        prints the llama.cpp tree that llama-cpp-sys-2 (our engine) vendors
+#   set_engine SOV_TOML K=V.. sets keys of a home's [engine] section (commented defaults included)
 # Needs scripts/lib.sh sourced first (SOV_CACHE, SOV_REPO, say).
 
 BENCH="${BENCH:-$SOV_CACHE/bench}"
@@ -32,4 +33,22 @@ for p in meta["packages"]:
 else:
     sys.exit("cargo metadata lists no llama-cpp-sys-2")
 '
+}
+
+# set_engine SOV_TOML KEY=VALUE...: sets each key in the [engine] section of a home's sov.toml,
+# replacing its line (or the commented default `sov init` wrote), else appending it.
+set_engine() {
+    python3 - "$@" <<'PY'
+import re, sys
+path, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
+text = open(path).read()
+head, sep, rest = text.partition("[engine]")
+assert sep, "sov.toml has no [engine] section"
+body, nxt, tail = rest.partition("\n[")
+for key, value in pairs:
+    body, n = re.subn(rf"(?m)^#?\s*{key}\s*=.*$", f"{key} = {value}", body, count=1)
+    if n == 0:
+        body += f"\n{key} = {value}\n"
+open(path, "w").write(head + sep + body + nxt + tail)
+PY
 }

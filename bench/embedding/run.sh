@@ -87,18 +87,7 @@ trap 'rm -rf "$work"' EXIT
 home="$work/home"
 "$SOV" --home "$home" init >"$LOGS/embedding-sov-init.log" 2>&1
 "$SOV" --home "$home" model import "$ZIP" --name all-minilm-l6-v2 >>"$LOGS/embedding-sov-init.log" 2>&1
-python3 - "$home/sov.toml" "$THREADS" <<'PY'
-import re, sys
-path, threads = sys.argv[1:]
-text = open(path).read()
-head, sep, rest = text.partition("[engine]")
-assert sep, "sov.toml has no [engine] section"
-body, nxt, tail = rest.partition("\n[")
-body, n = re.subn(r"(?m)^#?\s*threads\s*=.*$", f"threads = {threads}", body, count=1)
-if n == 0:
-    body += f"\nthreads = {threads}\n"
-open(path, "w").write(head + sep + body + nxt + tail)
-PY
+set_engine "$home/sov.toml" threads="$THREADS"
 GGUF="$(find "$home/models/blobs/sha256" -type f | head -n 1)"
 [ -f "$GGUF" ] || { echo "bench/embedding: the imported model's GGUF is not in $home/models/blobs" >&2; exit 1; }
 python3 "$HERE/corpus.py" generate "$work/docs" --docs "$DOCS" --sections "$SECTIONS"

@@ -30,7 +30,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=../../scripts/lib.sh
 source "$REPO/scripts/lib.sh"  # SOV_CACHE, CARGO_TARGET_DIR, say, ensure_build_deps, ensure_starter_model
 # shellcheck source=../lib.sh
-source "$REPO/bench/lib.sh"    # LCP_VERSION, LCP_SRC, ensure_llama_cpp_source
+source "$REPO/bench/lib.sh"    # LCP_VERSION, LCP_SRC, ensure_llama_cpp_source, set_engine
 
 THREADS="${SOV_BENCH_THREADS:-$(nproc)}"
 REPS="${SOV_BENCH_REPS:-5}"
@@ -183,19 +183,7 @@ if ! skipped sov-serve; then
     rm -rf "$home"
     "$SOV" --home "$home" init >"$LOGS/sov-init.log" 2>&1
     "$SOV" --home "$home" model import "$MODEL" --name bench >>"$LOGS/sov-init.log" 2>&1
-    python3 - "$home/sov.toml" "$THREADS" "$PARALLEL" "$CTX_PER_SLOT" <<'PY'
-import re, sys
-path, threads, parallel, ctx = sys.argv[1:]
-text = open(path).read()
-head, sep, rest = text.partition("[engine]")
-assert sep, "sov.toml has no [engine] section"
-body, nxt, tail = rest.partition("\n[")
-for key, value in (("threads", threads), ("parallel", parallel), ("context_length", ctx)):
-    body, n = re.subn(rf"(?m)^#?\s*{key}\s*=.*$", f"{key} = {value}", body, count=1)
-    if n == 0:
-        body += f"\n{key} = {value}\n"
-open(path, "w").write(head + sep + body + nxt + tail)
-PY
+    set_engine "$home/sov.toml" threads="$THREADS" parallel="$PARALLEL" context_length="$CTX_PER_SLOT"
     # The owner's token, printed once by `sov init`, for the load generator.
     SOV_BENCH_TOKEN="$(grep -oE 'sov_[A-Za-z0-9_-]{43}' "$LOGS/sov-init.log" | head -n 1)"
     export SOV_BENCH_TOKEN
