@@ -8,6 +8,7 @@ use rusqlite::Connection;
 use sov_keys::OwnerPublicKeys;
 use sov_policy::Resource;
 
+use crate::bm25::{EXACT_ROWS, Terms};
 use crate::dense::Dense;
 use crate::embed::normalised;
 use crate::manifest::{self, CorpusManifest, DocumentEntry, sha256_hex};
@@ -306,12 +307,8 @@ impl Corpus {
         }
     }
 
-    /// The BM25 list: `(chunk key, document position, chunk index)`, best first.
-    ///
-    /// Terms in at least half of all chunks are left out of the query: FTS5's BM25 clamps
-    /// their inverse document frequency to 10^-6, so they add nothing to a score, while they
-    /// would make nearly every chunk a match to score and sort (a query with "the" would cost
-    /// a full scan). When every term is that common, all are kept.
+    /// The BM25 list: `(chunk key, document position, chunk index)`, best first, computed as
+    /// [`Terms`] explains (the full `OR` query's ranking, scoring few rows when it can).
     fn bm25(
         &self,
         conn: &Connection,
@@ -319,33 +316,20 @@ impl Corpus {
         allowed: &[bool],
         depth: usize,
     ) -> Result<Vec<(i64, usize, usize)>, KnowledgeError> {
-        let terms = fts_terms(query_text);
         let total = i64::try_from(self.dense.len()).unwrap_or(i64::MAX);
-        let mut kept = Vec::with_capacity(terms.len());
-        for term in &terms {
-            let df = self.document_frequency(conn, term)?;
-            if df > 0 && df.saturating_mul(2) < total {
-                kept.push(term.clone());
-            }
+        let mut terms = Vec::new();
+        for term in fts_terms(query_text) {
+            let df = self.document_frequency(conn, &term)?;
+            terms.push((term, df));
         }
-        if kept.is_empty() {
-            kept = terms;
-        }
-        let Some(query) = match_expression(&kept) else {
+        let Some(terms) = Terms::split(&terms, total, EXACT_ROWS) else {
             return Ok(Vec::new());
         };
-        let position: HashMap<i64, usize> =
-            self.keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-        let rows = if allowed.iter().all(|a| *a) {
+        let keys = if allowed.iter().all(|a| *a) {
             // Every document readable: the index alone, positions from memory.
-            db::bm25_all(conn, &query, depth)
-                .map_err(self.db_err("search the text index"))?
-                .into_iter()
-                .filter_map(|chunk| {
-                    let row = self.dense.row(chunk)?;
-                    Some((chunk, row.doc, row.idx))
-                })
-                .collect()
+            terms.top(depth, EXACT_ROWS, |query, limit| {
+                db::bm25_all(conn, query, limit)
+            })
         } else {
             let readable: Vec<i64> = self
                 .keys
@@ -354,15 +338,18 @@ impl Corpus {
                 .filter(|(_, a)| **a)
                 .map(|(k, _)| *k)
                 .collect();
-            db::bm25(conn, &query, &readable, depth)
-                .map_err(self.db_err("search the text index"))?
-                .into_iter()
-                .filter_map(|(chunk, doc, idx)| {
-                    Some((chunk, *position.get(&doc)?, usize::try_from(idx).ok()?))
-                })
-                .collect()
-        };
-        Ok(rows)
+            terms.top(depth, EXACT_ROWS, |query, limit| {
+                db::bm25(conn, query, &readable, limit)
+            })
+        }
+        .map_err(self.db_err("search the text index"))?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|chunk| {
+                let row = self.dense.row(chunk)?;
+                Some((chunk, row.doc, row.idx))
+            })
+            .collect())
     }
 
     /// How many chunks contain `term`, counted once per corpus state (cached until a change).

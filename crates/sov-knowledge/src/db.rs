@@ -303,35 +303,37 @@ pub(crate) fn insert_chunk(
 }
 
 /// The best `limit` chunks for an FTS5 `query` by BM25, among chunks of the documents `docs`,
-/// best first: `(chunk key, document key, index)`.
+/// best first: `(chunk key, bm25)` (lower scores are better; ties by key).
 pub(crate) fn bm25(
     conn: &Connection,
     query: &str,
     docs: &[i64],
     limit: usize,
-) -> rusqlite::Result<Vec<(i64, i64, i64)>> {
+) -> rusqlite::Result<Vec<(i64, f64)>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let docs: Rc<Vec<Value>> = Rc::new(docs.iter().copied().map(Value::from).collect());
     let mut stmt = conn.prepare_cached(
-        "SELECT c.key, c.doc, c.idx FROM chunks_fts f JOIN chunks c ON c.key = f.rowid
+        "SELECT c.key, bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunks c ON c.key = f.rowid
          WHERE chunks_fts MATCH ?1 AND c.doc IN rarray(?2)
-         ORDER BY bm25(chunks_fts), c.key LIMIT ?3",
+         ORDER BY s, c.key LIMIT ?3",
     )?;
-    stmt.query_map(params![query, docs, limit], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })?
-    .collect()
+    stmt.query_map(params![query, docs, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
 }
 
-/// The best `limit` chunks of the whole corpus for an FTS5 `query` by BM25, best first (chunk
-/// keys): for a caller who may read every document.
-pub(crate) fn bm25_all(conn: &Connection, query: &str, limit: usize) -> rusqlite::Result<Vec<i64>> {
+/// The best `limit` chunks of the whole corpus for an FTS5 `query` by BM25, best first:
+/// `(chunk key, bm25)`, for a caller who may read every document.
+pub(crate) fn bm25_all(
+    conn: &Connection,
+    query: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<(i64, f64)>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(
-        "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1
-         ORDER BY bm25(chunks_fts), rowid LIMIT ?2",
+        "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ?1
+         ORDER BY s, rowid LIMIT ?2",
     )?;
-    stmt.query_map(params![query, limit], |r| r.get(0))?
+    stmt.query_map(params![query, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()
 }
 

@@ -108,6 +108,7 @@ pub mod search;
 
 mod add;
 mod blob;
+mod bm25;
 mod corpus;
 mod db;
 mod dense;
