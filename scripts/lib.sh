@@ -60,19 +60,22 @@ ensure_build_deps() {
 }
 
 # llama-cpp-sys-2 configures llama.cpp with CMake once per build directory and skips the
-# configuration afterwards ("already configured"), so a change of LLAMA_LIB_PROFILE in
-# .cargo/config.toml never reaches a cached build. A cached llama.cpp build of another CMake
-# build type is dropped, with its Cargo fingerprint, so Cargo runs the build script again.
+# configuration afterwards ("already configured"), and its build script does not run again when
+# CFLAGS or CXXFLAGS change, so a change of LLAMA_LIB_PROFILE or CXXFLAGS in .cargo/config.toml
+# never reaches a cached build. A cached llama.cpp build of another CMake build type, or built
+# without those flags, is dropped with its Cargo fingerprint, so Cargo runs the build script again.
 drop_stale_llama_builds() {
-    local want cache type unit
+    local want flags cache type built unit
     want="$(sed -n 's/^LLAMA_LIB_PROFILE *= *"\(.*\)"/\1/p' "$SOV_REPO/.cargo/config.toml")"
+    flags="$(sed -n 's/^CXXFLAGS *= *"\(.*\)"/\1/p' "$SOV_REPO/.cargo/config.toml")"
     [ -n "$want" ] || return 0
     for cache in "$CARGO_TARGET_DIR"/*/build/llama-cpp-sys-2-*/out/build/CMakeCache.txt; do
         [ -f "$cache" ] || continue
         type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$cache")"
-        [ "$type" = "$want" ] && continue
+        built="$(sed -n 's/^CMAKE_CXX_FLAGS:STRING=//p' "$cache")"
+        [ "$type" = "$want" ] && [[ " $built " == *" $flags "* ]] && continue
         unit="$(dirname "$(dirname "$(dirname "$cache")")")"
-        say "rebuilding llama.cpp: the cached build in $unit is $type, .cargo/config.toml asks for $want"
+        say "rebuilding llama.cpp: the cached build in $unit is $type with C++ flags '$built'; .cargo/config.toml asks for $want with '$flags'"
         rm -rf "$unit" "$(dirname "$(dirname "$unit")")/.fingerprint/$(basename "$unit")"
     done
 }
