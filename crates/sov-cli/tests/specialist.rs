@@ -260,6 +260,16 @@ fn refusals_say_why_change_nothing_and_are_recorded() {
     let long = dir.path().join("long.txt");
     std::fs::write(&long, "x".repeat(40_000)).unwrap();
     let model = starter();
+    // A LoRA adapter for a llama model, but wider than SmolLM2-135M: llama.cpp refuses it.
+    let wide = dir.path().join("wide.gguf");
+    let lora = sov_models::gguf::lora_fixture::Lora {
+        arch: "llama",
+        n_embd: 640,
+        layers: 2,
+        magnitude: 0.1,
+        seed: 1,
+    };
+    std::fs::write(&wide, lora.bytes()).unwrap();
     let cases: Vec<(Vec<&str>, &str, &str)> = vec![
         (
             vec!["legal", "--model", "nope"],
@@ -295,7 +305,18 @@ fn refusals_say_why_change_nothing_and_are_recorded() {
                 model.to_str().unwrap(),
             ],
             "legal",
-            "LoRA adapters are not applied by the engine yet",
+            "not `adapter`",
+        ),
+        (
+            vec![
+                "legal",
+                "--model",
+                "smollm2",
+                "--adapter",
+                wide.to_str().unwrap(),
+            ],
+            "legal",
+            "as the adapter of base model `smollm2`",
         ),
         (
             vec![
@@ -409,5 +430,95 @@ fn serve_refuses_a_corpus_embedded_by_another_model_than_the_nodes() {
     assert!(
         entries.contains("corpus:notes") && entries.contains("\"denied\""),
         "{entries}"
+    );
+}
+
+#[test]
+fn a_specialist_with_a_lora_adapter_answers_through_it_and_the_record_names_it() {
+    let (dir, home) = home_with(&[]);
+    let n_embd = sov_models::read_info(&starter())
+        .unwrap()
+        .embedding_length
+        .unwrap();
+    let adapter = |name: &str, magnitude: f32| {
+        let path = dir.path().join(name);
+        let lora = sov_models::gguf::lora_fixture::Lora {
+            arch: "llama",
+            n_embd,
+            layers: 4,
+            magnitude,
+            seed: 1,
+        };
+        std::fs::write(&path, lora.bytes()).unwrap();
+        let sha = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+        (path, sha)
+    };
+    let (strong, strong_sha) = adapter("strong.gguf", 0.3);
+    let (zero, zero_sha) = adapter("zero.gguf", 0.0);
+    let add = |name: &str, lora: Option<&Path>| {
+        let mut args = vec!["specialist", "add", name, "--model", "smollm2"];
+        args.extend(["--description", "Answers general questions."]);
+        if let Some(p) = lora {
+            args.extend(["--adapter", p.to_str().unwrap()]);
+        }
+        ok(&home, &args)
+    };
+    add("plain", None);
+    assert!(add("tuned", Some(&strong)).contains(&strong_sha));
+    add("untuned", Some(&zero));
+    let ask = |model: &str| {
+        let question = "Write a short story about a lighthouse keeper.";
+        let args = [
+            "chat",
+            "--model",
+            model,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "24",
+            question,
+        ];
+        ok(&home, &args)
+    };
+    let plain = ask("plain");
+    let tuned = ask("tuned");
+    assert_ne!(tuned, plain, "the adapter changed nothing");
+    // A zero adapter is applied (llama.cpp computes it) and adds nothing: the same answer.
+    assert_eq!(ask("untuned"), plain);
+
+    let entries: Vec<Value> = ok(&home, &["audit", "tail", "-n", "100000", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect();
+    let answer = entries
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "inference" && e["resource"] == "tuned")
+        .unwrap();
+    assert_eq!(
+        answer["attrs"]["adapter_sha256"],
+        strong_sha.as_str(),
+        "{answer}"
+    );
+    assert_eq!(answer["model"], starter_sha256().as_str(), "{answer}");
+    let plain_entry = entries
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "inference" && e["resource"] == "plain")
+        .unwrap();
+    assert!(
+        plain_entry["attrs"].get("adapter_sha256").is_none(),
+        "{plain_entry}"
+    );
+    // The base model was loaded with both adapters, each named.
+    let load = entries
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "model.load" && e["resource"] == "smollm2")
+        .unwrap();
+    let loaded = load["attrs"]["adapters_sha256"].as_str().unwrap();
+    assert!(
+        loaded.contains(&strong_sha) && loaded.contains(&zero_sha),
+        "{load}"
     );
 }

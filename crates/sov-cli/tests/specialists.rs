@@ -358,6 +358,47 @@ fn specialists_answer_with_citations_and_a_confidential_document_stays_with_the_
     );
     drop(server);
 
+    // `sov chat` asks a specialist, and the router, in its own process: the same answer
+    // grounded in the same document, its citations printed after it, the code word withheld.
+    let velpay = "What is the cut-off time for interbank payments in the VELPAY system at the Bank of Veloria?";
+    let chat = |model: &str, who: &str, question: &str| {
+        let args = [
+            "chat",
+            "--model",
+            model,
+            "--as",
+            who,
+            "--temperature",
+            "0",
+            question,
+        ];
+        let out = sov(&home, &args);
+        (
+            text(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (answer, _) = chat("veloria-clerk", "ana", velpay);
+    assert!(answer.contains("17:45"), "{answer}");
+    assert!(
+        answer
+            .lines()
+            .any(|l| l.starts_with("[1] veloria/fee-schedule")),
+        "{answer}"
+    );
+    let (answer, said) = chat("auto", "ana", velpay);
+    assert!(said.contains("router: veloria-clerk"), "{said}");
+    assert!(answer.contains("[1] veloria/"), "{answer}");
+    let code_word = "What code word does the Hollowmere General Hospital switchboard broadcast to activate a Level 4 major incident?";
+    let (answer, said) = chat("hollowmere-clerk", "ana", code_word);
+    assert!(
+        !answer.contains(SECRET) && !said.contains(SECRET),
+        "{answer}{said}"
+    );
+    assert!(!answer.contains("major-incident-surge-plan"), "{answer}");
+    let (answer, _) = chat("hollowmere-clerk", "cleo", code_word);
+    assert!(answer.contains("major-incident-surge-plan.md"), "{answer}");
+
     // The record, exported and verified offline; the router's and the specialist's entries
     // proved one by one by the standalone verifier, which prints them as it checked them.
     let export = dir.path().join("export");

@@ -17,6 +17,24 @@ pub enum EngineError {
         #[source]
         source: llama_cpp_2::LlamaModelLoadError,
     },
+    /// llama.cpp would not load a LoRA adapter for this model.
+    #[error("failed to load the LoRA adapter {path} for this model: {reason}")]
+    Adapter {
+        /// The adapter's GGUF file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A LoRA adapter could not be set on its generation context.
+    #[error(
+        "failed to apply the LoRA adapter {path} to its generation context (llama.cpp answered {code})"
+    )]
+    AdapterSet {
+        /// The adapter's GGUF file.
+        path: PathBuf,
+        /// llama.cpp's return code.
+        code: i32,
+    },
     /// A llama.cpp context could not be created (usually: not enough memory for the KV cache).
     #[error("failed to create an inference context ({what})")]
     Context {

@@ -2,15 +2,16 @@
 
 use sov_models::VerifiedModel;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::{LogOptions, send_logs_to_tracing};
 use sov_infer::{ChatMessage, SamplingParams};
@@ -129,12 +130,14 @@ pub struct Engine {
 struct Inner {
     model: Arc<LlamaModel>,
     info: ModelInfo,
-    template: Result<ChatTemplate, String>,
+    /// Shared with the engines of the model's adapters.
+    template: Arc<Result<ChatTemplate, String>>,
     bos_text: String,
     queue_depth: usize,
     max_embedding_inputs: usize,
     max_embedding_tokens: usize,
-    /// `None` for an embedding-only model, which has no generation worker.
+    /// `None` for an embedding-only model, which has no generation worker. An adapter's
+    /// engine has a worker of its own, whose context applies the adapter.
     generate: Option<SyncSender<worker::Job>>,
     embed: SyncSender<embed::Job>,
     counters: Arc<Counters>,
@@ -194,13 +197,49 @@ impl Engine {
             ),
             None => None,
         };
-        Self::open(model.path(), config, template.as_deref())
+        Self::open(model.path(), config, template.as_deref(), &[]).map(|(engine, _)| engine)
+    }
+
+    /// [`Engine::load`], and one engine per LoRA adapter in `adapters`, in order: each shares
+    /// the model's weights, its chat template and its embedding worker, and generates in a
+    /// context of its own to which llama.cpp applies the adapter (scale 1, so the adapter's
+    /// `adapter.lora.alpha` / rank), so that the base model and every adapter answer side by
+    /// side without one's weights touching another's answers. Each adapter costs one more
+    /// generation context (its KV cache: `context_length` × `parallel` tokens), and the
+    /// adapter's own tensors.
+    ///
+    /// The adapter files must already be checked by whoever took them (the specialist store
+    /// checks their bytes against the owner's signed manifest); llama.cpp refuses one whose
+    /// architecture or tensors do not fit the model, and the load then fails as a whole.
+    pub fn load_with_adapters(
+        model: &VerifiedModel,
+        config: &EngineConfig,
+        adapters: &[&Path],
+    ) -> Result<(Self, Vec<Self>), EngineError> {
+        let template = match &model.manifest().chat_template {
+            Some(choice) => Some(
+                sov_models::templates::text_of(choice)
+                    .map_err(|reason| EngineError::Config(format!("the manifest's {reason}")))?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        Self::open(model.path(), config, template.as_deref(), adapters)
     }
 
     /// Loads the GGUF file at `path` with no verification at all: for the benchmark and the
     /// engine's own tests, which run a bare file. A node serves only [`Engine::load`]ed models.
     pub fn load_unverified(path: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
-        Self::open(path, config, None)
+        Self::open(path, config, None, &[]).map(|(engine, _)| engine)
+    }
+
+    /// [`Engine::load_with_adapters`] for a bare file, with no verification at all (tests).
+    pub fn load_unverified_with_adapters(
+        path: &Path,
+        config: &EngineConfig,
+        adapters: &[&Path],
+    ) -> Result<(Self, Vec<Self>), EngineError> {
+        Self::open(path, config, None, adapters)
     }
 
     /// [`Engine::load_unverified`] with a chat template that replaces the GGUF's own.
@@ -209,14 +248,15 @@ impl Engine {
         config: &EngineConfig,
         template: &str,
     ) -> Result<Self, EngineError> {
-        Self::open(path, config, Some(template))
+        Self::open(path, config, Some(template), &[]).map(|(engine, _)| engine)
     }
 
     fn open(
         path: &Path,
         config: &EngineConfig,
         template_override: Option<&str>,
-    ) -> Result<Self, EngineError> {
+        adapters: &[&Path],
+    ) -> Result<(Self, Vec<Self>), EngineError> {
         if config.parallel == 0 || config.batch_size == 0 || config.context_length < 16 {
             return Err(EngineError::Config(
                 "parallel and batch_size must be at least 1, context_length at least 16".into(),
@@ -228,11 +268,17 @@ impl Engine {
             ));
         }
         let backend = backend()?;
-        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+        let mut model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
             .map_err(|source| EngineError::Load {
                 path: path.to_path_buf(),
                 source,
             })?;
+        // llama.cpp registers an adapter with its model (and frees it with the model), so the
+        // adapters are loaded before the model is shared.
+        let loras = adapters
+            .iter()
+            .map(|p| lora(&mut model, p).map(|a| (p.to_path_buf(), a)))
+            .collect::<Result<Vec<_>, _>>()?;
         let model = Arc::new(model);
         let threads = if config.threads == 0 {
             thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -279,6 +325,12 @@ impl Engine {
         if let (Err(reason), false) = (&template, embedding_only) {
             tracing::warn!(reason, "chat requests will be refused for this model");
         }
+        if embedding_only && !loras.is_empty() {
+            return Err(EngineError::Config(
+                "an embedding model generates nothing: it takes no LoRA adapter".into(),
+            ));
+        }
+        let template = Arc::new(template);
 
         let threads_i32 = i32::try_from(threads).unwrap_or(i32::MAX);
         let counters = Arc::new(Counters::default());
@@ -292,6 +344,7 @@ impl Engine {
                 context_length,
                 threads_i32,
                 &counters,
+                None,
             )?)
         };
 
@@ -318,12 +371,39 @@ impl Engine {
             emb_params,
             "embedding",
             "sov-embed",
+            |_| Ok(()),
             move |_, ctx| {
                 embed::run(ctx, queue, max_tokens, pass, &embed_counters);
             },
         )?;
 
-        Ok(Self {
+        let mut adapted = Vec::with_capacity(loras.len());
+        for lora in loras {
+            let counters = Arc::new(Counters::default());
+            let generate = spawn_generation(
+                &model,
+                config,
+                context_length,
+                threads_i32,
+                &counters,
+                Some(lora),
+            )?;
+            adapted.push(Self {
+                inner: Arc::new(Inner {
+                    model: Arc::clone(&model),
+                    info: info.clone(),
+                    template: Arc::clone(&template),
+                    bos_text: bos_text.clone(),
+                    queue_depth: config.queue_depth,
+                    max_embedding_inputs: config.max_embedding_inputs,
+                    max_embedding_tokens: config.max_embedding_tokens,
+                    generate: Some(generate),
+                    embed: embed.clone(),
+                    counters,
+                }),
+            });
+        }
+        let engine = Self {
             inner: Arc::new(Inner {
                 model,
                 info,
@@ -336,7 +416,8 @@ impl Engine {
                 embed,
                 counters,
             }),
-        })
+        };
+        Ok((engine, adapted))
     }
 
     /// Facts about the loaded model.
@@ -360,6 +441,7 @@ impl Engine {
         let template = self
             .inner
             .template
+            .as_ref()
             .as_ref()
             .map_err(|_| EngineError::NoChatTemplate)?;
         let messages = prompt::canonical_roles(messages)?;
@@ -618,13 +700,33 @@ impl Engine {
     }
 }
 
-/// Starts the generation worker (continuous batching over `config.parallel` slots).
+/// Loads the LoRA adapter at `path` into `model` (llama.cpp checks its architecture, and that
+/// each of its tensors names one of the model's and fits its shape).
+fn lora(model: &mut LlamaModel, path: &Path) -> Result<LlamaLoraAdapter, EngineError> {
+    let refused = |reason: String| EngineError::Adapter {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(refused("there is no such file".into()));
+    }
+    model.lora_adapter_init(path).map_err(|e| match e {
+        llama_cpp_2::LlamaLoraAdapterInitError::NullResult => refused(
+            "llama.cpp refused it: its architecture must be the model's, and each of its tensors must name one of the model's and fit its shape (llama.cpp's log, at debug level, says which did not)".into(),
+        ),
+        other => refused(other.to_string()),
+    })
+}
+
+/// Starts the generation worker (continuous batching over `config.parallel` slots), whose
+/// context applies `adapter` when one is given.
 fn spawn_generation(
     model: &Arc<LlamaModel>,
     config: &EngineConfig,
     context_length: u32,
     threads: i32,
     counters: &Arc<Counters>,
+    adapter: Option<(PathBuf, LlamaLoraAdapter)>,
 ) -> Result<SyncSender<worker::Job>, EngineError> {
     let gen_params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(
@@ -648,7 +750,23 @@ fn spawn_generation(
         model,
         gen_params,
         "generation",
-        "sov-generate",
+        if adapter.is_some() {
+            "sov-generate-lora"
+        } else {
+            "sov-generate"
+        },
+        move |ctx| match adapter {
+            None => Ok(()),
+            Some((path, mut lora)) => {
+                ctx.lora_adapter_set(&mut lora, 1.0)
+                    .map_err(|e| EngineError::AdapterSet {
+                        path,
+                        code: match e {
+                            llama_cpp_2::LlamaLoraAdapterSetError::ErrorResult(code) => code,
+                        },
+                    })
+            }
+        },
         move |model, ctx| {
             worker::run(model, ctx, queue, worker_cfg, &worker_counters);
         },
@@ -691,16 +809,19 @@ fn add_bos_already(text: &str, bos_text: &str) -> bool {
     !bos_text.is_empty() && text.starts_with(bos_text)
 }
 
-/// Starts a worker thread that owns a context on `model`, and waits until the context exists.
-fn spawn_with_context<F>(
+/// Starts a worker thread that owns a context on `model`, prepares it with `setup`, and waits
+/// until the context exists and is prepared.
+fn spawn_with_context<S, F>(
     model: &Arc<LlamaModel>,
     params: LlamaContextParams,
     what: &'static str,
     name: &str,
+    setup: S,
     body: F,
 ) -> Result<(), EngineError>
 where
-    F: FnOnce(&LlamaModel, llama_cpp_2::context::LlamaContext<'_>) + Send + 'static,
+    S: FnOnce(&mut LlamaContext<'_>) -> Result<(), EngineError> + Send + 'static,
+    F: FnOnce(&LlamaModel, LlamaContext<'_>) + Send + 'static,
 {
     let model = Arc::clone(model);
     let (ready_tx, ready_rx) = mpsc::sync_channel(1);
@@ -712,10 +833,15 @@ where
                 Err(_) => return,
             };
             match model.new_context(backend, params) {
-                Ok(ctx) => {
-                    let _ = ready_tx.send(Ok(()));
-                    body(&model, ctx);
-                }
+                Ok(mut ctx) => match setup(&mut ctx) {
+                    Ok(()) => {
+                        let _ = ready_tx.send(Ok(()));
+                        body(&model, ctx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                },
                 Err(source) => {
                     let _ = ready_tx.send(Err(EngineError::Context { what, source }));
                 }

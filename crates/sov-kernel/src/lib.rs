@@ -44,7 +44,7 @@ pub use exchange::{Door, End, Exchange, Refusal, Unrecorded};
 pub use infer::{Backend, ChatCall, CompleteCall, EmbedCall, Embeddings, KernelError, Reply};
 pub use knowledge::{Corpora, Retrieved, SearchCall, Searchable};
 pub use sov_egress::Gate;
-pub use specialist::{AUTO, Grounding, Route, Router, ServedSpecialist};
+pub use specialist::{AUTO, Adapted, Grounding, Route, Router, ServedSpecialist};
 
 /// A model the node answers for.
 #[derive(Debug, Clone)]

@@ -9,6 +9,8 @@
 //! (every byte), loads the [`sov_models::VerifiedModel`] into the engine, and records the load
 //! or the refusal.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -146,16 +148,31 @@ pub struct Loaded {
     pub manifest: Manifest,
     /// The engine itself (for callers that want its statistics).
     pub engine: Engine,
+    /// The model with each LoRA adapter it was loaded with applied (each in a generation
+    /// context of its own), by the adapter's SHA-256.
+    pub adapted: BTreeMap<String, ServedModel>,
 }
 
-/// Verifies `name` (manifest signature, then every byte) and loads it; the load, or the
-/// refusal, is recorded as `principal`: a model that fails verification is `denied`, one that
-/// verifies but will not start is an `error`.
+/// A LoRA adapter to load with its base model: the file whose bytes the specialist store
+/// checked against the owner's signed manifest, and their SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AdapterFile {
+    /// SHA-256 of the adapter's bytes, lowercase hex.
+    pub sha256: String,
+    /// The checked file.
+    pub path: PathBuf,
+}
+
+/// Verifies `name` (manifest signature, then every byte) and loads it with `adapters` (see
+/// [`Engine::load_with_adapters`]); the load, or the refusal, is recorded as `principal`: a
+/// model that fails verification is `denied`, one that verifies but will not start (or whose
+/// adapter llama.cpp refuses) is an `error`. The entry names the adapters' digests.
 pub fn load_model(
     store: &ModelStore,
     owner: &OwnerPublicKeys,
     name: &str,
     config: &EngineConfig,
+    adapters: &[AdapterFile],
     log: &dyn Record,
     principal: &str,
 ) -> Result<Loaded, LoadError> {
@@ -183,14 +200,23 @@ pub fn load_model(
     let manifest = verified.manifest().clone();
     let sha256 = digest(&manifest.sha256).ok_or_else(|| LoadError::Digest(name.to_owned()))?;
     let started = Instant::now();
-    let engine = match Engine::load(&verified, config) {
-        Ok(engine) => engine,
+    let paths: Vec<&std::path::Path> = adapters.iter().map(|a| a.path.as_path()).collect();
+    let named = |entry: NodeEntry| {
+        if adapters.is_empty() {
+            entry
+        } else {
+            let shas: Vec<&str> = adapters.iter().map(|a| a.sha256.as_str()).collect();
+            entry.attr("adapters_sha256", shas.join(","))
+        }
+    };
+    let (engine, adapted) = match Engine::load_with_adapters(&verified, config, &paths) {
+        Ok(loaded) => loaded,
         Err(source) => {
             let err = LoadError::Engine {
                 name: name.to_owned(),
                 source,
             };
-            NodeEntry::new(Kind::ModelLoad, name, Outcome::Error)
+            named(NodeEntry::new(Kind::ModelLoad, name, Outcome::Error))
                 .reason(chain(&err))
                 .model(Some(sha256))
                 .record(log, principal)?;
@@ -202,17 +228,31 @@ pub fn load_model(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "model loaded"
     );
-    NodeEntry::new(Kind::ModelLoad, name, Outcome::Ok)
+    named(NodeEntry::new(Kind::ModelLoad, name, Outcome::Ok))
         .model(Some(sha256))
         .record(log, principal)?;
+    let created = time_of(&manifest.imported_at);
+    let adapted = adapters
+        .iter()
+        .zip(adapted)
+        .map(|(a, engine)| {
+            let served = ServedModel {
+                backend: Arc::new(engine),
+                created,
+                sha256,
+            };
+            (a.sha256.clone(), served)
+        })
+        .collect();
     Ok(Loaded {
         model: ServedModel {
             backend: Arc::new(engine.clone()),
-            created: time_of(&manifest.imported_at),
+            created,
             sha256,
         },
         manifest,
         engine,
+        adapted,
     })
 }
 

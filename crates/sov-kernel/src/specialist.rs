@@ -3,9 +3,11 @@
 //!
 //! A specialist answer: authorise `infer` on `Specialist::"NAME"` (before any lookup), retrieve
 //! a pool of passages from its corpora as the caller ([`crate::knowledge`]), rank their
-//! sentences and keep the passages holding the best ([`crate::ground`]), build the prompt, generate with the base model's engine (one engine per base,
-//! shared by every specialist on it), and answer with the evidence quoted and the passages
-//! cited. The request's entry names the specialist manifest's hash, the base model's digest,
+//! sentences and keep the passages holding the best ([`crate::ground`]), build the prompt,
+//! generate with the base model's engine (one engine per base, shared by every specialist on
+//! it; a specialist with a LoRA adapter generates in the adapter's own context of that engine),
+//! and answer with the evidence quoted and the passages cited. The request's entry names the
+//! specialist manifest's hash, the base model's digest, the adapter's digest when there is one,
 //! each corpus manifest's hash and the SHA-256 of every chunk placed in the prompt.
 //!
 //! The router scores each specialist the caller may use by the cosine similarity of the
@@ -44,6 +46,18 @@ pub struct ServedSpecialist {
     pub instructions: String,
     /// The description's embedding, when the node has an embedding model.
     pub description_vector: Option<Vec<f32>>,
+    /// Its LoRA adapter, when it has one: the base model with the adapter applied.
+    pub adapter: Option<Adapted>,
+}
+
+/// A specialist's LoRA adapter, loaded with its base model.
+#[derive(Debug, Clone)]
+pub struct Adapted {
+    /// SHA-256 of the adapter's bytes (the specialist's signed manifest names it too).
+    pub sha256: String,
+    /// The base model's engine for the adapter: it generates in a context of its own, with
+    /// the adapter applied; it tokenises and embeds as the base does.
+    pub backend: Arc<dyn crate::infer::Backend>,
 }
 
 /// How `model: "auto"` is answered.
@@ -128,7 +142,7 @@ impl Kernel {
         let Some(spec) = self.inner.specialists.get(name).cloned() else {
             return Err(KernelError::ModelNotFound(name.to_owned()));
         };
-        let base = self.inner.models.get(&spec.base).cloned().ok_or_else(|| {
+        let mut base = self.inner.models.get(&spec.base).cloned().ok_or_else(|| {
             KernelError::Internal(format!(
                 "the base model `{}` of specialist `{name}` is not served",
                 spec.base
@@ -137,6 +151,11 @@ impl Kernel {
         ex.set_model(name, base.sha256);
         ex.attr("specialist_manifest", &spec.manifest_sha256);
         ex.attr("base", &spec.base);
+        if let Some(adapter) = &spec.adapter {
+            // The entry's model stays the base's digest; the adapter's is named beside it.
+            base.backend = Arc::clone(&adapter.backend);
+            ex.attr("adapter_sha256", &adapter.sha256);
+        }
         let question = last_user(&call.messages)?;
         let mut retrieved = match prepared {
             Some(r) => r,

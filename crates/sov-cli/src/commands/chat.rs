@@ -4,6 +4,10 @@
 //! with the same fields as the API's, with commitments to the question and the answer under a
 //! salt that is not kept (the record shows that the exchange happened, never what was said).
 //!
+//! `--model` may name a specialist, or `auto` for the router: the process then loads what
+//! `sov serve` serves (its models, corpora and specialists, each verified as `sov serve` verifies
+//! them), and prints the answer's citations after it (and, for `auto`, the router's choice).
+//!
 //! Who is calling: a local command is run by whoever can read the node's home (its keys and its
 //! identity database), so it may act as any enabled principal (`--as`, default `owner`, the
 //! principal `sov init` creates); its decisions carry the operating-system user (`local`).
@@ -13,15 +17,15 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use sov_engine::{ChatMessage, Event, SamplingParams};
 use sov_kernel::infer::end_of;
 use sov_kernel::{ChatCall, Door, End, Gate, Kernel, KernelError, Parts, Refusal};
 use sov_keys::OwnerPublicKeys;
 use sov_policy::{Caller, Guard};
 
-use super::load;
 use super::model::open_store;
+use super::{library, load};
 use crate::cli::ChatArgs;
 use crate::home::Home;
 use crate::{identity, record};
@@ -44,6 +48,7 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
     // Refuse bad options before spending seconds on verifying and loading the model.
     params.validate()?;
     let name = load::pick(&config, &store, args.model.as_deref())?;
+    let grounded = name == "auto" || is_specialist(home, &name)?;
     let policies = identity::load_policies(home)?;
     let directory = Arc::new(identity::open_directory(home)?);
     let log = record::open(home, &config)?;
@@ -52,25 +57,35 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
         let caller = guard
             .local(&args.as_principal, &record::local_principal())
             .with_context(|| format!("sov chat cannot act as `{}`", args.as_principal))?;
-        let loaded = load::load(&config, &store, &owner, &name, &log)?;
-        let models = BTreeMap::from([(name.clone(), loaded.model)]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("failed to start the async runtime")?;
+        let (loaded, library) = if grounded {
+            let names = load::served(&config, &store)?;
+            library::load_served(home, &config, &store, &owner, &names, &log, &runtime)?
+        } else {
+            let loaded = load::load(&config, &store, &owner, &name, &[], &log)?;
+            (BTreeMap::from([(name.clone(), loaded)]), Default::default())
+        };
+        if name != "auto" && grounded && !library.specialists.contains_key(&name) {
+            bail!("the specialist `{name}` is not served");
+        }
+        let models = loaded.into_iter().map(|(n, l)| (n, l.model)).collect();
         let kernel = Kernel::new(Parts {
             models,
             guard,
             log: log.clone(),
             node: record::node(home, &config)?,
             gate: Gate::new(config.seal.clone(), Arc::new(log.clone()), "system"),
-            library: Default::default(),
+            library,
         });
         let chat = Chat {
             kernel,
             caller,
             model: name.clone(),
             params,
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("failed to start the async runtime")?,
+            runtime,
         };
         chat.run(args)
     })();
@@ -174,8 +189,38 @@ impl Chat {
             return Err(e);
         }
         writeln!(out)?;
+        if let Some(route) = reply.route() {
+            eprintln!(
+                "(router: {}; {})",
+                route.choice.as_deref().unwrap_or("no choice"),
+                route.reason
+            );
+        }
+        if let Some(grounding) = reply.grounding() {
+            for c in &grounding.citations {
+                writeln!(
+                    out,
+                    "[{}] {}/{} (chunk sha256 {})",
+                    c.index, c.corpus, c.document, c.chunk_sha256
+                )?;
+            }
+        }
         Ok(text)
     }
+}
+
+/// Whether `name` is one of the home's specialists (signed manifests under `specialists/`).
+fn is_specialist(home: &Home, name: &str) -> Result<bool> {
+    if !home.specialists_dir().is_dir() {
+        return Ok(false);
+    }
+    let store = sov_specialist::SpecialistStore::open(&home.specialists_dir())
+        .context("failed to open the specialists")?;
+    Ok(store
+        .list()
+        .context("failed to list the specialists")?
+        .iter()
+        .any(|m| m.name == name))
 }
 
 /// The kernel's refusal for a person at a terminal.

@@ -1,28 +1,76 @@
-//! What `sov serve` serves besides models: the corpora and the specialists, each verified
-//! against the owner's signature before it is served, and the embedding model that searches
-//! and routes. A corpus or specialist that does not verify, or whose models are not served,
-//! stops the start with a clear error (recorded): nothing is served that the owner did not
-//! approve as it is.
+//! What `sov serve` (and `sov chat`, for a specialist) serves: the models, the corpora and the
+//! specialists, each verified against the owner's signature before it is served, and the
+//! embedding model that searches and routes. A model, corpus or specialist that does not
+//! verify, or whose models are not served, stops the start with a clear error (recorded):
+//! nothing is served that the owner did not approve as it is.
+//!
+//! The specialists are verified first, because a LoRA adapter is loaded with its base model:
+//! each base starts with the adapters of the specialists on it (each in a generation context
+//! of its own), and a specialist with an adapter answers through the adapter's context.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use sov_audit::AuditLog;
 use sov_audit_core::entry::{Kind, Outcome};
-use sov_kernel::node::{Loaded, NodeEntry};
-use sov_kernel::{Library, Searchable, ServedSpecialist};
+use sov_kernel::node::{AdapterFile, Loaded, NodeEntry};
+use sov_kernel::{Adapted, Library, Searchable, ServedSpecialist};
 use sov_keys::OwnerPublicKeys;
+use sov_models::ModelStore;
+use sov_specialist::VerifiedSpecialist;
 
+use super::load;
 use crate::home::{Config, Home};
 use crate::record;
 
-/// Verifies and opens every corpus and specialist of the home for the served `models`.
-pub fn load(
+/// Verifies the home's specialists, loads the models `names` (each with its specialists'
+/// adapters), and verifies and opens every corpus; the models are served by name.
+pub fn load_served(
+    home: &Home,
+    config: &Config,
+    store: &ModelStore,
+    owner: &OwnerPublicKeys,
+    names: &[String],
+    log: &AuditLog,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(BTreeMap<String, Loaded>, Library)> {
+    let verified = verify_specialists(home, owner, log)?;
+    let mut adapters: BTreeMap<&str, BTreeSet<AdapterFile>> = BTreeMap::new();
+    for spec in &verified {
+        let m = spec.manifest();
+        if let (Some(a), Some(path)) = (&m.adapter, spec.adapter_path()) {
+            adapters
+                .entry(m.base.name.as_str())
+                .or_default()
+                .insert(AdapterFile {
+                    sha256: a.sha256.clone(),
+                    path: path.to_path_buf(),
+                });
+        }
+    }
+    let mut loaded = BTreeMap::new();
+    for name in names {
+        let with: Vec<AdapterFile> = adapters
+            .get(name.as_str())
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default();
+        loaded.insert(
+            name.clone(),
+            load::load(config, store, owner, name, &with, log)?,
+        );
+    }
+    let library = library(home, config, owner, &loaded, verified, log, runtime)?;
+    Ok((loaded, library))
+}
+
+/// Opens every corpus of the home, and serves the `verified` specialists, for the `models`.
+fn library(
     home: &Home,
     config: &Config,
     owner: &OwnerPublicKeys,
     models: &BTreeMap<String, Loaded>,
+    verified: Vec<VerifiedSpecialist>,
     log: &AuditLog,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Library> {
@@ -47,7 +95,7 @@ pub fn load(
             return Err(err);
         }
     }
-    let specialists = specialists(home, owner, models, &corpora, log)?;
+    let specialists = specialists(verified, models, &corpora, log)?;
     let mut library = Library {
         corpora,
         specialists,
@@ -128,14 +176,14 @@ fn corpora(
     Ok(out)
 }
 
-fn specialists(
+/// Every specialist of the home, its signature, rules and adapter bytes checked (a refusal is
+/// recorded and stops the start).
+fn verify_specialists(
     home: &Home,
     owner: &OwnerPublicKeys,
-    models: &BTreeMap<String, Loaded>,
-    corpora: &sov_kernel::Corpora,
     log: &AuditLog,
-) -> Result<BTreeMap<String, ServedSpecialist>> {
-    let mut out = BTreeMap::new();
+) -> Result<Vec<VerifiedSpecialist>> {
+    let mut out = Vec::new();
     // Under the seal the home is read-only: a home without specialists has no folder to make.
     if !home.specialists_dir().is_dir() {
         return Ok(out);
@@ -143,11 +191,31 @@ fn specialists(
     let store = sov_specialist::SpecialistStore::open(&home.specialists_dir())
         .context("failed to open the specialists")?;
     for listed in store.list().context("failed to list the specialists")? {
-        let name = listed.name.clone();
+        let name = listed.name;
+        match store
+            .get(&name, owner)
+            .with_context(|| format!("the specialist `{name}` did not verify"))
+        {
+            Ok(verified) => out.push(verified),
+            Err(e) => {
+                refused(log, &format!("specialist:{name}"), &e)?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn specialists(
+    verified: Vec<VerifiedSpecialist>,
+    models: &BTreeMap<String, Loaded>,
+    corpora: &sov_kernel::Corpora,
+    log: &AuditLog,
+) -> Result<BTreeMap<String, ServedSpecialist>> {
+    let mut out = BTreeMap::new();
+    for verified in verified {
+        let name = verified.manifest().name.clone();
         let checked = (|| {
-            let verified = store
-                .get(&name, owner)
-                .with_context(|| format!("the specialist `{name}` did not verify"))?;
             let m = verified.manifest();
             let Some(base) = models.get(&m.base.name) else {
                 bail!(
@@ -166,11 +234,22 @@ fn specialists(
             if let Some(c) = m.corpora.iter().find(|c| !corpora.contains_key(*c)) {
                 bail!("the corpus `{c}` of specialist `{name}` does not exist");
             }
-            if m.adapter.is_some() {
-                bail!(
-                    "the specialist `{name}` has a LoRA adapter, which the engine does not apply yet: it is not served (remove it or add it again without --adapter)"
-                );
-            }
+            let adapter = match &m.adapter {
+                None => None,
+                Some(a) => {
+                    let Some(served) = base.adapted.get(&a.sha256) else {
+                        bail!(
+                            "the LoRA adapter {} of specialist `{name}` was not loaded with its base model `{}`",
+                            a.sha256,
+                            m.base.name
+                        );
+                    };
+                    Some(Adapted {
+                        sha256: a.sha256.clone(),
+                        backend: Arc::clone(&served.backend),
+                    })
+                }
+            };
             Ok(ServedSpecialist {
                 manifest_sha256: verified.sha256().to_owned(),
                 base: m.base.name.clone(),
@@ -178,6 +257,7 @@ fn specialists(
                 description: m.description.clone(),
                 instructions: m.instructions.clone(),
                 description_vector: None,
+                adapter,
             })
         })();
         match checked {

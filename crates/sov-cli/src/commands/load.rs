@@ -9,14 +9,16 @@ use sov_models::ModelStore;
 use crate::home::Config;
 use crate::record;
 
-pub use sov_kernel::node::Loaded;
+pub use sov_kernel::node::{AdapterFile, Loaded};
 
-/// Verifies `name` (manifest signature, then every byte) and loads it, as the local principal.
+/// Verifies `name` (manifest signature, then every byte) and loads it with `adapters` (LoRA
+/// files already checked by the specialist store), as the local principal.
 pub fn load(
     config: &Config,
     store: &ModelStore,
     owner: &OwnerPublicKeys,
     name: &str,
+    adapters: &[AdapterFile],
     log: &AuditLog,
 ) -> Result<Loaded> {
     Ok(sov_kernel::node::load_model(
@@ -24,9 +26,28 @@ pub fn load(
         owner,
         name,
         &config.engine.engine_config(),
+        adapters,
         log,
         &record::local_principal(),
     )?)
+}
+
+/// The models `sov serve` serves: `[server] models`, or every model in the store.
+pub fn served(config: &Config, store: &ModelStore) -> Result<Vec<String>> {
+    let names: Vec<String> = if config.server.models.is_empty() {
+        store
+            .list()
+            .context("failed to list the model store")?
+            .into_iter()
+            .map(|m| m.name)
+            .collect()
+    } else {
+        config.server.models.clone()
+    };
+    if names.is_empty() {
+        bail!("there is no model to serve: import one with `sov model import FILE.gguf`");
+    }
+    Ok(names)
 }
 
 /// The model `sov chat` uses: the one asked for, the configured default, or the only one that

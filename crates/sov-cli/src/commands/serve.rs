@@ -5,7 +5,6 @@
 //! serving, the directory's outbox (changes made by `sov principal`/`sov token` in another
 //! process) is moved into the record every quarter of a second.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -31,19 +30,7 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
     let store = open_store(home)?;
     let owner = OwnerPublicKeys::load(&home.keys_dir())
         .context("failed to load the owner's public keys")?;
-    let names: Vec<String> = if config.server.models.is_empty() {
-        store
-            .list()
-            .context("failed to list the model store")?
-            .into_iter()
-            .map(|m| m.name)
-            .collect()
-    } else {
-        config.server.models.clone()
-    };
-    if names.is_empty() {
-        bail!("there is no model to serve: import one with `sov model import FILE.gguf`");
-    }
+    let names = load::served(&config, &store)?;
     // Refuse an invalid policy set before taking the port or loading anything.
     let policies = identity::load_policies(home).context("sov serve did not start")?;
     let directory = Arc::new(identity::open_directory(home)?);
@@ -135,15 +122,11 @@ fn serve(
     let listen = listener
         .local_addr()
         .context("failed to read the listening address")?;
-    let mut loaded = BTreeMap::new();
-    for name in names {
-        loaded.insert(name.clone(), load::load(config, store, owner, name, log)?);
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let library = library::load(home, config, owner, &loaded, log, &runtime)?;
+    let (loaded, library) = library::load_served(home, config, store, owner, names, log, &runtime)?;
     let specialists: Vec<String> = library.specialists.keys().cloned().collect();
     let models = loaded.into_iter().map(|(n, l)| (n, l.model)).collect();
     let server_config = config

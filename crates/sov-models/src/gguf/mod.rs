@@ -7,6 +7,8 @@
 //! that every tensor of a known type lies inside the file, so a truncated download
 //! is rejected before it is imported.
 
+#[cfg(any(test, feature = "fixtures"))]
+pub mod lora_fixture;
 mod reader;
 pub(crate) mod types;
 pub mod writer;

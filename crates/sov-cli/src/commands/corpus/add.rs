@@ -37,7 +37,7 @@ pub fn run(home: &Home, args: &CorpusAddArgs) -> Result<ExitCode> {
     let result = (|| -> Result<Change> {
         let name = embedding_model(home, &config)?;
         let models = open_store(home)?;
-        let loaded = load::load(&config, &models, &owner.public(), &name, &log)?;
+        let loaded = load::load(&config, &models, &owner.public(), &name, &[], &log)?;
         let dims = loaded.engine.info().embedding_length;
         let embedder = EngineEmbedder {
             id: EmbedderId {

@@ -43,7 +43,7 @@ pub fn run(
             .local(principal, &record::local_principal())
             .with_context(|| format!("sov corpus search cannot act as `{principal}`"))?;
         let model = embedding_model(home, &config)?;
-        let loaded = load::load(&config, &open_store(home)?, &owner, &model, &log)?;
+        let loaded = load::load(&config, &open_store(home)?, &owner, &model, &[], &log)?;
         let mut corpora: sov_kernel::Corpora = BTreeMap::new();
         // A corpus that does not exist is looked up by the kernel after the decision.
         if let Ok(corpus) = open_knowledge(home)?.open_corpus(name, &owner) {

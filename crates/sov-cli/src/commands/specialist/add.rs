@@ -77,13 +77,6 @@ fn add(
 ) -> Result<Added> {
     let name = &args.name;
     sov_specialist::validate_name(name)?;
-    // sov-specialist checks and stores adapters, but the engine does not apply them yet: a
-    // specialist with one could not be served as the owner approved it, so none is made.
-    if args.adapter.is_some() {
-        bail!(
-            "failed to add specialist `{name}`: LoRA adapters are not applied by the engine yet, so a specialist with one could not be served; add it without --adapter"
-        );
-    }
     let model_names = models.list().context("failed to list the model store")?;
     if model_names.iter().any(|m| m.name == *name) {
         bail!(
@@ -111,6 +104,9 @@ fn add(
         .description
         .clone()
         .unwrap_or_else(|| default_description(name, &args.corpora, &args.model));
+    if let Some(adapter) = &args.adapter {
+        check_adapter_fits(&base, adapter)?;
+    }
     let spec = Spec {
         name: name.clone(),
         base: &base,
@@ -123,6 +119,38 @@ fn add(
         replace: args.replace,
     };
     Ok(store.add(&spec, owner)?)
+}
+
+/// Loads the base model with the adapter at `path` as `sov serve` will, so that an adapter
+/// llama.cpp refuses (a tensor the base does not have, or of another shape) is refused now,
+/// not when the node starts. A file that is not a LoRA adapter for the base's architecture is
+/// left to the specialist store, whose refusal says exactly what it is.
+fn check_adapter_fits(base: &sov_models::VerifiedModel, path: &Path) -> Result<()> {
+    let Ok((info, ty)) = sov_models::read_typed(path) else {
+        return Ok(());
+    };
+    if ty.general.as_deref() != Some("adapter")
+        || ty.adapter.as_deref() != Some("lora")
+        || info.architecture != base.manifest().gguf.architecture
+    {
+        return Ok(());
+    }
+    // The smallest engine: the check loads the adapter's tensors, not a KV cache.
+    let config = sov_engine::EngineConfig {
+        context_length: 16,
+        parallel: 1,
+        batch_size: 16,
+        queue_depth: 1,
+        ..Default::default()
+    };
+    sov_engine::Engine::load_with_adapters(base, &config, &[path]).with_context(|| {
+        format!(
+            "failed to use `{}` as the adapter of base model `{}`",
+            path.display(),
+            base.manifest().name
+        )
+    })?;
+    Ok(())
 }
 
 /// The description when none is given: enough for the router to tell specialists apart by
