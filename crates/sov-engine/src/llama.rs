@@ -189,15 +189,7 @@ impl Engine {
     /// template the manifest names (chosen at import) is used instead of the GGUF's own; its
     /// text must still hash to the SHA-256 the owner signed.
     pub fn load(model: &VerifiedModel, config: &EngineConfig) -> Result<Self, EngineError> {
-        let template = match &model.manifest().chat_template {
-            Some(choice) => Some(
-                sov_models::templates::text_of(choice)
-                    .map_err(|reason| EngineError::Config(format!("the manifest's {reason}")))?
-                    .to_owned(),
-            ),
-            None => None,
-        };
-        Self::open(model.path(), config, template.as_deref(), &[]).map(|(engine, _)| engine)
+        Self::load_with_adapters(model, config, &[]).map(|(engine, _)| engine)
     }
 
     /// [`Engine::load`], and one engine per LoRA adapter in `adapters`, in order: each shares
