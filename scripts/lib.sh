@@ -67,7 +67,9 @@ ensure_build_deps() {
 drop_stale_llama_builds() {
     local want flags cache type built unit
     want="$(sed -n 's/^LLAMA_LIB_PROFILE *= *"\(.*\)"/\1/p' "$SOV_REPO/.cargo/config.toml")"
-    flags="$(sed -n 's/^CXXFLAGS *= *"\(.*\)"/\1/p' "$SOV_REPO/.cargo/config.toml")"
+    # Cargo's [env] does not replace a variable already set: the flags in force are the
+    # caller's CXXFLAGS when there is one.
+    flags="${CXXFLAGS:-$(sed -n 's/^CXXFLAGS *= *"\(.*\)"/\1/p' "$SOV_REPO/.cargo/config.toml")}"
     [ -n "$want" ] || return 0
     for cache in "$CARGO_TARGET_DIR"/*/build/llama-cpp-sys-2-*/out/build/CMakeCache.txt; do
         [ -f "$cache" ] || continue

@@ -59,11 +59,18 @@ fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-/// The record's `specialist.change` entries, as JSON.
-fn specialist_entries(home: &Path) -> Vec<Value> {
+/// The record's entries, as JSON.
+fn audit_entries(home: &Path) -> Vec<Value> {
     ok(home, &["audit", "tail", "-n", "100000", "--json"])
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect()
+}
+
+/// The record's `specialist.change` entries, as JSON.
+fn specialist_entries(home: &Path) -> Vec<Value> {
+    audit_entries(home)
+        .into_iter()
         .filter(|e| e["kind"] == "specialist.change")
         .collect()
 }
@@ -486,36 +493,28 @@ fn a_specialist_with_a_lora_adapter_answers_through_it_and_the_record_names_it()
     // A zero adapter is applied (llama.cpp computes it) and adds nothing: the same answer.
     assert_eq!(ask("untuned"), plain);
 
-    let entries: Vec<Value> = ok(&home, &["audit", "tail", "-n", "100000", "--json"])
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .collect();
-    let answer = entries
-        .iter()
-        .rev()
-        .find(|e| e["kind"] == "inference" && e["resource"] == "tuned")
-        .unwrap();
+    let entries = audit_entries(&home);
+    let last = |kind: &str, resource: &str| {
+        entries
+            .iter()
+            .rev()
+            .find(|e| e["kind"] == kind && e["resource"] == resource)
+            .unwrap()
+    };
+    let answer = last("inference", "tuned");
     assert_eq!(
         answer["attrs"]["adapter_sha256"],
         strong_sha.as_str(),
         "{answer}"
     );
     assert_eq!(answer["model"], starter_sha256().as_str(), "{answer}");
-    let plain_entry = entries
-        .iter()
-        .rev()
-        .find(|e| e["kind"] == "inference" && e["resource"] == "plain")
-        .unwrap();
+    let plain_entry = last("inference", "plain");
     assert!(
         plain_entry["attrs"].get("adapter_sha256").is_none(),
         "{plain_entry}"
     );
     // The base model was loaded with both adapters, each named.
-    let load = entries
-        .iter()
-        .rev()
-        .find(|e| e["kind"] == "model.load" && e["resource"] == "smollm2")
-        .unwrap();
+    let load = last("model.load", "smollm2");
     let loaded = load["attrs"]["adapters_sha256"].as_str().unwrap();
     assert!(
         loaded.contains(&strong_sha) && loaded.contains(&zero_sha),

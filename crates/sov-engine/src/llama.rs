@@ -126,7 +126,7 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     model: Arc<LlamaModel>,
     info: ModelInfo,
@@ -369,11 +369,24 @@ impl Engine {
             },
         )?;
 
+        let base = Inner {
+            model,
+            info,
+            template,
+            bos_text,
+            queue_depth: config.queue_depth,
+            max_embedding_inputs: config.max_embedding_inputs,
+            max_embedding_tokens: config.max_embedding_tokens,
+            generate,
+            embed,
+            counters,
+        };
+        // Each adapter's engine is the base's with a generation worker (and counters) of its own.
         let mut adapted = Vec::with_capacity(loras.len());
         for lora in loras {
             let counters = Arc::new(Counters::default());
             let generate = spawn_generation(
-                &model,
+                &base.model,
                 config,
                 context_length,
                 threads_i32,
@@ -382,32 +395,14 @@ impl Engine {
             )?;
             adapted.push(Self {
                 inner: Arc::new(Inner {
-                    model: Arc::clone(&model),
-                    info: info.clone(),
-                    template: Arc::clone(&template),
-                    bos_text: bos_text.clone(),
-                    queue_depth: config.queue_depth,
-                    max_embedding_inputs: config.max_embedding_inputs,
-                    max_embedding_tokens: config.max_embedding_tokens,
                     generate: Some(generate),
-                    embed: embed.clone(),
                     counters,
+                    ..base.clone()
                 }),
             });
         }
         let engine = Self {
-            inner: Arc::new(Inner {
-                model,
-                info,
-                template,
-                bos_text,
-                queue_depth: config.queue_depth,
-                max_embedding_inputs: config.max_embedding_inputs,
-                max_embedding_tokens: config.max_embedding_tokens,
-                generate,
-                embed,
-                counters,
-            }),
+            inner: Arc::new(base),
         };
         Ok((engine, adapted))
     }

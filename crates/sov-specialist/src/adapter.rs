@@ -61,6 +61,23 @@ pub(crate) fn copy_checked(
     })
 }
 
+/// Checks that the file at `src` is a LoRA adapter for a base of `base_arch`, as
+/// [`SpecialistStore::add`](crate::SpecialistStore::add) does before it copies one: for a
+/// caller that checks more (the engine loading it against the base) before adding.
+pub fn check_adapter(src: &Path, base_arch: &str) -> Result<(), SpecialistError> {
+    let header = gguf::read_typed(src).map_err(|source| match source {
+        gguf::GgufError::Io(source) => SpecialistError::ReadAdapter {
+            path: src.to_path_buf(),
+            source,
+        },
+        source => SpecialistError::InvalidAdapter {
+            path: src.to_path_buf(),
+            source,
+        },
+    })?;
+    check_header(src, &header, base_arch)
+}
+
 /// `general.type = adapter`, `adapter.type = lora`, and the base model's architecture (llama.cpp
 /// refuses an adapter of another architecture when it loads it; this says so at add time).
 fn check_header(

@@ -47,6 +47,7 @@ mod rules;
 mod store;
 mod verified;
 
+pub use adapter::check_adapter;
 pub use error::SpecialistError;
 pub use manifest::{
     Adapter, BaseModel, DEFAULT_INSTRUCTIONS, DEFAULT_INSTRUCTIONS_WITHOUT_CORPORA,

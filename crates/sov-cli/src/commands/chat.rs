@@ -17,10 +17,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use sov_engine::{ChatMessage, Event, SamplingParams};
 use sov_kernel::infer::end_of;
-use sov_kernel::{ChatCall, Door, End, Gate, Kernel, KernelError, Parts, Refusal};
+use sov_kernel::{AUTO, ChatCall, Door, End, Gate, Kernel, KernelError, Parts, Refusal};
 use sov_keys::OwnerPublicKeys;
 use sov_policy::{Caller, Guard};
 
@@ -48,7 +48,7 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
     // Refuse bad options before spending seconds on verifying and loading the model.
     params.validate()?;
     let name = load::pick(&config, &store, args.model.as_deref())?;
-    let grounded = name == "auto" || is_specialist(home, &name)?;
+    let grounded = name == AUTO || is_specialist(home, &name)?;
     let policies = identity::load_policies(home)?;
     let directory = Arc::new(identity::open_directory(home)?);
     let log = record::open(home, &config)?;
@@ -68,9 +68,6 @@ pub fn run(home: &Home, args: &ChatArgs) -> Result<ExitCode> {
             let loaded = load::load(&config, &store, &owner, &name, &[], &log)?;
             (BTreeMap::from([(name.clone(), loaded)]), Default::default())
         };
-        if name != "auto" && grounded && !library.specialists.contains_key(&name) {
-            bail!("the specialist `{name}` is not served");
-        }
         let models = loaded.into_iter().map(|(n, l)| (n, l.model)).collect();
         let kernel = Kernel::new(Parts {
             models,

@@ -121,20 +121,12 @@ fn add(
     Ok(store.add(&spec, owner)?)
 }
 
-/// Loads the base model with the adapter at `path` as `sov serve` will, so that an adapter
-/// llama.cpp refuses (a tensor the base does not have, or of another shape) is refused now,
-/// not when the node starts. A file that is not a LoRA adapter for the base's architecture is
-/// left to the specialist store, whose refusal says exactly what it is.
+/// Checks that `path` is a LoRA adapter for the base's architecture (the specialist store's
+/// own check, which says exactly what a wrong file is), then loads the base model with it as
+/// `sov serve` will, so that an adapter llama.cpp refuses (a tensor the base does not have, or
+/// of another shape) is refused now, not when the node starts.
 fn check_adapter_fits(base: &sov_models::VerifiedModel, path: &Path) -> Result<()> {
-    let Ok((info, ty)) = sov_models::read_typed(path) else {
-        return Ok(());
-    };
-    if ty.general.as_deref() != Some("adapter")
-        || ty.adapter.as_deref() != Some("lora")
-        || info.architecture != base.manifest().gguf.architecture
-    {
-        return Ok(());
-    }
+    sov_specialist::check_adapter(path, &base.manifest().gguf.architecture)?;
     // The smallest engine: the check loads the adapter's tensors, not a KV cache.
     let config = sov_engine::EngineConfig {
         context_length: 16,
