@@ -95,13 +95,16 @@ pub enum Kind {
     /// 18: a search over corpora for a caller: which corpora, how many documents were readable
     /// and how many withheld, the hashes of the chunks returned.
     Retrieval,
+    /// 19: a tool call's receipt: the tool and its version, the caller, the decision that
+    /// allowed it, commitments to its arguments (`input`) and its result (`output`).
+    ToolCall,
     /// Any other non-zero code: written by a newer version, kept as is.
     Other(u16),
 }
 
 impl Kind {
     /// The kinds this version knows, in code order.
-    pub const KNOWN: [Kind; 18] = [
+    pub const KNOWN: [Kind; 19] = [
         Kind::ServerStart,
         Kind::ServerStop,
         Kind::ModelImport,
@@ -120,6 +123,7 @@ impl Kind {
         Kind::SpecialistChange,
         Kind::Route,
         Kind::Retrieval,
+        Kind::ToolCall,
     ];
 
     /// The kind's code in the format.
@@ -143,6 +147,7 @@ impl Kind {
             Kind::SpecialistChange => 16,
             Kind::Route => 17,
             Kind::Retrieval => 18,
+            Kind::ToolCall => 19,
             Kind::Other(code) => code,
         }
     }
@@ -181,6 +186,7 @@ impl Kind {
             Kind::SpecialistChange => "specialist.change",
             Kind::Route => "route",
             Kind::Retrieval => "retrieval",
+            Kind::ToolCall => "tool.call",
             Kind::Other(code) => return format!("kind.{code}"),
         };
         known.to_owned()
@@ -892,6 +898,7 @@ mod tests {
             (16, "specialist.change"),
             (17, "route"),
             (18, "retrieval"),
+            (19, "tool.call"),
         ];
         let known: Vec<(u16, String)> = Kind::KNOWN.iter().map(|k| (k.code(), k.name())).collect();
         let expected: Vec<(u16, String)> = expected
@@ -901,8 +908,9 @@ mod tests {
         assert_eq!(known, expected);
         assert_eq!(Kind::from_code(16), Some(Kind::SpecialistChange));
         // The first code after the known ones is still kept, as `Other`.
-        assert_eq!(Kind::from_code(19), Some(Kind::Other(19)));
-        assert_eq!(Kind::Other(19).name(), "kind.19");
+        assert_eq!(Kind::from_code(19), Some(Kind::ToolCall));
+        assert_eq!(Kind::from_code(20), Some(Kind::Other(20)));
+        assert_eq!(Kind::Other(20).name(), "kind.20");
     }
 
     #[test]

@@ -125,6 +125,42 @@ pub struct Config {
     pub audit: AuditSection,
     pub limits: LimitsSection,
     pub seal: sov_seal::Declaration,
+    pub tools: ToolsSection,
+}
+
+/// `[tools]`: the tools the owner declares beyond the built-in ones.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsSection {
+    /// `[[tools.sql]]`: read-only SQL over an SQLite database.
+    pub sql: Vec<SqlToolSection>,
+}
+
+/// One `[[tools.sql]]` database.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SqlToolSection {
+    /// The tool's name (1 to 64 of a-z A-Z 0-9 _ -).
+    pub name: String,
+    /// The database file, absolute.
+    pub path: PathBuf,
+    /// What it holds, for the model.
+    #[serde(default)]
+    pub description: String,
+    /// The most rows one query returns.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// The longest one query may run, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_max_rows() -> usize {
+    200
+}
+
+fn default_timeout_ms() -> u64 {
+    2_000
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -299,9 +299,9 @@ fn refusals_say_why_change_nothing_and_are_recorded() {
             "`auto` is reserved",
         ),
         (
-            vec!["legal", "--model", "smollm2", "--tools", "calculator"],
+            vec!["legal", "--model", "smollm2", "--tools", "abacus"],
             "legal",
-            "unknown tool `calculator`: no tools are installed yet (tools arrive with the sov-tools crate)",
+            "unknown tool `abacus`: the installed tools are calculator, dates, units",
         ),
         (
             vec![

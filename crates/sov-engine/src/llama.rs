@@ -21,7 +21,7 @@ use crate::embed;
 use crate::error::EngineError;
 use crate::prompt;
 use crate::template::ChatTemplate;
-use crate::worker::{self, Counters, EngineStats, Event, WorkerConfig};
+use crate::worker::{self, Counters, EngineStats, Event, FinishReason, WorkerConfig};
 
 /// How an engine is sized. Every field has a sensible default for a small machine.
 #[derive(Debug, Clone)]
@@ -106,6 +106,26 @@ pub struct Generation {
 }
 
 impl Generation {
+    /// A generation whose whole text is already known (an answer the kernel states without
+    /// the model, such as a tool's result): that text, then the end, with no tokens counted.
+    pub fn finished(text: String) -> Self {
+        let (tx, events) = tmpsc::unbounded_channel();
+        for event in [
+            Event::Text(text),
+            Event::Done {
+                finish_reason: FinishReason::Stop,
+                completion_tokens: 0,
+            },
+        ] {
+            // The receiver is held here: the sends cannot fail.
+            let _ = tx.send(event);
+        }
+        Self {
+            events,
+            prompt_tokens: 0,
+        }
+    }
+
     /// Tokens in the prompt.
     pub fn prompt_tokens(&self) -> usize {
         self.prompt_tokens

@@ -97,6 +97,25 @@ pub struct Recorded {
     pub salt: Option<[u8; 32]>,
 }
 
+/// What a tool call's receipt records (see [`Exchange::tool_receipt`]).
+#[derive(Debug)]
+pub(crate) struct Receipt<'a> {
+    /// The tool's name.
+    pub tool: &'a str,
+    /// Its version or hash.
+    pub version: &'a str,
+    /// The exact bytes of the arguments it was given.
+    pub arguments: &'a [u8],
+    /// The exact bytes of its result, or `None` when it gave none.
+    pub result: Option<&'a [u8]>,
+    /// `ok`, `error` (the tool failed), `denied` (not allowed).
+    pub outcome: Outcome,
+    /// Why it failed or was refused; empty when it answered.
+    pub reason: &'a str,
+    /// The call's other facts (the decision, the round, the duration).
+    pub attrs: Vec<(String, String)>,
+}
+
 /// One request's record in progress (see the module docs).
 #[derive(Debug)]
 pub struct Exchange {
@@ -314,6 +333,30 @@ impl Exchange {
             input: Some(self.input),
             output: None,
             attrs: self.with_door(attrs.into_iter().collect()),
+        };
+        self.submit_decision(draft);
+    }
+
+    /// Submits a tool call's receipt (a `tool.call` entry): the tool, its version and the
+    /// decision that allowed it as attributes, salted commitments to the exact argument and
+    /// result bytes as its input and output (the request's salt: the caller can open them);
+    /// the request's entry waits for it like for a decision.
+    pub(crate) fn tool_receipt(&mut self, receipt: Receipt<'_>) {
+        let mut attrs: BTreeMap<String, String> = receipt.attrs.into_iter().collect();
+        attrs.insert("tool".into(), receipt.tool.to_owned());
+        attrs.insert("tool_version".into(), receipt.version.to_owned());
+        let draft = Draft {
+            kind: Kind::ToolCall,
+            principal: clean_text(self.caller.name(), 255),
+            resource: clean_text(&format!("Tool::\"{}\"", receipt.tool), 1024),
+            outcome: receipt.outcome,
+            reason: clean_text(receipt.reason, 2048),
+            model: None,
+            input: Some(commitment("tool.arguments", &self.salt, receipt.arguments)),
+            output: receipt
+                .result
+                .map(|r| commitment("tool.result", &self.salt, r)),
+            attrs: self.with_door(attrs),
         };
         self.submit_decision(draft);
     }

@@ -249,7 +249,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn new(generation: Generation) -> Self {
+    pub(crate) fn new(generation: Generation) -> Self {
         Self {
             generation,
             ended: false,

@@ -22,6 +22,7 @@
 //! - [`exchange`]: [`Exchange`], the request's facts and its entries.
 //! - [`infer`]: chat, complete, embed; [`Backend`], the seam in front of an engine.
 //! - [`admin`]: principals, tokens and the policy set, each change taking its [`Permit`].
+//! - [`tools`]: tool calls, authorised, run and receipted in one place.
 //! - [`node`]: entries for what the node itself does (model import, load and removal, server
 //!   start and stop), and loading a verified model from the store.
 
@@ -32,6 +33,7 @@ pub mod infer;
 pub mod knowledge;
 pub mod node;
 pub mod specialist;
+pub mod tools;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +47,7 @@ pub use infer::{Backend, ChatCall, CompleteCall, EmbedCall, Embeddings, KernelEr
 pub use knowledge::{Corpora, Retrieved, SearchCall, Searchable};
 pub use sov_egress::Gate;
 pub use specialist::{AUTO, Adapted, Grounding, Route, Router, ServedSpecialist};
+pub use tools::{ToolStep, Toolbox};
 
 /// A model the node answers for.
 #[derive(Debug, Clone)]
@@ -74,6 +77,7 @@ struct Inner {
     specialists: BTreeMap<String, ServedSpecialist>,
     embedder: Option<String>,
     router: Router,
+    tools: Toolbox,
 }
 
 /// The knowledge a node serves: its corpora, its specialists, the embedding model that
@@ -88,6 +92,8 @@ pub struct Library {
     pub embedder: Option<String>,
     /// How `model: "auto"` is answered.
     pub router: Router,
+    /// The tools specialists (and later the API) may call.
+    pub tools: Toolbox,
 }
 
 /// What a kernel is built from.
@@ -130,6 +136,7 @@ impl Kernel {
                 specialists: library.specialists,
                 embedder: library.embedder,
                 router: library.router,
+                tools: library.tools,
             }),
         }
     }

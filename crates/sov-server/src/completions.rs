@@ -135,6 +135,27 @@ struct Meta {
     extra: serde_json::Map<String, Value>,
 }
 
+/// The tool calls a specialist made, as the response shows them: the arguments as the exact
+/// JSON text the receipt commits to, and the result or the error.
+fn tool_calls(steps: &[sov_kernel::ToolStep]) -> Value {
+    let calls = steps
+        .iter()
+        .map(|s| {
+            let mut call = json!({
+                "tool": s.tool,
+                "version": s.version,
+                "arguments": s.arguments.to_string(),
+            });
+            match &s.result {
+                Ok(v) => call["result"] = v.clone(),
+                Err(e) => call["error"] = Value::String(e.clone()),
+            }
+            call
+        })
+        .collect();
+    Value::Array(calls)
+}
+
 impl Meta {
     fn new(kind: Kind, model: String) -> Self {
         Self {
@@ -160,6 +181,10 @@ impl Meta {
                 .collect();
             self.extra
                 .insert("citations".into(), Value::Array(citations));
+            if !g.tool_steps.is_empty() {
+                self.extra
+                    .insert("sov_tool_calls".into(), tool_calls(&g.tool_steps));
+            }
         }
         if let Some(route) = reply.route() {
             if let Some(choice) = &route.choice {

@@ -22,6 +22,7 @@ pub mod publish;
 pub mod record;
 mod sse;
 mod throttle;
+mod tools;
 
 use std::sync::Arc;
 
@@ -175,6 +176,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/chat/completions", post(completions::chat))
         .route("/v1/completions", post(completions::text))
         .route("/v1/embeddings", post(embeddings::embed))
+        .route("/v1/tools", get(tools::list))
+        .route("/v1/tools/{name}", post(tools::call))
         .route("/v1/seal", get(seal_status))
         .route("/v1/audit/checkpoint", get(publish::checkpoint))
         .route("/v1/audit/vkeys", get(publish::vkeys))

@@ -157,7 +157,7 @@ pub enum SpecialistError {
 
 fn installed_tools(installed: &[String]) -> String {
     if installed.is_empty() {
-        "no tools are installed yet (tools arrive with the sov-tools crate)".to_owned()
+        "no tools are installed".to_owned()
     } else {
         format!("the installed tools are {}", installed.join(", "))
     }

@@ -194,6 +194,13 @@ impl Chat {
             );
         }
         if let Some(grounding) = reply.grounding() {
+            for step in &grounding.tool_steps {
+                let result = match &step.result {
+                    Ok(v) => v.to_string(),
+                    Err(e) => format!("error: {e}"),
+                };
+                eprintln!("(tool {} {}: {result})", step.tool, step.arguments);
+            }
             for c in &grounding.citations {
                 writeln!(
                     out,

@@ -101,6 +101,7 @@ fn library(
         specialists,
         embedder: embedder.clone(),
         router: config.router.router()?,
+        tools: super::tools::toolbox(home, config)?,
     };
     if let Some(fallback) = &library.router.fallback
         && !models.contains_key(fallback)
@@ -258,6 +259,7 @@ fn specialists(
                 instructions: m.instructions.clone(),
                 description_vector: None,
                 adapter,
+                tools: m.tools.clone(),
             })
         })();
         match checked {

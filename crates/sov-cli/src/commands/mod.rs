@@ -13,6 +13,7 @@ mod seal;
 mod serve;
 mod specialist;
 mod token;
+mod tools;
 
 use std::process::ExitCode;
 

@@ -48,7 +48,7 @@ pub struct Citation {
 }
 
 /// The prompt and citations of a grounded answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Grounded {
     /// The conversation the model sees.
     pub messages: Vec<ChatMessage>,

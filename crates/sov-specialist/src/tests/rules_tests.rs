@@ -120,7 +120,7 @@ fn tools_must_be_installed() {
     let err = check_tools(&strings(&["calculator"]), &[]).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unknown tool `calculator`: no tools are installed yet (tools arrive with the sov-tools crate)"
+        "unknown tool `calculator`: no tools are installed"
     );
     let installed = strings(&["calculator", "clock"]);
     check_tools(&strings(&["clock"]), &installed).unwrap();

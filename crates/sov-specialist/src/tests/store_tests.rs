@@ -178,10 +178,7 @@ fn refused_specs_change_nothing() {
     cases.push((f.spec("auto"), "`auto` is reserved"));
     let mut s = f.spec("legal");
     s.tools = vec!["calculator".to_owned()];
-    cases.push((
-        s,
-        "no tools are installed yet (tools arrive with the sov-tools crate)",
-    ));
+    cases.push((s, "no tools are installed"));
     let mut s = f.spec("legal");
     s.description = " ".to_owned();
     cases.push((s, "the description: it is empty"));

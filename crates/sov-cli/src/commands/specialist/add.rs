@@ -114,7 +114,7 @@ fn add(
         description,
         instructions,
         tools: args.tools.clone(),
-        installed_tools: installed_tools(),
+        installed_tools: installed_tools(home)?,
         adapter: args.adapter.clone(),
         replace: args.replace,
     };

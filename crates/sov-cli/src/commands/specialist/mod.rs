@@ -22,10 +22,10 @@ pub(crate) fn corpus_exists(home: &Home, name: &str) -> bool {
     super::corpus::open_knowledge(home).is_ok_and(|store| store.contains(name))
 }
 
-/// The tools installed on this node, which a specialist's tools are checked against. None yet:
-/// tools arrive with the sov-tools crate.
-pub(crate) fn installed_tools() -> Vec<String> {
-    Vec::new()
+/// The tools installed on this node (the built-in ones and those `sov.toml` declares), which
+/// a specialist's tools are checked against.
+pub(crate) fn installed_tools(home: &Home) -> Result<Vec<String>> {
+    Ok(crate::commands::tools::toolbox(home, &home.config()?)?.names())
 }
 
 /// What a specialist.change entry says about a specialist: its base model and the digest the

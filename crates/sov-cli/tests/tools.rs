@@ -1,0 +1,445 @@
+//! Tools from a fresh home, as the README shows them: a specialist with the calculator answers
+//! the eval's 40 arithmetic questions (eval/tools/arithmetic.jsonl) through the starter model and
+//! the official openai client; the tool endpoints are called directly (units, dates, a declared
+//! read-only SQL database, refusals); every call has a receipt in the record, whose commitment
+//! the caller can open and which the offline verifier proves. Needs SOV_TEST_MODEL and
+//! SOV_TEST_PYTHON (`bash scripts/test` sets them).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use base64::Engine as _;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn env_path(var: &str) -> PathBuf {
+    PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
+        panic!("{var} is not set: run the tests with `bash scripts/test`, which fetches the models")
+    }))
+}
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sov"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("SOV_HOME")
+        .env("SOV_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+fn sov(home: &Path, args: &[&str]) -> String {
+    let out = run(home, args);
+    assert!(
+        out.status.success(),
+        "sov {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(home: &Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
+        .arg("--home")
+        .arg(home)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SOV_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let (mut seal, mut ready) = (String::new(), String::new());
+    lines.read_line(&mut seal).unwrap();
+    lines.read_line(&mut ready).unwrap();
+    assert!(ready.contains("http://"), "{seal}{ready}");
+    let base = ready.trim().rsplit(' ').next().unwrap().to_owned();
+    (Server(child), base)
+}
+
+fn entries(home: &Path) -> Vec<Value> {
+    sov(home, &["audit", "tail", "--json", "-n", "100000"])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The salted commitment an entry carries (sov-audit-core's `commitment`), recomputed here.
+fn commitment(label: &str, salt: &[u8], data: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sovereign/audit-commitment/v1\n");
+    h.update(label.as_bytes());
+    h.update(b"\n");
+    h.update(salt);
+    h.update(data);
+    hex::encode(h.finalize())
+}
+
+#[test]
+fn a_calculator_specialist_answers_exactly_and_every_tool_call_is_receipted() {
+    let python = env_path("SOV_TEST_PYTHON");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    sov(&home, &["init"]);
+    let starter = env_path("SOV_TEST_MODEL");
+    sov(
+        &home,
+        &[
+            "model",
+            "import",
+            starter.to_str().unwrap(),
+            "--name",
+            "smollm2",
+        ],
+    );
+    sov(
+        &home,
+        &[
+            "specialist",
+            "add",
+            "calc",
+            "--model",
+            "smollm2",
+            "--tools",
+            "calculator",
+            "--description",
+            "Exact arithmetic: products, powers, divisions, percentages",
+        ],
+    );
+    // A declared read-only database, made by Python's own sqlite3.
+    let ledger = home.join("ledger.db");
+    let made = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             c.executescript(\"CREATE TABLE accounts(name TEXT, balance INTEGER); \
+             INSERT INTO accounts VALUES ('alice', 100), ('bob', 250);\"); c.commit()",
+        )
+        .arg(&ledger)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let config = home.join("sov.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[[tools.sql]]\nname = \"ledger\"\npath = \"{}\"\ndescription = \"Account balances.\"\n",
+        ledger.display()
+    ));
+    std::fs::write(&config, toml).unwrap();
+    sov(&home, &["principal", "add", "ana", "--role", "analyst"]);
+    sov(
+        &home,
+        &[
+            "principal",
+            "add",
+            "billing",
+            "--kind",
+            "service",
+            "--role",
+            "service",
+        ],
+    );
+    let ana = sov(&home, &["token", "issue", "ana"]).trim().to_owned();
+    let billing = sov(&home, &["token", "issue", "billing"]).trim().to_owned();
+
+    let (server, base) = start(&home);
+    let questions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../eval/tools/arithmetic.jsonl");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools_client.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(&base)
+        .arg(&questions)
+        .env("SOV_TEST_TOKEN", &ana)
+        .env("SOV_TEST_SERVICE", &billing)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // At least 38 of the 40 answers (95%) state the exact result; each has its calculator step.
+    let asked = seen["asked"].as_array().unwrap();
+    assert_eq!(asked.len(), 40);
+    let mut exact = 0;
+    for a in asked {
+        let answer = a["answer"].as_str().unwrap();
+        let text = a["text"].as_str().unwrap();
+        assert_eq!(a["model"], "calc", "{a}");
+        let calls = a["tool_calls"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tool call: {a}"));
+        assert_eq!(calls.len(), 1, "{a}");
+        assert_eq!(calls[0]["tool"], "calculator");
+        assert_eq!(calls[0]["result"]["result"], answer, "{a}");
+        // The answer is the calculator's statement: the expression, `=` (or `≈` when
+        // rounded), the exact result; the model adds nothing.
+        let expression = calls[0]["result"]["expression"].as_str().unwrap();
+        if text.starts_with(expression) && text.contains(&format!(" {answer}")) {
+            exact += 1;
+        }
+    }
+    eprintln!("exact answers: {exact}/40");
+    assert!(
+        exact >= 38,
+        "only {exact} of 40 answers were exact: {asked:#?}"
+    );
+    // A stream ends with the same statement.
+    let stream = &seen["stream"];
+    assert!(
+        stream["text"]
+            .as_str()
+            .unwrap()
+            .contains("717897987691852588770249"),
+        "{stream}"
+    );
+    assert_eq!(stream["tool_calls"][0]["tool"], "calculator", "{stream}");
+
+    // The tool endpoints.
+    let listed: Vec<&str> = seen["list"]["body"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        ["calculator", "dates", "ledger", "units"],
+        "{}",
+        seen["list"]
+    );
+    assert_eq!(
+        seen["units"]["body"]["result"]["result"], "20.1168",
+        "{}",
+        seen["units"]
+    );
+    assert_eq!(
+        seen["dates"]["body"]["result"]["date"], "2026-12-07",
+        "{}",
+        seen["dates"]
+    );
+    assert_eq!(
+        seen["ledger"]["body"]["result"]["rows"][0][0], 350,
+        "{}",
+        seen["ledger"]
+    );
+    let refused = |key: &str, status: u64, says: &str| {
+        let r = &seen[key];
+        assert_eq!(r["status"], status, "{key}: {r}");
+        assert!(r["body"].to_string().contains(says), "{key}: {r}");
+    };
+    refused("ledger_write", 422, "only reading is allowed");
+    refused("divide_by_zero", 422, "division by zero");
+    refused("bad_arguments", 422, "invalid arguments");
+    refused("unknown", 404, "no tool named `abacus`");
+    refused("service", 403, "permission");
+
+    // Every call has its receipt; the caller can open the commitment to its arguments.
+    let entries = entries(&home);
+    let receipts: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["kind"] == "tool.call")
+        .collect();
+    let calculator_ok = receipts
+        .iter()
+        .filter(|e| {
+            e["resource"] == "Tool::\"calculator\""
+                && e["outcome"] == "ok"
+                && e["principal"] == "ana"
+        })
+        .count();
+    assert!(
+        calculator_ok >= 41,
+        "{calculator_ok} calculator receipts: {receipts:#?}"
+    );
+    let denied = receipts
+        .iter()
+        .find(|e| e["principal"] == "billing")
+        .expect("a receipt for the refused service");
+    assert_eq!(denied["outcome"], "denied", "{denied}");
+    let failed = receipts
+        .iter()
+        .find(|e| {
+            e["resource"] == "Tool::\"ledger\""
+                && e["outcome"] == "error"
+                && e["attrs"]["round"] == "0"
+        })
+        .expect("a receipt for the refused write");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("only reading"),
+        "{failed}"
+    );
+    let first = &asked[0];
+    let salt = base64::engine::general_purpose::STANDARD
+        .decode(first["salt"].as_str().unwrap())
+        .unwrap();
+    let args = first["tool_calls"][0]["arguments"].as_str().unwrap();
+    let opened = commitment("tool.arguments", &salt, args.as_bytes());
+    let receipt = receipts
+        .iter()
+        .find(|e| e["input"] == opened.as_str())
+        .unwrap_or_else(|| panic!("no receipt commits to {args}"));
+    assert_eq!(receipt["attrs"]["tool"], "calculator");
+    assert_eq!(receipt["attrs"]["round"], "1");
+    assert!(
+        receipt["attrs"]["tool_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("sov-tools/")
+    );
+    let result = serde_json::to_vec(&first["tool_calls"][0]["result"]).unwrap();
+    assert_eq!(
+        receipt["output"],
+        commitment("tool.result", &salt, &result).as_str()
+    );
+    // The answer's own entry lists the receipt among its decisions.
+    let answer = entries
+        .iter()
+        .find(|e| e["index"].as_u64() == first["entry"].as_str().unwrap().parse().ok())
+        .unwrap();
+    let decisions = answer["attrs"]["decision"].as_str().unwrap();
+    assert!(
+        decisions
+            .split(',')
+            .any(|d| d.parse::<u64>().ok() == receipt["index"].as_u64()),
+        "{answer} {receipt}"
+    );
+
+    // The record verifies offline, and the receipt is proved by the standalone verifier.
+    let export = dir.path().join("export");
+    let exported = sov(&home, &["audit", "export", export.to_str().unwrap()]);
+    let keys: String = exported
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    let vkeys = dir.path().join("keys");
+    std::fs::write(&vkeys, keys).unwrap();
+    let verify = Path::new(env!("CARGO_BIN_EXE_sov")).with_file_name("sov-verify");
+    let verified = Command::new(&verify)
+        .arg("log")
+        .arg(&export)
+        .arg("--key")
+        .arg(&vkeys)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let index = receipt["index"].to_string();
+    let proof = dir.path().join("receipt.tlog-proof");
+    std::fs::write(&proof, run(&home, &["audit", "proof", &index]).stdout).unwrap();
+    let proved = Command::new(&verify)
+        .arg("proof")
+        .arg(&proof)
+        .arg("--key")
+        .arg(&vkeys)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        proved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&proved.stderr)
+    );
+    let report: Value = serde_json::from_slice(&proved.stdout).unwrap();
+    assert_eq!(report["entry"]["kind"], "tool.call", "{report}");
+    assert_eq!(report["entry"]["input"], opened.as_str(), "{report}");
+}
+
+#[test]
+fn a_declared_database_that_cannot_be_served_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    sov(&home, &["init"]);
+    let starter = env_path("SOV_TEST_MODEL");
+    sov(
+        &home,
+        &[
+            "model",
+            "import",
+            starter.to_str().unwrap(),
+            "--name",
+            "smollm2",
+        ],
+    );
+    let config = home.join("sov.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let outside = dir.path().join("outside.db");
+    std::fs::write(&outside, b"").unwrap();
+    for (decl, says) in [
+        (
+            "name = \"x\"\npath = \"rel.db\"".to_owned(),
+            "must be absolute",
+        ),
+        (
+            format!(
+                "name = \"x\"\npath = \"{}\"",
+                home.join("none.db").display()
+            ),
+            "no database file",
+        ),
+        (
+            format!("name = \"x\"\npath = \"{}\"", outside.display()),
+            "add its folder to [seal] read_only",
+        ),
+        (
+            format!(
+                "name = \"calculator\"\npath = \"{}\"",
+                home.join("sov.toml").display()
+            ),
+            "already installed",
+        ),
+        (
+            format!(
+                "name = \"a b\"\npath = \"{}\"",
+                home.join("sov.toml").display()
+            ),
+            "is not a tool name",
+        ),
+    ] {
+        std::fs::write(&config, format!("{base}\n[[tools.sql]]\n{decl}\n")).unwrap();
+        let args = [
+            "specialist",
+            "add",
+            "s",
+            "--model",
+            "smollm2",
+            "--tools",
+            "calculator",
+        ];
+        let out = run(&home, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{decl}: {err}");
+    }
+    // Nothing was added by the refused commands.
+    std::fs::write(&config, &base).unwrap();
+    assert!(sov(&home, &["specialist", "list"]).contains("no specialists yet"));
+}
