@@ -2,17 +2,20 @@
 //! the server's extractor parses them (serde_path_to_error over serde_json, then the end of the
 //! input), then `to_params`, `SamplingParams::validate`, `conversation` and `encoding`. What
 //! `to_params` gives is what the request said (or the default), and once it validates, every
-//! field is within its documented range.
+//! field is within its documented range. The tools and response format are checked too, and
+//! a grammar built from them names every function offered.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use sov_infer::SamplingParams;
+use sov_infer::functions::Choice;
 use sov_openai::{ChatRequest, CompletionRequest, EmbeddingRequest, OneOrMany, Sampling};
 
 fuzz_target!(|data: &[u8]| {
     if let Some(req) = parse::<ChatRequest>(data) {
         sampling(&req.sampling);
+        functions(&req.sampling);
         if let Ok(conversation) = req.conversation() {
             assert_eq!(conversation.len(), req.messages.len());
             assert!(!conversation.is_empty());
@@ -31,6 +34,32 @@ fuzz_target!(|data: &[u8]| {
         let _ = req.input.into_vec();
     }
 });
+
+/// The tools and the response format: checked, refused by name, or turned into a grammar
+/// that names every function offered.
+fn functions(s: &Sampling) {
+    match s.functions() {
+        Ok(Some(f)) => {
+            assert!(!f.functions.is_empty() && f.functions.len() <= 64);
+            if let Some(g) = f.grammar() {
+                for func in &f.functions {
+                    if f.choice == Choice::Auto || f.choice == Choice::Required {
+                        assert!(g.contains(&func.name));
+                    }
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => assert!(e.param.is_some() && !e.message.is_empty()),
+    }
+    match s.format() {
+        Ok(format) => {
+            let _ = format.grammar();
+        }
+        Err(e) => assert!(e.param.is_some()),
+    }
+    let _ = s.text_only();
+}
 
 /// As `ApiJson` in sov-server does: the error's path and category are computed too.
 fn parse<T: DeserializeOwned>(data: &[u8]) -> Option<T> {

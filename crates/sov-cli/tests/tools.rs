@@ -97,9 +97,8 @@ fn commitment(label: &str, salt: &[u8], data: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-#[test]
-fn a_calculator_specialist_answers_exactly_and_every_tool_call_is_receipted() {
-    let python = env_path("SOV_TEST_PYTHON");
+/// A fresh home with the starter model imported as `smollm2`.
+fn home_with_starter() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     sov(&home, &["init"]);
@@ -114,6 +113,13 @@ fn a_calculator_specialist_answers_exactly_and_every_tool_call_is_receipted() {
             "smollm2",
         ],
     );
+    (dir, home)
+}
+
+#[test]
+fn a_calculator_specialist_answers_exactly_and_every_tool_call_is_receipted() {
+    let python = env_path("SOV_TEST_PYTHON");
+    let (dir, home) = home_with_starter();
     sov(
         &home,
         &[
@@ -376,20 +382,7 @@ fn a_calculator_specialist_answers_exactly_and_every_tool_call_is_receipted() {
 
 #[test]
 fn a_declared_database_that_cannot_be_served_is_refused_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    sov(&home, &["init"]);
-    let starter = env_path("SOV_TEST_MODEL");
-    sov(
-        &home,
-        &[
-            "model",
-            "import",
-            starter.to_str().unwrap(),
-            "--name",
-            "smollm2",
-        ],
-    );
+    let (dir, home) = home_with_starter();
     let config = home.join("sov.toml");
     let base = std::fs::read_to_string(&config).unwrap();
     let outside = dir.path().join("outside.db");
@@ -442,4 +435,91 @@ fn a_declared_database_that_cannot_be_served_is_refused_at_start() {
     // Nothing was added by the refused commands.
     std::fs::write(&config, &base).unwrap();
     assert!(sov(&home, &["specialist", "list"]).contains("no specialists yet"));
+}
+
+#[test]
+fn function_calling_and_structured_output_work_through_the_openai_client_and_langchain() {
+    let python = env_path("SOV_TEST_PYTHON");
+    let (_dir, home) = home_with_starter();
+    sov(&home, &["principal", "add", "ana", "--role", "analyst"]);
+    let ana = sov(&home, &["token", "issue", "ana"]).trim().to_owned();
+    let (server, base) = start(&home);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions_client.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(&base)
+        .arg("smollm2")
+        .env("SOV_TEST_TOKEN", &ana)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // Forced calls: always one call of an offered function whose arguments match its schema
+    // (the client validated them), whole and streamed alike.
+    for f in seen["forced"].as_array().unwrap() {
+        assert_eq!(f["finish_reason"], "tool_calls", "{f}");
+        assert!(f["content"].is_null(), "{f}");
+        assert_eq!(f["calls"].as_array().unwrap().len(), 1, "{f}");
+        assert!(f["ids"][0].as_str().unwrap().starts_with("call_"), "{f}");
+        assert_eq!(f["stream"]["finish_reason"], "tool_calls", "{f}");
+        assert_eq!(f["stream"]["calls"], f["calls"], "{f}");
+    }
+    assert_eq!(seen["named"][0]["name"], "get_time", "{}", seen["named"]);
+    let follow = &seen["follow"];
+    assert!(follow["tool_calls"].is_null(), "{follow}");
+    assert!(!follow["content"].as_str().unwrap().is_empty(), "{follow}");
+    let auto = &seen["auto"];
+    if !auto["calls"].as_array().unwrap().is_empty() {
+        assert_eq!(auto["finish_reason"], "tool_calls", "{auto}");
+    } else {
+        assert!(
+            !auto["content"].as_str().unwrap().starts_with('<'),
+            "{auto}"
+        );
+    }
+    assert_eq!(seen["json_schema"].as_array().unwrap().len(), 5);
+    assert!(seen["json_object"].is_object());
+    assert_eq!(seen["bad_choice"]["status"], 400, "{}", seen["bad_choice"]);
+    assert_eq!(
+        seen["bad_choice"]["param"], "tool_choice",
+        "{}",
+        seen["bad_choice"]
+    );
+    let lc = seen["langchain_tool_calls"].as_array().unwrap();
+    assert_eq!(lc.len(), 1, "{lc:?}");
+    assert_eq!(lc[0]["name"], "get_weather");
+    assert!(
+        lc[0]["args"]["city"].is_string() && lc[0]["args"]["unit"].is_string(),
+        "{lc:?}"
+    );
+    let s = &seen["langchain_structured"];
+    assert!(s["city"].is_string() && s["population"].is_u64(), "{s}");
+
+    // The record names what was offered.
+    let entries = entries(&home);
+    let offered = entries
+        .iter()
+        .filter(|e| {
+            e["kind"] == "inference"
+                && e["attrs"]["tool_choice"] == "required"
+                && e["outcome"] == "ok"
+        })
+        .count();
+    // One per forced call, whole and streamed (a stream's first entry, `started`, too).
+    assert_eq!(offered, 10);
+    assert!(entries.iter().any(|e| {
+        e["attrs"]["functions"] == "get_weather,get_time"
+            && e["attrs"]["tool_choice"] == "function:get_time"
+    }));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["attrs"]["response_format"] == "json_schema:city")
+    );
 }

@@ -12,8 +12,11 @@ use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaLoraAdapter, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::{LogOptions, send_logs_to_tracing};
+use llguidance::api::TopLevelGrammar;
+use llguidance::{Matcher, ParserFactory};
 use sov_infer::{ChatMessage, SamplingParams};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
@@ -161,6 +164,19 @@ struct Inner {
     generate: Option<SyncSender<worker::Job>>,
     embed: SyncSender<embed::Job>,
     counters: Arc<Counters>,
+    /// llguidance's parser factory over the model's vocabulary, made at the first request
+    /// with a grammar (walking a 49,152-token vocabulary takes a few hundred milliseconds);
+    /// shared with the adapters' engines.
+    grammars: Arc<OnceLock<Result<Grammars, String>>>,
+}
+
+/// llguidance's parser factory (which has no `Debug` of its own).
+struct Grammars(ParserFactory);
+
+impl std::fmt::Debug for Grammars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Grammars")
+    }
 }
 
 /// Held while llama.cpp computes a graph, so that one graph at a time runs in this process.
@@ -400,6 +416,7 @@ impl Engine {
             generate,
             embed,
             counters,
+            grammars: Arc::new(OnceLock::new()),
         };
         // Each adapter's engine is the base's with a generation worker (and counters) of its own.
         let mut adapted = Vec::with_capacity(loras.len());
@@ -576,6 +593,30 @@ impl Engine {
         self.submit(prompt, params, true)
     }
 
+    /// A sampler that allows only what `grammar` (llguidance's Lark syntax) allows; a grammar
+    /// llguidance cannot compile (an unsupported schema keyword, say) is refused with its
+    /// reason.
+    fn constraint(&self, grammar: &str) -> Result<LlamaSampler, EngineError> {
+        let factory = self.inner.grammars.get_or_init(|| {
+            let env = LlamaSampler::llguidance_tok_env(&self.inner.model);
+            ParserFactory::new_simple(&env)
+                .map(Grammars)
+                .map_err(|e| e.to_string())
+        });
+        let invalid = |reason: String| EngineError::InvalidParam {
+            param: "tools",
+            reason,
+        };
+        let factory = factory
+            .as_ref()
+            .map_err(|e| invalid(format!("no grammar engine: {e}")))?;
+        let parser = factory
+            .0
+            .create_parser(TopLevelGrammar::from_lark(grammar.to_owned()))
+            .map_err(|e| invalid(format!("the schema cannot be enforced: {e}")))?;
+        Ok(LlamaSampler::from(Matcher::new(Ok(parser))))
+    }
+
     fn submit(
         &self,
         prompt: Prompt,
@@ -609,11 +650,17 @@ impl Engine {
             });
         }
         let (events, rx) = tmpsc::unbounded_channel();
+        let constraint = params
+            .grammar
+            .as_deref()
+            .map(|g| self.constraint(g))
+            .transpose()?;
         let job = worker::Job {
             tokens: prompt.tokens,
             params,
             events,
             whole,
+            constraint,
         };
         generate.try_send(job).map_err(|e| self.refused(&e))?;
         Ok(Generation {

@@ -2,23 +2,32 @@
 //! [`SamplingParams::validate`] before a request is queued).
 
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 use sov_infer::SamplingParams;
 
 /// How many recent tokens the repetition penalty looks at.
 const PENALTY_WINDOW: i32 = 64;
 
-/// Builds llama.cpp's sampler chain: penalties, top-k, top-p, min-p, temperature, then a seeded draw
-/// (or a greedy pick when the temperature is 0).
-pub(crate) fn chain(params: &SamplingParams, n_vocab: i32) -> LlamaSampler {
+/// Builds llama.cpp's sampler chain: the request's grammar (`constraint`: only tokens it allows
+/// stay candidates), penalties (primed with the end of the prompt, `recent`), top-k, top-p,
+/// min-p, temperature, then a seeded draw (or a greedy pick when the temperature is 0). The
+/// grammar sees only generated tokens: the chain accepts each one after it is drawn.
+pub(crate) fn chain(
+    params: &SamplingParams,
+    n_vocab: i32,
+    recent: &[LlamaToken],
+    constraint: Option<LlamaSampler>,
+) -> LlamaSampler {
     let mut chain = Vec::new();
+    if let Some(c) = constraint {
+        chain.push(c);
+    }
     if (params.repeat_penalty - 1.0).abs() > f32::EPSILON {
-        chain.push(LlamaSampler::penalties(
-            n_vocab,
-            PENALTY_WINDOW,
-            params.repeat_penalty,
-            0.0,
-            0.0,
-        ));
+        let mut penalties =
+            LlamaSampler::penalties(n_vocab, PENALTY_WINDOW, params.repeat_penalty, 0.0, 0.0);
+        // The repetition penalty also looks at the end of the prompt, as llama.cpp's tools do.
+        penalties.accept_many(recent);
+        chain.push(penalties);
     }
     if params.temperature <= 0.0 {
         chain.push(LlamaSampler::greedy());

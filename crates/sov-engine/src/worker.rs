@@ -114,6 +114,8 @@ pub(crate) struct Job {
     pub events: UnboundedSender<Event>,
     /// Deliver the answer in one piece at the end instead of token by token.
     pub whole: bool,
+    /// The grammar's sampler, when the request has one (`SamplingParams::grammar`).
+    pub constraint: Option<LlamaSampler>,
 }
 
 /// Fixed settings of the worker.
@@ -263,10 +265,13 @@ pub(crate) fn run(
 
 impl Slot {
     fn new(seq: i32, job: Job, cfg: &WorkerConfig) -> Self {
-        let mut sampler = sampler::chain(&job.params, cfg.n_vocab);
-        // The repetition penalty also looks at the end of the prompt, as llama.cpp's tools do.
         let tail = job.tokens.len().saturating_sub(64);
-        sampler.accept_many(job.tokens.iter().skip(tail));
+        let sampler = sampler::chain(
+            &job.params,
+            cfg.n_vocab,
+            &job.tokens[tail..],
+            job.constraint,
+        );
         let room = (cfg.context_length as usize).saturating_sub(job.tokens.len());
         let max_new = job
             .params

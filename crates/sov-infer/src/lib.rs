@@ -12,8 +12,11 @@
 //!   names the first field out of its range ([`InvalidParam`], with the API's name for it).
 //! - [`ChatMessage`]: one message of a conversation, a role and its text. Which roles an engine
 //!   accepts is the engine's to check.
+//! - [`functions`]: function calling and structured output in the generic format, and the
+//!   grammar that constrains sampling to it.
 
 mod chat;
+pub mod functions;
 mod params;
 
 pub use chat::ChatMessage;

@@ -39,6 +39,10 @@ pub struct SamplingParams {
     pub repeat_penalty: f32,
     /// Keep generating past the model's end-of-answer token (for benchmarks: a fixed length).
     pub ignore_eos: bool,
+    /// A grammar the answer must match, in llguidance's Lark syntax (with `%json` schemas),
+    /// enforced while sampling; set by the kernel from a request's tools or response format
+    /// ([`crate::functions`]), at most [`SamplingParams::MAX_GRAMMAR_BYTES`].
+    pub grammar: Option<String>,
 }
 
 impl Default for SamplingParams {
@@ -53,6 +57,7 @@ impl Default for SamplingParams {
             stop: Vec::new(),
             repeat_penalty: 1.0,
             ignore_eos: false,
+            grammar: None,
         }
     }
 }
@@ -65,6 +70,9 @@ impl SamplingParams {
     /// its work per token grows with their length. Four 1 MB stop strings tripled generation
     /// time; real stop sequences are a few words, so 256 bytes leaves them plenty.
     pub const MAX_STOP_BYTES: usize = 256;
+
+    /// The largest grammar accepted, in bytes.
+    pub const MAX_GRAMMAR_BYTES: usize = 256 * 1024;
 
     /// Checks every field; the error names the first bad one with the API's name for it.
     pub fn validate(&self) -> Result<(), InvalidParam> {
@@ -107,6 +115,19 @@ impl SamplingParams {
                 "repeat_penalty",
                 "must be greater than 0 and at most 10",
             ));
+        }
+        if self
+            .grammar
+            .as_ref()
+            .is_some_and(|g| g.len() > Self::MAX_GRAMMAR_BYTES)
+        {
+            return Err(InvalidParam {
+                param: "tools",
+                reason: format!(
+                    "the tools' or response format's schemas come to more than {} bytes",
+                    Self::MAX_GRAMMAR_BYTES
+                ),
+            });
         }
         Ok(())
     }

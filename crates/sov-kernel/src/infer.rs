@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use sov_engine::{
     ChatMessage, Engine, EngineError, EngineStats, Event, Generation, Prompt, SamplingParams,
 };
+use sov_infer::functions::{Format, Functions};
 use sov_policy::{Action, Permit, Resource};
 
 use crate::exchange::{End, Exchange, Refusal, Unrecorded};
@@ -197,6 +198,10 @@ pub struct ChatCall {
     /// Near the end of the window, lower `max_tokens` to the room left instead of refusing
     /// (an interactive chat's choice; an API refuses with `context_length_exceeded`).
     pub fit: bool,
+    /// Functions the model may call (OpenAI `tools`), in the generic format.
+    pub functions: Option<Functions>,
+    /// The shape the answer must take (OpenAI `response_format`).
+    pub format: Format,
 }
 
 /// A text completion to run.
@@ -341,6 +346,22 @@ impl Kernel {
     /// A chat completion: `model: "auto"` goes to the router, a specialist's name to the
     /// specialist ([`crate::specialist`]), any other name to that model.
     pub async fn chat(&self, ex: &mut Exchange, call: ChatCall) -> Result<Reply, KernelError> {
+        let constrained = call.functions.is_some() || call.format != Format::Text;
+        if constrained && (call.model == AUTO || self.inner.specialists.contains_key(&call.model)) {
+            // Decided first, like any request to it, so a refused caller learns nothing more.
+            if call.model != AUTO {
+                let resource = Resource::Specialist(call.model.clone());
+                let _permit = self.authorize(ex, Action::Infer, &resource)?;
+            }
+            return Err(KernelError::invalid(
+                "tools and response_format are served by models; a specialist or `auto` answers in text.",
+                if call.functions.is_some() {
+                    "tools"
+                } else {
+                    "response_format"
+                },
+            ));
+        }
         if call.model == AUTO {
             return self.route(ex, call).await;
         }
@@ -361,11 +382,18 @@ impl Kernel {
         let (permit, model) = self.model(ex, &call.model)?;
         refuse_embedding_only(&model, &call.model)?;
         let backend = model.backend.clone();
-        let messages = call.messages;
+        let mut messages = call.messages;
+        let mut params = call.params;
+        constrain(
+            ex,
+            &mut messages,
+            &mut params,
+            call.functions.as_ref(),
+            &call.format,
+        );
         let prompt = tokio::task::spawn_blocking(move || backend.chat_prompt(&messages))
             .await
             .map_err(|e| KernelError::Internal(e.to_string()))??;
-        let mut params = call.params;
         if call.fit
             && let Some(max) = params.max_tokens
         {
@@ -433,6 +461,45 @@ impl Kernel {
         ex.attr("prompt_tokens", tokens);
         Ok(Embeddings { vectors, tokens })
     }
+}
+
+/// Offers the functions or states the format to the model (a system message, in the generic
+/// format: [`sov_infer::functions`]) and sets the grammar that constrains its answer; the
+/// entry names what was offered.
+fn constrain(
+    ex: &mut Exchange,
+    messages: &mut Vec<ChatMessage>,
+    params: &mut SamplingParams,
+    functions: Option<&Functions>,
+    format: &Format,
+) {
+    let (instructions, grammar) = match functions {
+        Some(f) => {
+            let names: Vec<&str> = f.functions.iter().map(|f| f.name.as_str()).collect();
+            ex.attr("functions", names.join(","));
+            ex.attr("tool_choice", f.choice.describe());
+            (f.instructions(), f.grammar())
+        }
+        None => (format.instructions(), format.grammar()),
+    };
+    if *format != Format::Text {
+        ex.attr("response_format", format.describe());
+    }
+    if let Some(text) = instructions {
+        match messages.first_mut() {
+            Some(m) if m.role == "system" || m.role == "developer" => {
+                m.content = format!("{}\n\n{text}", m.content);
+            }
+            _ => messages.insert(
+                0,
+                ChatMessage {
+                    role: "system".into(),
+                    content: text,
+                },
+            ),
+        }
+    }
+    params.grammar = grammar;
 }
 
 /// An embedding model answers neither chat nor completions: refused, after the permit (so a

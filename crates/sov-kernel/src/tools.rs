@@ -82,31 +82,24 @@ impl Kernel {
         }
         let args_bytes = serde_json::to_vec(&arguments)
             .map_err(|e| KernelError::Internal(format!("tool arguments: {e}")))?;
-        let permit = match verdict.into_permit() {
-            Ok(p) => p,
-            Err(_) => {
-                ex.tool_receipt(Receipt {
-                    tool: name,
-                    version: "",
-                    arguments: &args_bytes,
-                    result: None,
-                    outcome: Outcome::Denied,
-                    reason: "permission denied: use-tool",
-                    attrs,
-                });
-                return Err(KernelError::Forbidden(Action::UseTool, resource));
-            }
-        };
-        let Some(tool) = self.inner.tools.get(name).cloned() else {
+        // A call not made still has its receipt, saying why.
+        let refused = |ex: &mut Exchange, reason: &str, attrs| {
             ex.tool_receipt(Receipt {
                 tool: name,
                 version: "",
                 arguments: &args_bytes,
                 result: None,
                 outcome: Outcome::Denied,
-                reason: "no such tool is installed",
+                reason,
                 attrs,
             });
+        };
+        let Ok(permit) = verdict.into_permit() else {
+            refused(ex, "permission denied: use-tool", attrs);
+            return Err(KernelError::Forbidden(Action::UseTool, resource));
+        };
+        let Some(tool) = self.inner.tools.get(name).cloned() else {
+            refused(ex, "no such tool is installed", attrs);
             return Err(KernelError::NotFound(format!(
                 "no tool named `{name}` is installed"
             )));

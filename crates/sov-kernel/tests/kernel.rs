@@ -239,6 +239,8 @@ fn a_chat_is_recorded_with_its_model_its_tokens_and_commitments_not_text() {
         },
         stream: false,
         fit: false,
+        functions: None,
+        format: Default::default(),
     };
     let (text, done) = rt.block_on(async {
         let mut reply = n.kernel.chat(&mut ex, call).await.unwrap();

@@ -10,9 +10,11 @@
 //! What is checked where:
 //! - **Here**, before authorisation: the shape of the body (serde: a missing or mistyped field
 //!   is refused by the server's extractor), and the fields Sovereign cannot honour (`n > 1`,
-//!   `logprobs`, `tools`, a response format other than text, `stream_options` without
-//!   streaming, content parts other than text, an empty conversation or role, an
-//!   `encoding_format` other than `float` or `base64`). A field Sovereign cannot honour is
+//!   `logprobs`, `tools` or a JSON response format on `/v1/completions`, a JSON response
+//!   format together with tools, `stream_options` without streaming, content parts other than
+//!   text, an empty conversation or role, an `encoding_format` other than `float` or
+//!   `base64`); `tools`, `tool_choice` and `response_format` are checked in [`functions`]
+//!   (names, schemas as objects, a named choice among the tools, at most 64 functions). A field Sovereign cannot honour is
 //!   refused with a 400 rather than silently ignored; unknown fields are ignored (clients send
 //!   optional ones such as `user`).
 //! - **In [`sov_infer::SamplingParams::validate`]**, run by the engine before a request is
@@ -20,6 +22,7 @@
 //! - **In the engine**: which roles a conversation may have; **in the kernel**: the model name
 //!   and the embedding width.
 
+pub mod functions;
 mod request;
 mod response;
 

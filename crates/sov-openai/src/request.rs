@@ -2,6 +2,7 @@
 //! and the checks that turn them into what a generation or an embedding is asked.
 
 use serde::Deserialize;
+use sov_infer::functions::{Choice, Format, Functions, render_call, render_result};
 use sov_infer::{ChatMessage, SamplingParams};
 
 use crate::WireError;
@@ -55,6 +56,15 @@ pub struct Message {
     /// What is said; absent reads as empty.
     #[serde(default)]
     pub content: Option<Content>,
+    /// An assistant message's calls of the request's functions.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<crate::functions::WireCall>>,
+    /// A tool message: the call it answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    /// The speaker's name (accepted, not used).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// `stream_options`: only with `stream: true`.
@@ -98,9 +108,13 @@ pub struct Sampling {
     pub n: Option<u32>,
     /// Refused unless absent, `null` or `false`.
     pub logprobs: Option<serde_json::Value>,
-    /// Refused unless absent or `null`.
+    /// Functions the model may call (chat only; see [`crate::functions`]).
     pub tools: Option<serde_json::Value>,
-    /// Refused unless absent, `null` or `{"type": "text"}`.
+    /// `none`, `auto`, `required` or a named function.
+    pub tool_choice: Option<serde_json::Value>,
+    /// Whether the model may make several calls at once (default true).
+    pub parallel_tool_calls: Option<bool>,
+    /// `text`, `json_object` or `json_schema` (chat only).
     pub response_format: Option<serde_json::Value>,
 }
 
@@ -165,17 +179,6 @@ impl Sampling {
         {
             return Err(WireError::new("logprobs are not supported.", "logprobs"));
         }
-        if self.tools.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(WireError::new("Tool calls are not supported yet.", "tools"));
-        }
-        if let Some(format) = &self.response_format
-            && !(format.is_null() || format.get("type") == Some(&serde_json::json!("text")))
-        {
-            return Err(WireError::new(
-                "Only the text response format is supported.",
-                "response_format",
-            ));
-        }
         if self.stream_options.is_some() && !self.stream {
             return Err(WireError::new(
                 "stream_options is only allowed with stream: true.",
@@ -204,7 +207,47 @@ impl Sampling {
                 .unwrap_or_default(),
             repeat_penalty: self.repeat_penalty.unwrap_or(defaults.repeat_penalty),
             ignore_eos: self.ignore_eos,
+            grammar: None,
         })
+    }
+
+    /// The functions the request offers (`None` without `tools`), checked.
+    pub fn functions(&self) -> Result<Option<Functions>, WireError> {
+        crate::functions::functions(
+            self.tools.as_ref(),
+            self.tool_choice.as_ref(),
+            self.parallel_tool_calls,
+        )
+    }
+
+    /// The answer's format, checked; refused together with functions the model may call.
+    pub fn format(&self) -> Result<Format, WireError> {
+        let format = crate::functions::format(self.response_format.as_ref())?;
+        let calls = self.functions()?.is_some_and(|f| f.choice != Choice::None);
+        if calls && format != Format::Text {
+            return Err(WireError::new(
+                "response_format json_object or json_schema cannot be combined with tools.",
+                "response_format",
+            ));
+        }
+        Ok(format)
+    }
+
+    /// For `/v1/completions`: refuses the fields only chat has.
+    pub fn text_only(&self) -> Result<(), WireError> {
+        if self.tools.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(WireError::new(
+                "tools are supported by /v1/chat/completions only.",
+                "tools",
+            ));
+        }
+        if crate::functions::format(self.response_format.as_ref())? != Format::Text {
+            return Err(WireError::new(
+                "response_format is supported by /v1/chat/completions only.",
+                "response_format",
+            ));
+        }
+        Ok(())
     }
 
     /// Whether a streamed answer ends with a chunk of usage.
@@ -216,50 +259,93 @@ impl Sampling {
 }
 
 impl ChatRequest {
-    /// The conversation as the engine takes it: text parts joined, an absent content empty.
-    /// Refuses an empty conversation, a part other than text, and an empty role.
+    /// The conversation as the engine takes it: text parts joined, an absent content empty,
+    /// an assistant's calls and the tools' results in the generic format (a result becomes a
+    /// user turn naming the function and the call). Refuses an empty conversation, a part other
+    /// than text, an empty role, arguments that are not JSON, and a tool message answering no
+    /// earlier call.
     pub fn conversation(&self) -> Result<Vec<ChatMessage>, WireError> {
         if self.messages.is_empty() {
             return Err(WireError::new("messages must not be empty.", "messages"));
         }
-        self.messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let content = match &m.content {
-                    None => String::new(),
-                    Some(Content::Text(t)) => t.clone(),
-                    Some(Content::Parts(parts)) => {
-                        let mut text = String::new();
-                        for part in parts {
-                            match (part.kind.as_str(), &part.text) {
-                                ("text", Some(t)) => text.push_str(t),
-                                _ => {
-                                    return Err(WireError::new(
-                                        format!(
-                                            "messages[{i}]: only text content parts are supported."
-                                        ),
-                                        "messages",
-                                    ));
-                                }
-                            }
-                        }
-                        text
-                    }
-                };
-                if m.role.is_empty() {
-                    return Err(WireError::new(
-                        format!("messages[{i}]: role must not be empty."),
-                        "messages",
-                    ));
+        let mut names: Vec<(String, String)> = Vec::new();
+        let mut out = Vec::with_capacity(self.messages.len());
+        for (i, m) in self.messages.iter().enumerate() {
+            let mut content = text_of(i, m.content.as_ref())?;
+            if m.role.is_empty() {
+                return Err(WireError::new(
+                    format!("messages[{i}]: role must not be empty."),
+                    "messages",
+                ));
+            }
+            let bad = |what: String| WireError::new(format!("messages[{i}]: {what}"), "messages");
+            if let Some(calls) = &m.tool_calls {
+                if m.role != "assistant" {
+                    return Err(bad("only an assistant message may carry tool_calls.".into()));
                 }
-                Ok(ChatMessage {
-                    role: m.role.clone(),
-                    content,
-                })
-            })
-            .collect()
+                for (j, c) in calls.iter().enumerate() {
+                    if c.kind.as_deref().is_some_and(|k| k != "function") {
+                        return Err(bad(format!("tool_calls[{j}].type must be \"function\".")));
+                    }
+                    let arguments: serde_json::Value = serde_json::from_str(&c.function.arguments)
+                        .map_err(|e| {
+                            bad(format!(
+                                "tool_calls[{j}].function.arguments is not JSON: {e}"
+                            ))
+                        })?;
+                    if !content.is_empty() {
+                        content.push('\n');
+                    }
+                    content.push_str(&render_call(&c.function.name, &arguments));
+                    if let Some(id) = &c.id {
+                        names.push((id.clone(), c.function.name.clone()));
+                    }
+                }
+            }
+            let role = if m.role == "tool" {
+                let id = m
+                    .tool_call_id
+                    .as_deref()
+                    .ok_or_else(|| bad("a tool message needs tool_call_id.".into()))?;
+                let name = names
+                    .iter()
+                    .rev()
+                    .find(|(c, _)| c == id)
+                    .map(|(_, n)| n.as_str())
+                    .ok_or_else(|| bad(format!("tool_call_id `{id}` answers no earlier call.")))?;
+                content = render_result(name, id, &content);
+                "user".to_owned()
+            } else {
+                m.role.clone()
+            };
+            out.push(ChatMessage { role, content });
+        }
+        Ok(out)
     }
+}
+
+/// A message's content as text: parts joined, absent content empty; refuses a part other
+/// than text.
+fn text_of(i: usize, content: Option<&Content>) -> Result<String, WireError> {
+    Ok(match content {
+        None => String::new(),
+        Some(Content::Text(t)) => t.clone(),
+        Some(Content::Parts(parts)) => {
+            let mut text = String::new();
+            for part in parts {
+                match (part.kind.as_str(), &part.text) {
+                    ("text", Some(t)) => text.push_str(t),
+                    _ => {
+                        return Err(WireError::new(
+                            format!("messages[{i}]: only text content parts are supported."),
+                            "messages",
+                        ));
+                    }
+                }
+            }
+            text
+        }
+    })
 }
 
 impl EmbeddingRequest {

@@ -61,6 +61,7 @@ fn every_sampling_field_is_taken() {
             stop: vec!["\n".into()],
             repeat_penalty: 1.5,
             ignore_eos: true,
+            grammar: None,
         }
     );
     p.validate().unwrap();
@@ -99,16 +100,6 @@ fn what_sovereign_cannot_honour_is_refused_by_name() {
             json!({"logprobs": true}),
             "logprobs are not supported.",
             "logprobs",
-        ),
-        (
-            json!({"tools": [{"type": "function"}]}),
-            "Tool calls are not supported yet.",
-            "tools",
-        ),
-        (
-            json!({"response_format": {"type": "json_object"}}),
-            "Only the text response format is supported.",
-            "response_format",
         ),
         (
             json!({"stream_options": {"include_usage": true}}),
@@ -218,4 +209,155 @@ fn usage_adds_up_and_has_openai_field_names() {
         serde_json::to_value(usage).unwrap(),
         json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7})
     );
+}
+
+#[test]
+fn tools_and_response_formats_are_checked_by_name() {
+    let weather = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let req = |extra: Value| {
+        let mut body = json!({"model": "m", "messages": hi()});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        chat(body)
+    };
+    let f = req(json!({"tools": weather}))
+        .sampling
+        .functions()
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.choice, sov_infer::functions::Choice::Auto);
+    assert!(f.parallel);
+    let f = req(json!({"tools": weather, "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                       "parallel_tool_calls": false}))
+        .sampling
+        .functions()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        f.choice,
+        sov_infer::functions::Choice::Named("get_weather".into())
+    );
+    assert!(!f.parallel);
+    let cases = [
+        (
+            json!({"tool_choice": "auto"}),
+            "tool_choice is only allowed when tools are specified.",
+            "tool_choice",
+        ),
+        (json!({"tools": []}), "tools must not be empty.", "tools"),
+        (
+            json!({"tools": [{"type": "code", "function": {"name": "x"}}]}),
+            "tools[0].type must be \"function\".",
+            "tools",
+        ),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "a b"}}]}),
+            "tools[0].function.name must be 1 to 64 of a-z, A-Z, 0-9, _ and -.",
+            "tools",
+        ),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "x"}}, {"type": "function", "function": {"name": "x"}}]}),
+            "tools[1]: the function `x` is given twice.",
+            "tools",
+        ),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "x", "parameters": 3}}]}),
+            "tools[0].function.parameters must be a JSON schema object.",
+            "tools",
+        ),
+        (
+            json!({"tools": weather, "tool_choice": "always"}),
+            "tool_choice must be \"none\", \"auto\", \"required\" or a function, not \"always\".",
+            "tool_choice",
+        ),
+        (
+            json!({"tools": weather, "tool_choice": {"type": "function", "function": {"name": "nope"}}}),
+            "tool_choice names `nope`, which is not among the tools.",
+            "tool_choice",
+        ),
+    ];
+    for (extra, message, param) in cases {
+        let e = req(extra.clone()).sampling.functions().unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.param),
+            (message, Some(param)),
+            "{extra}"
+        );
+    }
+    let formats = [
+        (
+            json!({"response_format": {"type": "xml"}}),
+            "response_format.type must be \"text\", \"json_object\" or \"json_schema\".",
+        ),
+        (
+            json!({"response_format": {"type": "json_schema"}}),
+            "response_format.json_schema is required for type json_schema.",
+        ),
+        (
+            json!({"response_format": {"type": "json_schema", "json_schema": {"schema": {}}}}),
+            "response_format.json_schema.name must be 1 to 64 of a-z, A-Z, 0-9, _ and -.",
+        ),
+        (
+            json!({"response_format": {"type": "json_object"}, "tools": weather}),
+            "response_format json_object or json_schema cannot be combined with tools.",
+        ),
+    ];
+    for (extra, message) in formats {
+        let e = req(extra.clone()).sampling.format().unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.param),
+            (message, Some("response_format")),
+            "{extra}"
+        );
+    }
+    // A completion request takes neither.
+    let text: sov_openai::CompletionRequest =
+        serde_json::from_value(json!({"model": "m", "prompt": "x", "tools": weather})).unwrap();
+    assert_eq!(text.sampling.text_only().unwrap_err().param, Some("tools"));
+}
+
+#[test]
+fn earlier_calls_and_their_results_are_rendered_in_the_generic_format() {
+    let req = chat(json!({"model": "m", "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18 C, sunny"}
+    ]}));
+    let c = req.conversation().unwrap();
+    assert_eq!(c[1].role, "assistant");
+    assert_eq!(
+        c[1].content,
+        r#"<tool_call>{"name": "get_weather", "arguments": {"city":"Paris"}}</tool_call>"#
+    );
+    assert_eq!(c[2].role, "user");
+    assert_eq!(
+        c[2].content,
+        "Result of get_weather (call call_1): 18 C, sunny"
+    );
+    let bad = [
+        (
+            json!({"role": "tool", "tool_call_id": "nope", "content": "x"}),
+            "answers no earlier call",
+        ),
+        (
+            json!({"role": "tool", "content": "x"}),
+            "needs tool_call_id",
+        ),
+        (
+            json!({"role": "user", "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}),
+            "only an assistant",
+        ),
+        (
+            json!({"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}),
+            "is not JSON",
+        ),
+    ];
+    for (m, says) in bad {
+        let req = chat(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, m]}));
+        let e = req.conversation().unwrap_err();
+        assert!(e.message.contains(says), "{}", e.message);
+    }
 }

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use sov_engine::{Event, FinishReason};
+use sov_infer::functions::parse_calls;
 use sov_kernel::{ChatCall, CompleteCall, Exchange, Reply};
 use sov_openai::{ChatRequest, CompletionRequest, Usage};
 
@@ -33,10 +34,17 @@ pub async fn chat(
         messages: req.conversation()?,
         stream: req.sampling.stream,
         fit: false,
+        functions: req.sampling.functions()?,
+        format: req.sampling.format()?,
     };
+    let calls = call
+        .functions
+        .as_ref()
+        .is_some_and(|f| f.choice != sov_infer::functions::Choice::None);
     let mut ex = door.take()?;
     let reply = state.kernel().chat(&mut ex, call).await;
-    let meta = Meta::new(Kind::Chat, req.model);
+    let mut meta = Meta::new(Kind::Chat, req.model);
+    meta.calls = calls;
     respond(
         door,
         ex,
@@ -53,6 +61,7 @@ pub async fn text(
     door: Door,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
+    req.sampling.text_only()?;
     let call = CompleteCall {
         model: req.model.clone(),
         prompts: req.prompt.clone().into_vec(),
@@ -99,6 +108,7 @@ async fn respond(
             ApiError::audit_unavailable()
         })?;
         let producer = Streamed {
+            held: meta.calls.then(Held::default),
             meta,
             reply,
             include_usage,
@@ -133,6 +143,8 @@ struct Meta {
     /// Sovereign's additions for a specialist's or the router's answer: `citations` and
     /// `sov_route`, at the top level of the response (and of a stream's first chunk).
     extra: serde_json::Map<String, Value>,
+    /// Functions were offered: an answer that is nothing but calls becomes `tool_calls`.
+    calls: bool,
 }
 
 /// The tool calls a specialist made, as the response shows them: the arguments as the exact
@@ -164,6 +176,7 @@ impl Meta {
             created: now(),
             model,
             extra: serde_json::Map::new(),
+            calls: false,
         }
     }
 
@@ -213,14 +226,28 @@ impl Meta {
     }
 
     fn whole(&self, text: &str, finish: FinishReason, usage: Usage) -> Value {
-        let value = match self.kind {
-            Kind::Chat => json!({
+        let cut = finish == FinishReason::Length;
+        let calls = if self.calls {
+            parse_calls(text, cut)
+        } else {
+            None
+        };
+        let value = match (self.kind, calls) {
+            (Kind::Chat, Some(calls)) => json!({
+                "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                             "tool_calls": calls.iter().map(|c| json!({"id": call_id(), "type": "function",
+                                 "function": {"name": c.name, "arguments": c.arguments}})).collect::<Vec<_>>()},
+                             "logprobs": null, "finish_reason": "tool_calls"}],
+                "usage": usage,
+            }),
+            (Kind::Chat, None) => json!({
                 "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                              "logprobs": null, "finish_reason": finish.as_str()}],
                 "usage": usage,
             }),
-            Kind::Text => json!({
+            (Kind::Text, _) => json!({
                 "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
                 "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish.as_str()}],
                 "usage": usage,
@@ -231,13 +258,17 @@ impl Meta {
 
     /// One streamed chunk. `delta` is the new text (or the role, for the first chat chunk).
     fn chunk(&self, delta: Delta<'_>, finish: Option<FinishReason>) -> Value {
-        let finish = finish.map(FinishReason::as_str);
+        self.chunk_as(delta, finish.map(FinishReason::as_str))
+    }
+
+    fn chunk_as(&self, delta: Delta<'_>, finish: Option<&str>) -> Value {
         match self.kind {
             Kind::Chat => {
                 let first = matches!(delta, Delta::Role);
                 let delta = match delta {
                     Delta::Role => json!({"role": "assistant", "content": ""}),
                     Delta::Text(t) => json!({"content": t}),
+                    Delta::Call(d) => json!({"tool_calls": [d]}),
                     Delta::None => json!({}),
                 };
                 let chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
@@ -247,7 +278,7 @@ impl Meta {
             Kind::Text => {
                 let text = match delta {
                     Delta::Text(t) => t,
-                    Delta::Role | Delta::None => "",
+                    Delta::Role | Delta::Call(_) | Delta::None => "",
                 };
                 json!({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
                        "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish}]})
@@ -268,7 +299,28 @@ impl Meta {
 enum Delta<'a> {
     Role,
     Text(&'a str),
+    /// One piece of a call, as OpenAI streams it: `{"index", "id", "type", "function": {"name",
+    /// "arguments": ""}}` first, then `{"index", "function": {"arguments"}}`.
+    Call(Value),
     None,
+}
+
+/// A streamed answer to a request that offered functions, held until it is known to be text
+/// (its first character is not `<`: then it streams as usual) or calls (then it is held to the
+/// end, parsed, and sent as tool-call deltas; calls that do not parse, cut by `max_tokens`, go
+/// out as text).
+#[derive(Default)]
+struct Held {
+    text: String,
+    /// `Some(true)`: calls; `Some(false)`: text.
+    calls: Option<bool>,
+}
+
+/// A new tool call id.
+fn call_id() -> String {
+    let mut bytes = [0u8; 12];
+    let _ = getrandom::fill(&mut bytes);
+    format!("call_{}", hex::encode(bytes))
 }
 
 enum Phase {
@@ -283,6 +335,60 @@ struct Streamed {
     reply: Reply,
     include_usage: bool,
     phase: Phase,
+    held: Option<Held>,
+}
+
+impl Streamed {
+    /// The events for new text `t`: at once, or held (see [`Held`]).
+    fn text(&mut self, t: &str) -> Vec<String> {
+        let Some(held) = &mut self.held else {
+            return vec![self.meta.chunk(Delta::Text(t), None).to_string()];
+        };
+        if held.calls == Some(false) {
+            return vec![self.meta.chunk(Delta::Text(t), None).to_string()];
+        }
+        held.text.push_str(t);
+        if held.calls.is_none() {
+            match held.text.trim_start().chars().next() {
+                None => return Vec::new(),
+                Some('<') => held.calls = Some(true),
+                Some(_) => {
+                    held.calls = Some(false);
+                    let text = std::mem::take(&mut held.text);
+                    return vec![self.meta.chunk(Delta::Text(&text), None).to_string()];
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// The events that end a stream whose engine said `finish`.
+    fn end(&mut self, finish: FinishReason) -> Vec<String> {
+        let held = self.held.take().map(|h| h.text).unwrap_or_default();
+        if held.is_empty() {
+            return vec![self.meta.chunk(Delta::None, Some(finish)).to_string()];
+        }
+        let Some(calls) = parse_calls(&held, finish == FinishReason::Length) else {
+            return vec![
+                self.meta.chunk(Delta::Text(&held), None).to_string(),
+                self.meta.chunk(Delta::None, Some(finish)).to_string(),
+            ];
+        };
+        let mut out = Vec::new();
+        for (index, c) in calls.iter().enumerate() {
+            let head = json!({"index": index, "id": call_id(), "type": "function",
+                              "function": {"name": c.name, "arguments": ""}});
+            let args = json!({"index": index, "function": {"arguments": c.arguments}});
+            out.push(self.meta.chunk(Delta::Call(head), None).to_string());
+            out.push(self.meta.chunk(Delta::Call(args), None).to_string());
+        }
+        out.push(
+            self.meta
+                .chunk_as(Delta::None, Some("tool_calls"))
+                .to_string(),
+        );
+        out
+    }
 }
 
 impl sse::Step for Streamed {
@@ -297,18 +403,14 @@ impl sse::Step for Streamed {
                 Phase::Start | Phase::Running => match self.reply.next(ex).await {
                     Some(Event::Text(t)) => {
                         self.phase = Phase::Running;
-                        Next::Events(vec![self.meta.chunk(Delta::Text(&t), None).to_string()])
+                        Next::Events(self.text(&t))
                     }
                     Some(Event::Done {
                         finish_reason,
                         completion_tokens,
                     }) => {
                         self.phase = Phase::Finished;
-                        let mut out = vec![
-                            self.meta
-                                .chunk(Delta::None, Some(finish_reason))
-                                .to_string(),
-                        ];
+                        let mut out = self.end(finish_reason);
                         if self.include_usage {
                             let usage = Usage::new(self.reply.prompt_tokens(), completion_tokens);
                             out.push(self.meta.usage_chunk(usage).to_string());

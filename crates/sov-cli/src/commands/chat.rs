@@ -149,6 +149,8 @@ impl Chat {
             // --max-tokens is the most an answer may take; near the end of the window the
             // answer takes what is left.
             fit: true,
+            functions: None,
+            format: Default::default(),
         };
         let mut reply = match self.kernel.chat(&mut ex, call).await {
             Ok(reply) => reply,
