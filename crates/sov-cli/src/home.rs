@@ -94,6 +94,16 @@ failed_auth_per_minute = 10
 # grow the record at the rate it is sent.
 unauthenticated_entries_per_minute = 600
 
+# Tools beyond the built-in calculator, units and dates, which every node has. A read-only SQL
+# database over an SQLite file (one SELECT per call; a file outside the home needs its folder
+# in [seal] read_only), called as the tool NAME by any principal allowed `use-tool` on it:
+# [[tools.sql]]
+# name = "ledger"
+# path = "/srv/ledger.db"
+# description = "Account balances, one row per account"
+# max_rows = 200
+# timeout_ms = 2000
+
 [seal]
 # The boundary: the one place a path out is opened. Change it with `sov seal open HOST:PORT
 # --purpose TEXT` and `sov seal close HOST:PORT` (recorded in the audit record); a change takes
