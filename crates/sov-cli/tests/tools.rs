@@ -134,6 +134,20 @@ fn a_calculator_specialist_answers_exactly_and_every_tool_call_is_receipted() {
             "Exact arithmetic: products, powers, divisions, percentages",
         ],
     );
+    sov(
+        &home,
+        &[
+            "specialist",
+            "add",
+            "clerk",
+            "--model",
+            "smollm2",
+            "--tools",
+            "calculator,units,dates",
+            "--description",
+            "Conversions and dates",
+        ],
+    );
     // A declared read-only database, made by Python's own sqlite3.
     let ledger = home.join("ledger.db");
     let made = Command::new(&python)
@@ -225,6 +239,20 @@ fn a_calculator_specialist_answers_exactly_and_every_tool_call_is_receipted() {
         "{stream}"
     );
     assert_eq!(stream["tool_calls"][0]["tool"], "calculator", "{stream}");
+
+    // A specialist with units and dates answers a plain conversion or calendar question with
+    // the tool, and anything else with its model.
+    let clerk = seen["clerk"].as_array().unwrap();
+    let said = |i: usize| clerk[i]["text"].as_str().unwrap();
+    assert_eq!(said(0), "12.5 miles = 20.1168 kilometres", "{clerk:?}");
+    assert_eq!(clerk[0]["tool_calls"][0]["tool"], "units");
+    assert_eq!(said(1), "2026-12-25 is a Friday", "{clerk:?}");
+    assert!(
+        said(2).contains("59 days, of which 42 business days"),
+        "{clerk:?}"
+    );
+    assert!(clerk[3]["tool_calls"].is_null(), "{clerk:?}");
+    assert!(!said(3).is_empty());
 
     // The tool endpoints.
     let listed: Vec<&str> = seen["list"]["body"]["data"]

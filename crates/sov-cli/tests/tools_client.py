@@ -17,16 +17,16 @@ token = os.environ["SOV_TEST_TOKEN"]
 client = openai.OpenAI(base_url=base, api_key=token, max_retries=0)
 
 
-def ask(question, stream=False):
+def ask(question, stream=False, model="calc"):
     if stream:
         chunks = list(client.chat.completions.create(
-            model="calc", temperature=0, max_tokens=48, stream=True,
+            model=model, temperature=0, max_tokens=48, stream=True,
             messages=[{"role": "user", "content": question}]))
         first = chunks[0].model_dump()
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         return {"text": text, "tool_calls": first.get("sov_tool_calls")}
     raw = client.chat.completions.with_raw_response.create(
-        model="calc", temperature=0, max_tokens=48,
+        model=model, temperature=0, max_tokens=48,
         messages=[{"role": "user", "content": question}])
     r = raw.parse()
     return {"text": r.choices[0].message.content, "model": r.model,
@@ -55,6 +55,9 @@ with open(questions) as f:
 out = {
     "asked": asked,
     "stream": ask("What is 3 to the power of 50?", stream=True),
+    "clerk": [ask(q, model="clerk") for q in [
+        "Convert 12.5 miles to kilometres.", "What weekday is 2026-12-25?",
+        "How many days are there between 2026-01-01 and 2026-03-01?", "What is the capital of France?"]],
     "list": direct("GET", "/tools"),
     "units": direct("POST", "/tools/units", {"value": "12.5", "from": "mi", "to": "km"}),
     "dates": direct("POST", "/tools/dates", {"op": "add_business_days", "date": "2026-12-04", "days": 1}),

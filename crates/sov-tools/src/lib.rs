@@ -5,6 +5,7 @@
 //! - [`units`]: `units`, conversion between units by exact factors.
 //! - [`dates`]: `dates`, calendar arithmetic: differences, additions, business days.
 //! - [`sql`]: a read-only query tool over an SQLite database the owner declares.
+//! - [`plain`]: a question one of these answers on its own, and the answer stated from it.
 //!
 //! A tool takes JSON arguments that match its [`ToolSpec::parameters`] schema and returns a
 //! JSON result, or a [`ToolError`] that says what was wrong; it never panics on its input,
@@ -15,6 +16,7 @@
 pub mod calc;
 pub mod dates;
 mod json;
+pub mod plain;
 pub mod sql;
 pub mod units;
 
