@@ -400,35 +400,44 @@ impl sse::Step for Streamed {
                     self.phase = Phase::Running;
                     Next::Events(vec![self.meta.chunk(Delta::Role, None).to_string()])
                 }
-                Phase::Start | Phase::Running => match self.reply.next(ex).await {
-                    Some(Event::Text(t)) => {
-                        self.phase = Phase::Running;
-                        Next::Events(self.text(&t))
-                    }
-                    Some(Event::Done {
-                        finish_reason,
-                        completion_tokens,
-                    }) => {
-                        self.phase = Phase::Finished;
-                        let mut out = self.end(finish_reason);
-                        if self.include_usage {
-                            let usage = Usage::new(self.reply.prompt_tokens(), completion_tokens);
-                            out.push(self.meta.usage_chunk(usage).to_string());
+                Phase::Start | Phase::Running => loop {
+                    let next = match self.reply.next(ex).await {
+                        Some(Event::Text(t)) => {
+                            self.phase = Phase::Running;
+                            let events = self.text(&t);
+                            // Held (an answer that may be calls): nothing to send yet.
+                            if events.is_empty() {
+                                continue;
+                            }
+                            Next::Events(events)
                         }
-                        out.push("[DONE]".to_owned());
-                        Next::Last(out)
-                    }
-                    Some(Event::Failed(reason)) => {
-                        // Logged with its detail; the client gets a generic error event.
-                        let _ = ApiError::internal(&reason);
-                        self.phase = Phase::Finished;
-                        Next::Last(vec![json!({"error": {"message": "The server failed during generation; the details are in its log.",
+                        Some(Event::Done {
+                            finish_reason,
+                            completion_tokens,
+                        }) => {
+                            self.phase = Phase::Finished;
+                            let mut out = self.end(finish_reason);
+                            if self.include_usage {
+                                let usage =
+                                    Usage::new(self.reply.prompt_tokens(), completion_tokens);
+                                out.push(self.meta.usage_chunk(usage).to_string());
+                            }
+                            out.push("[DONE]".to_owned());
+                            Next::Last(out)
+                        }
+                        Some(Event::Failed(reason)) => {
+                            // Logged with its detail; the client gets a generic error event.
+                            let _ = ApiError::internal(&reason);
+                            self.phase = Phase::Finished;
+                            Next::Last(vec![json!({"error": {"message": "The server failed during generation; the details are in its log.",
                             "type": "server_error", "param": null, "code": null}}).to_string()])
-                    }
-                    None => {
-                        self.phase = Phase::Finished;
-                        Next::Last(Vec::new())
-                    }
+                        }
+                        None => {
+                            self.phase = Phase::Finished;
+                            Next::Last(Vec::new())
+                        }
+                    };
+                    break next;
                 },
             }
         })
