@@ -86,6 +86,22 @@ fn entries(home: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Runs a Python client script with `args` and `env`; the one JSON object it prints.
+fn client(python: &Path, script: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The salted commitment an entry carries (sov-audit-core's `commitment`), recomputed here.
 fn commitment(label: &str, salt: &[u8], data: &[u8]) -> String {
     let mut h = Sha256::new();
@@ -187,21 +203,13 @@ fn a_calculator_specialist_answers_exactly_and_every_tool_call_is_receipted() {
     let (server, base) = start(&home);
     let questions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../eval/tools/arithmetic.jsonl");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools_client.py");
-    let out = Command::new(&python)
-        .arg(script)
-        .arg(&base)
-        .arg(&questions)
-        .env("SOV_TEST_TOKEN", &ana)
-        .env("SOV_TEST_SERVICE", &billing)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let questions = questions.to_str().unwrap();
+    let env = [
+        ("SOV_TEST_TOKEN", ana.as_str()),
+        ("SOV_TEST_SERVICE", &billing),
+    ];
+    let seen = client(&python, &script, &[&base, questions], &env);
     drop(server);
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
 
     // At least 38 of the 40 answers (95%) state the exact result; each has its calculator step.
     let asked = seen["asked"].as_array().unwrap();
@@ -473,20 +481,13 @@ fn function_calling_and_structured_output_work_through_the_openai_client_and_lan
     let ana = sov(&home, &["token", "issue", "ana"]).trim().to_owned();
     let (server, base) = start(&home);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions_client.py");
-    let out = Command::new(&python)
-        .arg(script)
-        .arg(&base)
-        .arg("smollm2")
-        .env("SOV_TEST_TOKEN", &ana)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let seen = client(
+        &python,
+        &script,
+        &[&base, "smollm2"],
+        &[("SOV_TEST_TOKEN", &ana)],
     );
     drop(server);
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
 
     // Forced calls: always one call of an offered function whose arguments match its schema
     // (the client validated them), whole and streamed alike.

@@ -85,6 +85,15 @@ pub enum Format {
     },
 }
 
+/// Whether `name` is a function name OpenAI accepts: 1 to 64 of `a-z A-Z 0-9 _ -` (for the
+/// functions a request offers and the tools a node installs alike).
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A call read out of an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {

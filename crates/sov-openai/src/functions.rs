@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 use serde_json::Value;
-use sov_infer::functions::{Choice, Format, Function, Functions};
+use sov_infer::functions::{Choice, Format, Function, Functions, valid_name};
 
 use crate::WireError;
 
@@ -63,14 +63,6 @@ pub struct WireCallFunction {
     /// The arguments as JSON text.
     #[serde(default)]
     pub arguments: String,
-}
-
-/// Whether `name` is a function name OpenAI accepts: 1 to 64 of `a-z A-Z 0-9 _ -`.
-pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The functions offered by `tools`, `tool_choice` and `parallel_tool_calls`; `None` without

@@ -118,10 +118,4 @@ impl Toolbox {
     }
 }
 
-/// A name OpenAI's function calling accepts: 1 to 64 of `a-z A-Z 0-9 _ -`.
-pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+pub use sov_infer::functions::valid_name;
