@@ -59,6 +59,33 @@ ensure_build_deps() {
     drop_stale_llama_builds
 }
 
+# Node.js and npm from Debian, when missing.
+ensure_node() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        say "installing Node.js and npm"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+    fi
+}
+
+# The npm package $1 at version $2, installed once into the cache (npm's own cache beside it);
+# prints the package's folder.
+ensure_npm_package() {
+    local name="$1" version="$2"
+    local prefix="$SOV_CACHE/npm/$name@$version"
+    local dir="$prefix/node_modules/$name"
+    if [ "$(node -p "require('$dir/package.json').version" 2>/dev/null)" != "$version" ]; then
+        ensure_node
+        say "installing $name@$version from npm into $prefix"
+        mkdir -p "$prefix"
+        npm install --prefix "$prefix" --cache "$SOV_CACHE/npm/cache" --no-audit --no-fund \
+            --loglevel=error "$name@$version" >&2
+    fi
+    printf '%s\n' "$dir"
+}
+
 # llama-cpp-sys-2 configures llama.cpp with CMake once per build directory and skips the
 # configuration afterwards ("already configured"), and its build script does not run again when
 # CFLAGS or CXXFLAGS change, so a change of LLAMA_LIB_PROFILE or CXXFLAGS in .cargo/config.toml

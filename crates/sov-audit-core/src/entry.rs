@@ -98,13 +98,16 @@ pub enum Kind {
     /// 19: a tool call's receipt: the tool and its version, the caller, the decision that
     /// allowed it, commitments to its arguments (`input`) and its result (`output`).
     ToolCall,
+    /// 20: a tool server started (or refused) with the node: its executable's SHA-256, its
+    /// confinement, and the SHA-256 of the tool list it offered (a changed list is visible).
+    ToolServer,
     /// Any other non-zero code: written by a newer version, kept as is.
     Other(u16),
 }
 
 impl Kind {
     /// The kinds this version knows, in code order.
-    pub const KNOWN: [Kind; 19] = [
+    pub const KNOWN: [Kind; 20] = [
         Kind::ServerStart,
         Kind::ServerStop,
         Kind::ModelImport,
@@ -124,6 +127,7 @@ impl Kind {
         Kind::Route,
         Kind::Retrieval,
         Kind::ToolCall,
+        Kind::ToolServer,
     ];
 
     /// The kind's code in the format.
@@ -148,6 +152,7 @@ impl Kind {
             Kind::Route => 17,
             Kind::Retrieval => 18,
             Kind::ToolCall => 19,
+            Kind::ToolServer => 20,
             Kind::Other(code) => code,
         }
     }
@@ -187,6 +192,7 @@ impl Kind {
             Kind::Route => "route",
             Kind::Retrieval => "retrieval",
             Kind::ToolCall => "tool.call",
+            Kind::ToolServer => "tool.server",
             Kind::Other(code) => return format!("kind.{code}"),
         };
         known.to_owned()
@@ -899,6 +905,7 @@ mod tests {
             (17, "route"),
             (18, "retrieval"),
             (19, "tool.call"),
+            (20, "tool.server"),
         ];
         let known: Vec<(u16, String)> = Kind::KNOWN.iter().map(|k| (k.code(), k.name())).collect();
         let expected: Vec<(u16, String)> = expected
@@ -909,8 +916,9 @@ mod tests {
         assert_eq!(Kind::from_code(16), Some(Kind::SpecialistChange));
         // The first code after the known ones is still kept, as `Other`.
         assert_eq!(Kind::from_code(19), Some(Kind::ToolCall));
-        assert_eq!(Kind::from_code(20), Some(Kind::Other(20)));
-        assert_eq!(Kind::Other(20).name(), "kind.20");
+        assert_eq!(Kind::from_code(20), Some(Kind::ToolServer));
+        assert_eq!(Kind::from_code(21), Some(Kind::Other(21)));
+        assert_eq!(Kind::Other(21).name(), "kind.21");
     }
 
     #[test]

@@ -103,6 +103,22 @@ unauthenticated_entries_per_minute = 600
 # description = "Account balances, one row per account"
 # max_rows = 200
 # timeout_ms = 2000
+#
+# An MCP tool server (stdio), started by `sov serve` in a sandbox of its own (no network; reads
+# only the system's program folders, its executable and read_only; writes only its folder
+# mcp/NAME/ in the home and read_write; seccomp; a cleared environment but for env). Its tools
+# are NAME__TOOL, for any principal allowed `use-tool` on them. It runs only if its executable's
+# SHA-256 is sha256; tools_sha256, when set, pins the tool list `sov serve` prints.
+# [[tools.mcp]]
+# name = "time"
+# command = "/opt/mcp/venv/bin/mcp-server-time"
+# args = []
+# sha256 = "<sha256sum of the command>"
+# read_only = ["/opt/mcp/venv"]
+# read_write = []
+# env = {}
+# timeout_ms = 5000
+# tools_sha256 = ""
 
 [seal]
 # The boundary: the one place a path out is opened. Change it with `sov seal open HOST:PORT
@@ -144,6 +160,8 @@ pub struct Config {
 pub struct ToolsSection {
     /// `[[tools.sql]]`: read-only SQL over an SQLite database.
     pub sql: Vec<SqlToolSection>,
+    /// `[[tools.mcp]]`: an MCP tool server, started by `sov serve` in a sandbox of its own.
+    pub mcp: Vec<sov_mcp::Declared>,
 }
 
 /// One `[[tools.sql]]` database.

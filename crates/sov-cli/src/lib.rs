@@ -17,6 +17,15 @@ use clap::Parser;
 
 /// Runs `sov` with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
+    // The seal's launcher (`sov __sandbox SPEC`, started by the server for a tool server): it
+    // must run while the process has one thread, before anything else.
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|a| a == sov_seal::launch::SUBCOMMAND)
+    {
+        return launch(args.next());
+    }
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
     match commands::run(cli) {
@@ -37,6 +46,19 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the seal's launcher: it returns only when the program could not be started.
+fn launch(spec: Option<std::ffi::OsString>) -> ExitCode {
+    let err = match spec.as_deref().and_then(|s| s.to_str()) {
+        None => sov_seal::launch::LaunchError("the sandbox's description is missing".into()),
+        Some(spec) => match sov_seal::launch::Sandbox::from_arg(spec) {
+            Ok(sandbox) => sandbox.exec(),
+            Err(e) => e,
+        },
+    };
+    let _ = writeln!(std::io::stderr(), "sov sandbox: {err}");
+    ExitCode::from(126)
 }
 
 fn init_logging(verbose: u8) {

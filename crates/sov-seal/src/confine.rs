@@ -292,16 +292,31 @@ fn landlock(rules: &Rules) -> Result<(bool, String), String> {
         .map_err(|e| err(&e))?
         .create()
         .map_err(|e| err(&e))?;
+    // A root may be a single file (a launched tool server's executable, /dev/null): it gets
+    // the file rights of its kind, since directory rights on a file are not enforceable.
+    let file_only = |root: &PathBuf, access: landlock::BitFlags<AccessFs>| {
+        if root.is_dir() {
+            access
+        } else {
+            access & AccessFs::from_file(abi)
+        }
+    };
     for root in &rules.read_write {
         let fd = PathFd::new(root).map_err(|e| format!("{}: {e}", root.display()))?;
         created = created
-            .add_rule(PathBeneath::new(fd, AccessFs::from_all(abi)))
+            .add_rule(PathBeneath::new(
+                fd,
+                file_only(root, AccessFs::from_all(abi)),
+            ))
             .map_err(|e| err(&e))?;
     }
     for root in &rules.read_only {
         let fd = PathFd::new(root).map_err(|e| format!("{}: {e}", root.display()))?;
         created = created
-            .add_rule(PathBeneath::new(fd, AccessFs::from_read(abi)))
+            .add_rule(PathBeneath::new(
+                fd,
+                file_only(root, AccessFs::from_read(abi)),
+            ))
             .map_err(|e| err(&e))?;
     }
     for port in &rules.connect_ports {

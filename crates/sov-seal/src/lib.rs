@@ -16,6 +16,7 @@
 
 pub mod confine;
 pub mod declare;
+pub mod launch;
 pub mod private_file;
 pub mod probe;
 pub mod report;

@@ -48,6 +48,21 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
         sov_keys::LogKey::init_or_load(&home.keys_dir())
             .context("failed to create the audit log's key")?;
     }
+    // The declared tool servers start before the seal, each through the seal's launcher in a
+    // sandbox of its own (once sealed, this process may not execute the launcher).
+    let tool_servers = match super::tools::start_mcp(home, &config) {
+        Ok(started) => started,
+        Err(e) => {
+            refuse_start(
+                home,
+                &config,
+                &format!("mcp:{}", e.server),
+                &e.reason,
+                Kind::ToolServer,
+            )?;
+            bail!("sov serve did not start: {e} (see [[tools.mcp]] in sov.toml)");
+        }
+    };
     // The seal goes on while the process has one thread: after the listener, before the audit
     // writer, the engine and the async runtime start theirs.
     let stored = plan.confine(&listener)?.probe().store()?;
@@ -93,6 +108,7 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
             &log,
             (guard, node, Access::new(limits)),
             seal,
+            tool_servers,
         )
     });
     // Changes made while the server stopped are recorded before the record closes.
@@ -118,6 +134,7 @@ fn serve(
     log: &AuditLog,
     (guard, node, access): (Guard, String, Access),
     seal: sov_server::SealView,
+    tool_servers: Vec<sov_mcp::Started>,
 ) -> Result<()> {
     let listen = listener
         .local_addr()
@@ -126,7 +143,14 @@ fn serve(
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let (loaded, library) = library::load_served(home, config, store, owner, names, log, &runtime)?;
+    let mcp_tools = runtime.block_on(super::tools::connect_mcp(home, tool_servers, log))?;
+    let (loaded, mut library) =
+        library::load_served(home, config, store, owner, names, log, &runtime)?;
+    for tool in mcp_tools {
+        if let Err(e) = library.tools.add(tool) {
+            bail!("sov serve did not start: [[tools.mcp]]: {e}");
+        }
+    }
     let specialists: Vec<String> = library.specialists.keys().cloned().collect();
     let models = loaded.into_iter().map(|(n, l)| (n, l.model)).collect();
     let server_config = config
@@ -224,19 +248,29 @@ fn seal_plan(
         }
         Err(refused) => refused,
     };
-    let log = record::open(home, config)?;
-    let recorded = record::append(
-        &log,
-        Kind::ServerStart,
+    refuse_start(
+        home,
+        config,
         &format!("http://{listen}/v1"),
-        Outcome::Denied,
         &refused.reason,
-        None,
-        vec![],
-    );
+        Kind::ServerStart,
+    )?;
+    bail!("sov serve did not start: {refused} (see [seal] in sov.toml)");
+}
+
+/// Records a start refused before the record is open (an entry of `kind` on `resource`).
+fn refuse_start(
+    home: &Home,
+    config: &Config,
+    resource: &str,
+    reason: &str,
+    kind: Kind,
+) -> Result<()> {
+    let log = record::open(home, config)?;
+    let recorded = record::append(&log, kind, resource, Outcome::Denied, reason, None, vec![]);
     log.close().context("failed to close the audit record")?;
     recorded?;
-    bail!("sov serve did not start: {refused} (see [seal] in sov.toml)");
+    Ok(())
 }
 
 /// Records the seal attestation, says how the seal stands, and with `--require-seal` refuses
