@@ -341,6 +341,10 @@ pub struct SpecialistAddArgs {
     /// The tools it may call (comma-separated).
     #[arg(long, value_name = "T", value_delimiter = ',')]
     pub tools: Vec<String>,
+    /// How its model is offered the tools for a question they do not answer on their own:
+    /// `auto` (it may call them) or `required` (its first answer must call one).
+    #[arg(long = "tool-choice", value_name = "CHOICE", value_parser = ["auto", "required"], default_value = "auto")]
+    pub tool_choice: String,
     /// A LoRA adapter (GGUF) for the base model.
     #[arg(long, value_name = "FILE.gguf")]
     pub adapter: Option<PathBuf>,

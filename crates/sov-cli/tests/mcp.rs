@@ -152,6 +152,37 @@ fn registry_servers_run_sealed_and_every_call_is_receipted() {
         ),
     );
     let ana = token(&home);
+    // A specialist may be given a server's tools: `specialist add` starts the servers in their
+    // sandboxes to check the names.
+    let refused = run(
+        &home,
+        &[
+            "specialist",
+            "add",
+            "clock",
+            "--model",
+            "smollm2",
+            "--tools",
+            "time__no_such_tool",
+        ],
+    );
+    assert!(!refused.status.success());
+    sov(
+        &home,
+        &[
+            "specialist",
+            "add",
+            "clock",
+            "--model",
+            "smollm2",
+            "--tools",
+            "time__get_current_time",
+            "--tool-choice",
+            "required",
+            "--description",
+            "Tells the time",
+        ],
+    );
     let (server, base, printed) = start(&home);
     for name in ["time", "files", "probe"] {
         assert!(
@@ -304,6 +335,27 @@ fn registry_servers_run_sealed_and_every_call_is_receipted() {
     assert_eq!(text_of(&body), "HOME,LANG,PATH,PROBE_FLAG,TMPDIR", "{body}");
     let (_, body) = call(&base, &ana, "probe__where", json!({}));
     assert_eq!(Path::new(&text_of(&body)), home.join("mcp/probe"), "{body}");
+
+    // The specialist's tool loop calls the server's tool (made to), and states its result.
+    let answer: Value = reqwest::blocking::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth(&ana)
+        .json(&json!({"model": "clock", "temperature": 0, "max_tokens": 48,
+                      "messages": [{"role": "user", "content": "What time is it in Tokyo right now?"}]}))
+        .timeout(Duration::from_secs(120))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let content = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("Tool results: time__get_current_time"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["sov_tool_calls"][0]["tool"], "time__get_current_time",
+        "{answer}"
+    );
     drop(server);
 
     // Each start is recorded with the executable's and the tool list's SHA-256 (the one
@@ -328,7 +380,17 @@ fn registry_servers_run_sealed_and_every_call_is_receipted() {
             e["kind"] == "tool.call" && e["resource"].as_str().unwrap().starts_with("Tool::")
         })
         .collect();
-    assert_eq!(receipts.len(), 14, "{receipts:?}");
+    let direct = receipts
+        .iter()
+        .filter(|e| e["attrs"]["round"] == "0")
+        .count();
+    assert_eq!(direct, 14, "{receipts:?}");
+    assert!(
+        receipts
+            .iter()
+            .any(|e| e["attrs"]["round"] == "1" && e["attrs"]["tool"] == "time__get_current_time"),
+        "{receipts:?}"
+    );
     let denied_reads = receipts
         .iter()
         .filter(|e| e["attrs"]["tool"] == "files__read_text_file" && e["outcome"] == "error")
@@ -359,11 +421,16 @@ fn registry_servers_run_sealed_and_every_call_is_receipted() {
         "{again:?}"
     );
     let config = std::fs::read_to_string(home.join("sov.toml")).unwrap();
+    // (The block itself, not the commented example `sov init` writes.)
     let pinned = config.replacen(
-        "name = \"time\"",
-        &format!("name = \"time\"\ntools_sha256 = \"{}\"", "0".repeat(64)),
+        "[[tools.mcp]]\nname = \"time\"",
+        &format!(
+            "[[tools.mcp]]\nname = \"time\"\ntools_sha256 = \"{}\"",
+            "0".repeat(64)
+        ),
         1,
     );
+    assert_ne!(pinned, config);
     std::fs::write(home.join("sov.toml"), pinned).unwrap();
     let out = run(&home, &["serve", "--listen", "127.0.0.1:0"]);
     assert!(!out.status.success());

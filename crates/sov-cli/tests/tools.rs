@@ -552,3 +552,100 @@ fn function_calling_and_structured_output_work_through_the_openai_client_and_lan
             .any(|e| e["attrs"]["response_format"] == "json_schema:city")
     );
 }
+
+#[test]
+fn a_specialist_made_to_use_its_tools_runs_the_tool_loop_and_states_each_result() {
+    let (_dir, home) = home_with_starter();
+    // `required` needs tools.
+    let out = run(
+        &home,
+        &[
+            "specialist",
+            "add",
+            "x",
+            "--model",
+            "smollm2",
+            "--tool-choice",
+            "required",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs at least one tool"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sov(
+        &home,
+        &[
+            "specialist",
+            "add",
+            "counter",
+            "--model",
+            "smollm2",
+            "--tools",
+            "calculator",
+            "--tool-choice",
+            "required",
+            "--description",
+            "Counts stock",
+        ],
+    );
+    sov(&home, &["principal", "add", "ana", "--role", "analyst"]);
+    let ana = sov(&home, &["token", "issue", "ana"]).trim().to_owned();
+    let (server, base) = start(&home);
+    // Not a plain computation (no operator): the model is asked, and must call the calculator.
+    let question = "A shop has 17 boxes with 24 pens in each box. How many pens are there in all?";
+    let body: Value = reqwest::blocking::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth(&ana)
+        .json(&serde_json::json!({
+            "model": "counter",
+            "temperature": 0,
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": question}],
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    drop(server);
+    let content = body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    let calls = body["sov_tool_calls"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tool calls: {body}"));
+    assert!(!calls.is_empty(), "{body}");
+    assert!(content.contains("Tool results: "), "{content}");
+    for call in calls {
+        assert_eq!(call["tool"], "calculator", "{call}");
+        // The grammar made arguments that match the schema; whatever the model asked, the
+        // answer states the calculator's result as computed.
+        let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+        assert!(args["expression"].is_string(), "{call}");
+        match call["result"]["result"].as_str() {
+            Some(result) => assert!(content.contains(result), "{result} not in {content}"),
+            None => assert!(content.contains("could not be computed"), "{content}"),
+        }
+    }
+    let entries = entries(&home);
+    let receipts: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["kind"] == "tool.call" && e["principal"] == "ana")
+        .collect();
+    assert_eq!(receipts.len(), calls.len(), "{receipts:?}");
+    // `required`: one round of calls, then the answer in words.
+    assert!(
+        receipts.iter().all(|r| r["attrs"]["round"] == "1"),
+        "{receipts:?}"
+    );
+    let answer = entries
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "inference" && e["principal"] == "ana")
+        .unwrap();
+    assert_eq!(answer["attrs"]["answered_by"], "model+tools", "{answer}");
+    assert_eq!(answer["attrs"]["tool_choice"], "required", "{answer}");
+    assert_eq!(answer["attrs"]["tool_rounds"], "1", "{answer}");
+}

@@ -33,6 +33,7 @@ pub mod infer;
 pub mod knowledge;
 pub mod node;
 pub mod specialist;
+pub mod tool_loop;
 pub mod tools;
 
 use std::collections::BTreeMap;

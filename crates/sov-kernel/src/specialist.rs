@@ -51,6 +51,9 @@ pub struct ServedSpecialist {
     pub adapter: Option<Adapted>,
     /// The tools it may call, by name.
     pub tools: Vec<String>,
+    /// Whether its model's first answer must call one of them (the manifest's
+    /// `tool_choice = "required"`; otherwise it may: [`crate::tool_loop`]).
+    pub tools_required: bool,
 }
 
 /// A specialist's LoRA adapter, loaded with its base model.
@@ -206,6 +209,33 @@ impl Kernel {
             &retrieved.passages,
             &evidence,
         );
+        // Given tools, the model may call them (or must, first): the tool loop's answer.
+        if !spec.tools.is_empty()
+            && let Some(looped) = self
+                .tool_loop(
+                    ex,
+                    &permit,
+                    &base,
+                    &spec,
+                    grounded.messages.clone(),
+                    call.params.clone(),
+                )
+                .await?
+        {
+            if !looped.steps.is_empty() {
+                ex.attr("answered_by", "model+tools");
+            }
+            let grounding = Grounding {
+                specialist: name.to_owned(),
+                citations: grounded.citations.clone(),
+                route,
+                tool_steps: looped.steps,
+                grounded,
+            };
+            let mut reply = Reply::new(sov_engine::Generation::finished(looped.answer));
+            reply.ground(Arc::new(grounding));
+            return Ok(reply);
+        }
         let messages = grounded.messages.clone();
         let backend = base.backend.clone();
         let prompt = tokio::task::spawn_blocking(move || backend.chat_prompt(&messages))

@@ -51,7 +51,7 @@ pub use adapter::check_adapter;
 pub use error::SpecialistError;
 pub use manifest::{
     Adapter, BaseModel, DEFAULT_INSTRUCTIONS, DEFAULT_INSTRUCTIONS_WITHOUT_CORPORA,
-    MANIFEST_DOMAIN, MANIFEST_FORMAT, Manifest,
+    MANIFEST_DOMAIN, MANIFEST_FORMAT, Manifest, ToolChoice,
 };
 pub use rules::{
     EMBEDDING_ARCHITECTURES, MAX_CORPORA, MAX_DESCRIPTION_CHARS, MAX_INSTRUCTIONS_BYTES, MAX_TOOLS,

@@ -44,12 +44,43 @@ pub struct Manifest {
     pub instructions_sha256: String,
     /// The tools it may call, by name; each was installed when the specialist was added.
     pub tools: Vec<String>,
+    /// How its model is offered the tools (absent from the signed bytes when `auto`, so the
+    /// manifests signed before it existed verify unchanged).
+    #[serde(default, skip_serializing_if = "ToolChoice::is_auto")]
+    pub tool_choice: ToolChoice,
     /// A LoRA adapter applied over the base model, if any.
     pub adapter: Option<Adapter>,
     /// When it was added, RFC 3339 UTC.
     pub created_at: String,
     /// Key id of the owner who signed it.
     pub owner_key_id: String,
+}
+
+/// How a specialist's model is offered its tools, for a question its tools do not answer on
+/// their own.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolChoice {
+    /// It may call them, or answer in words.
+    #[default]
+    Auto,
+    /// Its first answer must call one of them (then it answers in words from the results).
+    Required,
+}
+
+impl ToolChoice {
+    /// Whether this is [`ToolChoice::Auto`].
+    pub fn is_auto(&self) -> bool {
+        *self == ToolChoice::Auto
+    }
+
+    /// `auto` or `required`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ToolChoice::Auto => "auto",
+            ToolChoice::Required => "required",
+        }
+    }
 }
 
 /// The base model of a specialist: a name in the model store and the SHA-256 of the file the

@@ -37,6 +37,8 @@ pub struct Spec<'a> {
     pub tools: Vec<String>,
     /// The tools installed on this node, which `tools` are checked against.
     pub installed_tools: Vec<String>,
+    /// How its model is offered the tools (`required` needs tools).
+    pub tool_choice: crate::ToolChoice,
     /// A LoRA adapter GGUF file to apply over the base model.
     pub adapter: Option<PathBuf>,
     /// Replace a specialist of the same name, if there is one (otherwise that is an error).
@@ -142,6 +144,12 @@ impl SpecialistStore {
             .unwrap_or_else(|| Manifest::default_instructions(&spec.corpora).to_owned());
         rules::check_instructions(&instructions)?;
         rules::check_tools(&spec.tools, &spec.installed_tools)?;
+        if spec.tool_choice == crate::ToolChoice::Required && spec.tools.is_empty() {
+            return Err(SpecialistError::InvalidField {
+                field: "tool_choice",
+                reason: "`required` needs at least one tool (--tools)".into(),
+            });
+        }
         let existing = self.read_signed(&spec.name)?.map(|s| s.manifest);
         if existing.is_some() && !spec.replace {
             return Err(SpecialistError::NameTaken {
@@ -172,6 +180,7 @@ impl SpecialistStore {
             instructions_sha256: sha256_hex(instructions.as_bytes()),
             instructions,
             tools: spec.tools.clone(),
+            tool_choice: spec.tool_choice,
             adapter,
             created_at: now_rfc3339()?,
             owner_key_id: signer.public().key_id,

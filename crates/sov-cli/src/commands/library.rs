@@ -260,6 +260,7 @@ fn specialists(
                 description_vector: None,
                 adapter,
                 tools: m.tools.clone(),
+                tools_required: m.tool_choice == sov_specialist::ToolChoice::Required,
             })
         })();
         match checked {

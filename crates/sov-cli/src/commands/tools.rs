@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use sov_kernel::Toolbox;
 use sov_tools::sql::SqlTool;
 
@@ -229,4 +229,23 @@ fn server_entry(home: &Home, server: &sov_mcp::Server, pid: u32) -> sov_kernel::
         entry = entry.attr("env", keys.join(","));
     }
     entry
+}
+
+/// The names of the tools the declared MCP servers offer now (`SERVER__TOOL`): each started in
+/// its sandbox, asked for its list, and stopped. Nothing is recorded: nothing is served.
+pub(crate) fn mcp_tool_names(home: &Home, config: &Config) -> Result<Vec<String>> {
+    let started = start_mcp(home, config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(async {
+        let mut names = Vec::new();
+        for s in started {
+            let server = s.connect().await?;
+            let (specs, _) = sov_mcp::specs(&server.declared.name, &server.tools);
+            names.extend(specs.into_iter().map(|(_, spec)| spec.name));
+        }
+        Ok(names)
+    })
 }

@@ -63,6 +63,7 @@ impl Fixture {
             instructions: None,
             tools: Vec::new(),
             installed_tools: Vec::new(),
+            tool_choice: Default::default(),
             adapter: None,
             replace: false,
         }

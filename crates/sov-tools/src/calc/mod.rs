@@ -141,6 +141,10 @@ fn render(tokens: &[Token]) -> String {
 #[cfg(test)]
 mod tests;
 
+/// The longest expression the calculator's schema offers a model (a constrained small model
+/// otherwise repeats a term until its token limit; the tool itself reads up to 4 KiB).
+pub const MAX_ARGUMENT_CHARS: usize = 200;
+
 /// The `calculator` tool: `{"expression": "...", "places": N}`.
 #[derive(Debug)]
 pub struct Calculator {
@@ -171,6 +175,7 @@ impl Calculator {
                     "properties": {
                         "expression": {
                             "type": "string",
+                            "maxLength": MAX_ARGUMENT_CHARS,
                             "description": "The expression, e.g. 98765432123 * 123456789 or 3^50"
                         },
                         "places": {

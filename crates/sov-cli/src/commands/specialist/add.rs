@@ -115,6 +115,11 @@ fn add(
         instructions,
         tools: args.tools.clone(),
         installed_tools: installed_tools(home)?,
+        tool_choice: if args.tool_choice == "required" {
+            sov_specialist::ToolChoice::Required
+        } else {
+            sov_specialist::ToolChoice::Auto
+        },
         adapter: args.adapter.clone(),
         replace: args.replace,
     };

@@ -22,10 +22,16 @@ pub(crate) fn corpus_exists(home: &Home, name: &str) -> bool {
     super::corpus::open_knowledge(home).is_ok_and(|store| store.contains(name))
 }
 
-/// The tools installed on this node (the built-in ones and those `sov.toml` declares), which
-/// a specialist's tools are checked against.
+/// The tools installed on this node (the built-in ones, the SQL databases `sov.toml` declares
+/// and the tools its MCP servers offer, each server started in its sandbox to list them),
+/// which a specialist's tools are checked against.
 pub(crate) fn installed_tools(home: &Home) -> Result<Vec<String>> {
-    Ok(crate::commands::tools::toolbox(home, &home.config()?)?.names())
+    let config = home.config()?;
+    let mut names = crate::commands::tools::toolbox(home, &config)?.names();
+    if !config.tools.mcp.is_empty() {
+        names.extend(crate::commands::tools::mcp_tool_names(home, &config)?);
+    }
+    Ok(names)
 }
 
 /// What a specialist.change entry says about a specialist: its base model and the digest the
