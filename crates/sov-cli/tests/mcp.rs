@@ -283,7 +283,13 @@ fn registry_servers_run_sealed_and_every_call_is_receipted() {
 
     // Its process: another network namespace, seccomp, no new privileges, a cleared
     // environment.
-    let started = server_entries(&home);
+    // (`sov audit tail` sees what the latest signed checkpoint covers: up to a second behind.)
+    let started = common::wait_for(&home, |all| {
+        all.iter().filter(|e| e["kind"] == "tool.server").count() == 3
+    })
+    .into_iter()
+    .filter(|e| e["kind"] == "tool.server")
+    .collect::<Vec<_>>();
     let files = started
         .iter()
         .find(|e| e["resource"] == "mcp:files")
@@ -342,7 +348,7 @@ fn registry_servers_run_sealed_and_every_call_is_receipted() {
         .bearer_auth(&ana)
         .json(&json!({"model": "clock", "temperature": 0, "max_tokens": 48,
                       "messages": [{"role": "user", "content": "What time is it in Tokyo right now?"}]}))
-        .timeout(Duration::from_secs(120))
+        .timeout(Duration::from_secs(300))
         .send()
         .unwrap()
         .json()

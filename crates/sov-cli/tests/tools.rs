@@ -1,90 +1,23 @@
 //! Tools from a fresh home, as the README shows them: a specialist with the calculator answers
 //! the eval's 40 arithmetic questions (eval/tools/arithmetic.jsonl) through the starter model and
 //! the official openai client; the tool endpoints are called directly (units, dates, a declared
-//! read-only SQL database, refusals); every call has a receipt in the record, whose commitment
+//! read-only SQL database, refusals); a specialist made to use its tools runs the tool loop;
+//! every call has a receipt in the record, whose commitment
 //! the caller can open and which the offline verifier proves. Needs SOV_TEST_MODEL and
 //! SOV_TEST_PYTHON (`bash scripts/test` sets them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{entries, env_path, home_with_starter, run, sov, start};
 
 use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-fn env_path(var: &str) -> PathBuf {
-    PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
-        panic!("{var} is not set: run the tests with `bash scripts/test`, which fetches the models")
-    }))
-}
-
-fn run(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sov"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("SOV_HOME")
-        .env("SOV_LOG", "error")
-        .output()
-        .unwrap()
-}
-
-fn sov(home: &Path, args: &[&str]) -> String {
-    let out = run(home, args);
-    assert!(
-        out.status.success(),
-        "sov {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(home: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
-        .arg("--home")
-        .arg(home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("SOV_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap());
-    let (mut seal, mut ready) = (String::new(), String::new());
-    lines.read_line(&mut seal).unwrap();
-    lines.read_line(&mut ready).unwrap();
-    assert!(ready.contains("http://"), "{seal}{ready}");
-    let base = ready.trim().rsplit(' ').next().unwrap().to_owned();
-    (Server(child), base)
-}
-
-fn entries(home: &Path) -> Vec<Value> {
-    sov(home, &["audit", "tail", "--json", "-n", "100000"])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 /// Runs a Python client script with `args` and `env`; the one JSON object it prints.
 fn client(python: &Path, script: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
@@ -111,25 +44,6 @@ fn commitment(label: &str, salt: &[u8], data: &[u8]) -> String {
     h.update(salt);
     h.update(data);
     hex::encode(h.finalize())
-}
-
-/// A fresh home with the starter model imported as `smollm2`.
-fn home_with_starter() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    sov(&home, &["init"]);
-    let starter = env_path("SOV_TEST_MODEL");
-    sov(
-        &home,
-        &[
-            "model",
-            "import",
-            starter.to_str().unwrap(),
-            "--name",
-            "smollm2",
-        ],
-    );
-    (dir, home)
 }
 
 #[test]
@@ -200,7 +114,7 @@ fn a_calculator_specialist_answers_exactly_and_every_tool_call_is_receipted() {
     let ana = sov(&home, &["token", "issue", "ana"]).trim().to_owned();
     let billing = sov(&home, &["token", "issue", "billing"]).trim().to_owned();
 
-    let (server, base) = start(&home);
+    let (server, base, _) = start(&home);
     let questions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../eval/tools/arithmetic.jsonl");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools_client.py");
     let questions = questions.to_str().unwrap();
@@ -373,28 +287,8 @@ fn a_calculator_specialist_answers_exactly_and_every_tool_call_is_receipted() {
     );
 
     // The record verifies offline, and the receipt is proved by the standalone verifier.
-    let export = dir.path().join("export");
-    let exported = sov(&home, &["audit", "export", export.to_str().unwrap()]);
-    let keys: String = exported
-        .lines()
-        .filter(|l| l.starts_with("  "))
-        .map(|l| format!("{}\n", l.trim()))
-        .collect();
-    let vkeys = dir.path().join("keys");
-    std::fs::write(&vkeys, keys).unwrap();
-    let verify = Path::new(env!("CARGO_BIN_EXE_sov")).with_file_name("sov-verify");
-    let verified = Command::new(&verify)
-        .arg("log")
-        .arg(&export)
-        .arg("--key")
-        .arg(&vkeys)
-        .output()
-        .unwrap();
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stderr)
-    );
+    let vkeys = common::verify_offline(&home, dir.path());
+    let verify = common::verifier();
     let index = receipt["index"].to_string();
     let proof = dir.path().join("receipt.tlog-proof");
     std::fs::write(&proof, run(&home, &["audit", "proof", &index]).stdout).unwrap();
@@ -479,7 +373,7 @@ fn function_calling_and_structured_output_work_through_the_openai_client_and_lan
     let (_dir, home) = home_with_starter();
     sov(&home, &["principal", "add", "ana", "--role", "analyst"]);
     let ana = sov(&home, &["token", "issue", "ana"]).trim().to_owned();
-    let (server, base) = start(&home);
+    let (server, base, _) = start(&home);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions_client.py");
     let seen = client(
         &python,
@@ -593,7 +487,7 @@ fn a_specialist_made_to_use_its_tools_runs_the_tool_loop_and_states_each_result(
     );
     sov(&home, &["principal", "add", "ana", "--role", "analyst"]);
     let ana = sov(&home, &["token", "issue", "ana"]).trim().to_owned();
-    let (server, base) = start(&home);
+    let (server, base, _) = start(&home);
     // Not a plain computation (no operator): the model is asked, and must call the calculator.
     let question = "A shop has 17 boxes with 24 pens in each box. How many pens are there in all?";
     let body: Value = reqwest::blocking::Client::new()
@@ -605,6 +499,8 @@ fn a_specialist_made_to_use_its_tools_runs_the_tool_loop_and_states_each_result(
             "max_tokens": 64,
             "messages": [{"role": "user", "content": question}],
         }))
+        // Two generations (the call, then the words), beside the other tests' load.
+        .timeout(std::time::Duration::from_secs(300))
         .send()
         .unwrap()
         .json()

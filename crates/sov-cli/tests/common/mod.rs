@@ -102,6 +102,22 @@ pub fn entries(home: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The record's entries once `until` holds for them (polled for up to 15 s: while `sov serve`
+/// runs, `sov audit tail` sees what its latest signed checkpoint covers, about a second behind).
+pub fn wait_for(home: &Path, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    for _ in 0..75 {
+        let all = entries(home);
+        if until(&all) {
+            return all;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!(
+        "the record never showed what was waited for: {:?}",
+        entries(home)
+    );
+}
+
 /// A fresh home in a temporary folder with the starter model imported as `smollm2`.
 pub fn home_with_starter() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
