@@ -486,20 +486,25 @@ fn constrain(
         ex.attr("response_format", format.describe());
     }
     if let Some(text) = instructions {
-        match messages.first_mut() {
-            Some(m) if m.role == "system" || m.role == "developer" => {
-                m.content = format!("{}\n\n{text}", m.content);
-            }
-            _ => messages.insert(
-                0,
-                ChatMessage {
-                    role: "system".into(),
-                    content: text,
-                },
-            ),
-        }
+        add_instructions(messages, text);
     }
     params.grammar = grammar;
+}
+
+/// Adds `text` to the conversation's system message (made first when it has none).
+pub(crate) fn add_instructions(messages: &mut Vec<ChatMessage>, text: String) {
+    match messages.first_mut() {
+        Some(m) if m.role == "system" || m.role == "developer" => {
+            m.content = format!("{}\n\n{text}", m.content);
+        }
+        _ => messages.insert(
+            0,
+            ChatMessage {
+                role: "system".into(),
+                content: text,
+            },
+        ),
+    }
 }
 
 /// An embedding model answers neither chat nor completions: refused, after the permit (so a

@@ -156,22 +156,13 @@ fn finish(
     ex.attr("tool_loop_completion_tokens", tokens);
     let mut answer = text.trim().to_owned();
     if !steps.is_empty() {
-        let stated: Vec<String> = steps.iter().map(statement).collect();
+        let stated: Vec<String> = steps
+            .iter()
+            .map(|s| sov_tools::plain::statement(&s.tool, &s.arguments, &s.result))
+            .collect();
         answer = format!("{answer}\n\nTool results: {}", stated.join("; "));
     }
     Looped { answer, steps }
-}
-
-/// A call's result in words: the built-in tools' own statements, otherwise the tool, its
-/// arguments and its result as JSON.
-pub(crate) fn statement(step: &ToolStep) -> String {
-    if matches!(step.tool.as_str(), "calculator" | "units" | "dates") {
-        return sov_tools::plain::statement(&step.tool, &step.arguments, &step.result);
-    }
-    match &step.result {
-        Ok(v) => format!("{} {}: {v}", step.tool, step.arguments),
-        Err(e) => format!("{} {} failed: {e}", step.tool, step.arguments),
-    }
 }
 
 /// One whole answer of the model to `messages`, offered `functions` (their instructions in
@@ -189,16 +180,7 @@ async fn ask(
     let mut params = params.clone();
     params.grammar = functions.and_then(Functions::grammar);
     if let Some(text) = functions.and_then(Functions::instructions) {
-        match messages.first_mut() {
-            Some(m) if m.role == "system" => m.content = format!("{}\n\n{text}", m.content),
-            _ => messages.insert(
-                0,
-                ChatMessage {
-                    role: "system".into(),
-                    content: text,
-                },
-            ),
-        }
+        crate::infer::add_instructions(&mut messages, text);
     }
     let backend = base.backend.clone();
     let prompt = tokio::task::spawn_blocking(move || backend.chat_prompt(&messages))

@@ -262,8 +262,16 @@ fn dates(all: &[String]) -> Option<Value> {
     }
 }
 
-/// The answer a plain question gets from its tool's result (or error).
+/// The answer a tool call gets from its result (or error): the built-in tools' own sentences,
+/// any other tool's name, arguments and result as JSON.
 pub fn statement(tool: &str, arguments: &Value, result: &Result<Value, String>) -> String {
+    // Any other tool (a declared database, an MCP server's): its name, arguments and result.
+    if !matches!(tool, "calculator" | "units" | "dates") {
+        return match result {
+            Ok(v) => format!("{tool} {arguments}: {v}"),
+            Err(e) => format!("{tool} {arguments} failed: {e}"),
+        };
+    }
     let arg = |k: &str| arguments.get(k).and_then(Value::as_str).unwrap_or("");
     let out = |k: &str| match result {
         Ok(v) => v
@@ -356,6 +364,15 @@ mod tests {
             .call(&p.arguments)
             .map_err(|e| e.to_string());
         Some(statement(p.tool, &p.arguments, &result))
+    }
+
+    #[test]
+    fn any_other_tool_is_stated_by_name_arguments_and_result() {
+        let args = serde_json::json!({"timezone": "UTC"});
+        let ok = statement("time__now", &args, &Ok(serde_json::json!({"t": 1})));
+        assert_eq!(ok, r#"time__now {"timezone":"UTC"}: {"t":1}"#);
+        let failed = statement("ledger", &args, &Err("no such table".into()));
+        assert_eq!(failed, r#"ledger {"timezone":"UTC"} failed: no such table"#);
     }
 
     #[test]
