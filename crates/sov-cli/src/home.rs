@@ -119,6 +119,16 @@ unauthenticated_entries_per_minute = 600
 # env = {}
 # timeout_ms = 5000
 # tools_sha256 = ""
+#
+# A remote MCP server (streamable HTTP), reached through the egress gate: its address and port
+# must be declared in [seal] outbound below, and every request to it is a recorded connection.
+# An IP address (no DNS lookup) and plain http for now (no TLS: use a link you control). A
+# bearer token, if the server wants one, is read from an owner-only file and never recorded.
+# [[tools.mcp]]
+# name = "records"
+# url = "http://10.0.0.9:3001/mcp"
+# bearer_token_file = "/etc/sovereign/records.token"
+# timeout_ms = 5000
 
 [seal]
 # The boundary: the one place a path out is opened. Change it with `sov seal open HOST:PORT

@@ -1,11 +1,14 @@
 //! MCP tool servers declared in `[[tools.mcp]]`, against real servers from the registries:
-//! `mcp-server-time` (PyPI) and `@modelcontextprotocol/server-filesystem` (npm), and a
-//! stdlib-only fixture (tests/mcp_misbehaving_server.py) that tries what its sandbox must
-//! refuse and misbehaves on request. Each server runs in the seal's launcher's sandbox: no
-//! network, no file outside the declared ones, a cleared environment, seccomp; every call is
-//! decided and receipted, and the record verifies offline. Needs SOV_TEST_MODEL,
-//! SOV_TEST_PYTHON (with mcp-server-time installed) and SOV_TEST_MCP_FILESYSTEM (the npm
-//! package's folder); `bash scripts/test` sets them.
+//! `mcp-server-time` (PyPI) and `@modelcontextprotocol/server-filesystem` (npm) over stdio,
+//! `@modelcontextprotocol/server-everything` (npm) over streamable HTTP, and stdlib-only
+//! fixtures (tests/mcp_misbehaving_server.py, tests/mcp_http_fixture.py) that try what their
+//! sandbox must refuse and misbehave on request. Each stdio server runs in the seal's
+//! launcher's sandbox: no network, no file outside the declared ones, a cleared environment,
+//! seccomp; a remote one is reached only at a destination declared in `[seal] outbound`, each
+//! request over a connection the egress gate recorded. Every call is decided and receipted,
+//! and the record verifies offline. Needs SOV_TEST_MODEL, SOV_TEST_PYTHON (with
+//! mcp-server-time installed), SOV_TEST_NODE, SOV_TEST_MCP_FILESYSTEM and
+//! SOV_TEST_MCP_EVERYTHING (the npm packages' folders); `bash scripts/test` sets them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -578,4 +581,270 @@ fn a_server_that_cannot_start_stops_the_start_and_is_recorded() {
     let refused = server_entries(&home);
     assert_eq!(refused.len(), 5, "{refused:?}");
     assert!(refused.iter().all(|e| e["outcome"] != "ok"), "{refused:?}");
+}
+
+/// A free port of 127.0.0.1 (free when asked; the server that takes it is started at once).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on `port` of 127.0.0.1.
+fn wait_listening(port: u16) {
+    for _ in 0..150 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on port {port}");
+}
+
+/// A process the test started, killed when dropped.
+struct Peer(std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn egress_entries(home: &Path, port: u16) -> Vec<Value> {
+    entries(home)
+        .into_iter()
+        .filter(|e| {
+            e["kind"] == "egress.decision" && e["resource"] == format!("tcp://127.0.0.1:{port}")
+        })
+        .collect()
+}
+
+#[test]
+fn a_remote_server_is_reached_only_through_the_egress_gate_at_a_declared_destination() {
+    let (dir, home) = home_with_starter();
+    // @modelcontextprotocol/server-everything (npm), serving streamable HTTP on its own port,
+    // outside the node: the node reaches it as it would a server on another machine.
+    let everything = env_path("SOV_TEST_MCP_EVERYTHING");
+    let port = free_port();
+    let _peer = Peer(
+        std::process::Command::new(env_path("SOV_TEST_NODE"))
+            .arg(everything.join("dist/index.js"))
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(port);
+    declare(
+        &home,
+        &format!("\n[[tools.mcp]]\nname = \"everything\"\nurl = \"http://127.0.0.1:{port}/mcp\"\n"),
+    );
+
+    // Not declared in [seal] outbound: the gate refuses the connection (recorded), and the
+    // node does not start.
+    let out = run(&home, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not declared in [seal] outbound"), "{err}");
+    let refused = egress_entries(&home, port);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["outcome"], "denied");
+    assert_eq!(refused[0]["attrs"]["use"], "mcp everything");
+    let last = server_entries(&home).pop().unwrap();
+    assert_eq!(
+        (&last["resource"], &last["outcome"]),
+        (&json!("mcp:everything"), &json!("error")),
+        "{last}"
+    );
+
+    // Declared: served, each request over a connection the gate decided and recorded.
+    sov(
+        &home,
+        &[
+            "seal",
+            "open",
+            &format!("127.0.0.1:{port}"),
+            "--purpose",
+            "the everything MCP server",
+        ],
+    );
+    let ana = token(&home);
+    let (server, base, printed) = start(&home);
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.starts_with("Tool server everything:")),
+        "{printed:?}"
+    );
+    let (status, body) = call(
+        &base,
+        &ana,
+        "everything__echo",
+        json!({"message": "hello through the gate"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(text_of(&body).contains("hello through the gate"), "{body}");
+    let (status, body) = call(&base, &ana, "everything__get-sum", json!({"a": 2, "b": 40}));
+    assert_eq!(status, 200, "{body}");
+    assert!(text_of(&body).contains("42"), "{body}");
+    // Arguments its schema refuses: the server's error, handed on.
+    let (status, body) = call(&base, &ana, "everything__echo", json!({"message": 7}));
+    assert_eq!(status, 422, "{body}");
+    drop(server);
+
+    let served = server_entries(&home).pop().unwrap();
+    assert_eq!(served["outcome"], "ok", "{served}");
+    let attrs = &served["attrs"];
+    assert_eq!(attrs["transport"], "streamable-http", "{served}");
+    assert_eq!(attrs["url"], format!("http://127.0.0.1:{port}/mcp"));
+    assert!(
+        attrs["tools"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .any(|t| t == "get-sum"),
+        "{served}"
+    );
+    let contacts = egress_entries(&home, port);
+    let ok: Vec<&Value> = contacts.iter().filter(|e| e["outcome"] == "ok").collect();
+    // The handshake (initialize, initialized), the tool list and three calls at least.
+    assert!(ok.len() >= 6, "{contacts:?}");
+    assert!(
+        ok.iter().all(|e| e["attrs"]["use"] == "mcp everything"
+            && e["attrs"]["purpose"] == "the everything MCP server"),
+        "{ok:?}"
+    );
+    let receipts: Vec<(String, String)> = entries(&home)
+        .into_iter()
+        .filter(|e| {
+            e["kind"] == "tool.call" && e["resource"].as_str().unwrap().starts_with("Tool::")
+        })
+        .map(|e| {
+            (
+                e["attrs"]["tool"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        receipts,
+        [
+            ("everything__echo".to_owned(), "ok".to_owned()),
+            ("everything__get-sum".to_owned(), "ok".to_owned()),
+            ("everything__echo".to_owned(), "error".to_owned()),
+        ]
+    );
+    common::verify_offline(&home, dir.path());
+}
+
+#[test]
+fn a_misbehaving_remote_server_gets_a_bounded_wait_and_its_token_stays_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, home) = home_with_starter();
+    let secret = "fixture-bearer-9f8e7d";
+    let port_file = dir.path().join("port");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_http_fixture.py");
+    let _peer = Peer(
+        std::process::Command::new(env_path("SOV_TEST_PYTHON"))
+            .arg(&fixture)
+            .arg(&port_file)
+            .arg(secret)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut port = None;
+    for _ in 0..150 {
+        if let Ok(text) = std::fs::read_to_string(&port_file)
+            && let Ok(p) = text.trim().parse::<u16>()
+        {
+            port = Some(p);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let port = port.expect("the fixture wrote no port");
+    wait_listening(port);
+    sov(
+        &home,
+        &[
+            "seal",
+            "open",
+            &format!("127.0.0.1:{port}"),
+            "--purpose",
+            "the misbehaving fixture",
+        ],
+    );
+    let token_file = dir.path().join("far.token");
+    let block = format!(
+        "\n[[tools.mcp]]\nname = \"far\"\nurl = \"http://127.0.0.1:{port}/mcp\"\nbearer_token_file = {:?}\ntimeout_ms = 1500\n",
+        token_file.display().to_string()
+    );
+    declare(&home, &block);
+
+    // A token file others may read, then a wrong token: refused, each recorded.
+    for (text, mode, says) in [
+        (secret, 0o644, "chmod 600"),
+        ("not-the-token", 0o600, "refused this node's credentials"),
+    ] {
+        std::fs::write(&token_file, format!("{text}\n")).unwrap();
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = run(&home, &["serve", "--listen", "127.0.0.1:0"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{says}: {err}");
+    }
+    std::fs::write(&token_file, format!("{secret}\n")).unwrap();
+    let ana = token(&home);
+    let (server, base, _) = start(&home);
+    let (status, body) = call(&base, &ana, "far__echo", json!({"text": "first"}));
+    assert_eq!((status, text_of(&body).as_str()), (200, "first"), "{body}");
+
+    // Never answers, an event that never ends, an answer that is not JSON, one that is too
+    // long: a clear error within the declared wait, and the server is still usable after.
+    for (tool, says) in [
+        ("far__hang", "did not answer within 1500 ms"),
+        (
+            "far__flood",
+            "one of its events is longer than 1048576 bytes",
+        ),
+        ("far__garbage", "not JSON-RPC"),
+        ("far__big", "longer than"),
+    ] {
+        let began = Instant::now();
+        let (status, body) = call(&base, &ana, tool, json!({}));
+        let waited = began.elapsed();
+        assert_eq!(status, 422, "{tool}: {body}");
+        assert!(error_of(&body).contains(says), "{tool}: {body}");
+        assert!(waited < Duration::from_secs(5), "{tool} took {waited:?}");
+    }
+    let (status, body) = call(&base, &ana, "far__echo", json!({"text": "still here"}));
+    assert_eq!(
+        (status, text_of(&body).as_str()),
+        (200, "still here"),
+        "{body}"
+    );
+    drop(server);
+
+    let served = server_entries(&home).pop().unwrap();
+    assert_eq!(served["outcome"], "ok", "{served}");
+    assert_eq!(served["attrs"]["bearer_token"], "true", "{served}");
+    // The token is in no entry and no file of the home.
+    let record = serde_json::to_string(&entries(&home)).unwrap();
+    assert!(!record.contains(secret));
+    let mut files = vec![home.clone()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!found, "the token is in {}", path.display());
+        }
+    }
+    common::verify_offline(&home, dir.path());
 }

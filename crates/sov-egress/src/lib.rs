@@ -35,9 +35,13 @@
 //! records. A destination declared to the gate but missing from the kernel's rules is refused
 //! by the kernel; the gate records that as an `error` whose reason says so.
 //!
+//! [`http::exchange`] speaks HTTP/1.1 (hyper's client) over a connection the gate hands out:
+//! one request per connection, so every exchange is recorded like any connection.
+//!
 //! Destinations are IP addresses, never names: the gate takes a [`std::net::SocketAddr`] and
 //! resolves nothing.
 
 mod gate;
+pub mod http;
 
 pub use gate::{EgressError, Gate};

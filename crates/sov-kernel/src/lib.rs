@@ -142,7 +142,8 @@ impl Kernel {
         }
     }
 
-    /// The egress gate (no use case reaches out yet; upstream engines and MCP servers will).
+    /// The egress gate (remote MCP servers reach out through it; `sov serve` hands the same
+    /// gate to their clients).
     pub fn gate(&self) -> &Gate {
         &self.inner.gate
     }

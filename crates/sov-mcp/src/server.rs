@@ -1,6 +1,7 @@
 //! One MCP server's life: started through the seal's launcher ([`start`], before the node's
-//! own seal), connected over its standard streams with rmcp ([`Started::connect`], inside the
-//! async runtime), called with a bounded wait ([`Server::call`]).
+//! own seal), connected with rmcp ([`Started::connect`], inside the async runtime: over its
+//! standard streams, or over streamable HTTP through the egress gate for a remote server),
+//! called with a bounded wait ([`Server::call`]).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -11,12 +12,17 @@ use std::time::Duration;
 use rmcp::model::{CallToolRequestParams, CallToolResult, Tool as RemoteTool};
 use rmcp::service::{RoleClient, RunningService, ServiceExt};
 use rmcp::transport::async_rw::AsyncRwTransport;
+use rmcp::transport::common::client_side_sse::FixedInterval;
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClientTransport, StreamableHttpClientTransportConfig,
+};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sov_tools::ToolError;
 use tokio::io::AsyncReadExt;
 
-use crate::declare::Declared;
+use crate::declare::{Declared, Remote, Transport};
+use crate::http::{Faults, GateClient, Limits, MAX_ERROR_BODY};
 
 /// The longest one message from a server may be (a longer line is dropped by the transport,
 /// and the call it answered ends at its time limit).
@@ -44,24 +50,44 @@ pub struct McpError {
     pub reason: String,
 }
 
-/// A server's process, started by the launcher, not yet spoken to.
+/// A server made ready before the node's seal, not yet spoken to: a process started by the
+/// launcher, or a remote server's endpoint and credentials.
 #[derive(Debug)]
 pub struct Started {
     declared: Declared,
-    child: Child,
+    how: How,
 }
 
-/// Starts `declared` through the seal's launcher `sov` (the running binary), with `scratch` as
-/// its own folder (made owner-only if missing). Synchronous and thread-free: `sov serve` calls
-/// it before it applies its own seal.
+#[derive(Debug)]
+enum How {
+    Process(Child),
+    Remote {
+        remote: Remote,
+        bearer: Option<String>,
+    },
+}
+
+/// Makes `declared` ready: a stdio server is started through the seal's launcher `sov` (the
+/// running binary), with `scratch` as its own folder (made owner-only if missing); a remote
+/// server's bearer token file is read. Synchronous and thread-free: `sov serve` calls it
+/// before it applies its own seal.
 pub fn start(declared: &Declared, scratch: &Path, sov: &Path) -> Result<Started, McpError> {
     let fail = |reason: String| McpError {
         server: declared.name.clone(),
         reason,
     };
     declared.check().map_err(fail)?;
+    if let Transport::Http(remote) = declared.transport().map_err(fail)? {
+        let bearer = declared.bearer_token().map_err(fail)?;
+        return Ok(Started {
+            declared: declared.clone(),
+            how: How::Remote { remote, bearer },
+        });
+    }
     make_private_dir(scratch).map_err(|e| fail(format!("{}: {e}", scratch.display())))?;
-    let sandbox = declared.sandbox(scratch);
+    let sandbox = declared
+        .sandbox(scratch)
+        .ok_or_else(|| fail("a stdio server needs a command".into()))?;
     sandbox.check().map_err(|e| fail(e.0))?;
     let mut cmd = sandbox.command(sov, &declared.env).map_err(fail)?;
     let child = cmd
@@ -72,7 +98,7 @@ pub fn start(declared: &Declared, scratch: &Path, sov: &Path) -> Result<Started,
         .map_err(|e| fail(format!("starting the launcher {}: {e}", sov.display())))?;
     Ok(Started {
         declared: declared.clone(),
-        child,
+        how: How::Process(child),
     })
 }
 
@@ -96,65 +122,76 @@ pub struct Server {
     /// The SHA-256 of the tool list (the JSON of `tools`, in the order listed).
     pub tools_sha256: String,
     service: RunningService<RoleClient, ()>,
-    child: Mutex<Child>,
+    /// The process of a stdio server (none for a remote one).
+    child: Option<Mutex<Child>>,
+    /// A remote server's event stream faults (none for a stdio one).
+    faults: Option<Faults>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
     timeout: Duration,
 }
 
 impl Started {
-    /// The process id of the launcher (the server, once it has started).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// The process id of the launcher (the server, once it has started); none for a remote
+    /// server.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.how {
+            How::Process(child) => Some(child.id()),
+            How::Remote { .. } => None,
+        }
     }
 
-    /// Speaks to the server: the MCP handshake and its tool list, within [`START_TIMEOUT`].
-    /// A server that does not answer, answers wrongly or exits is an error that quotes the end
-    /// of its standard error.
-    pub async fn connect(mut self) -> Result<Server, McpError> {
+    /// Where a remote server is (none for a stdio server).
+    pub fn remote(&self) -> Option<&Remote> {
+        match &self.how {
+            How::Process(_) => None,
+            How::Remote { remote, .. } => Some(remote),
+        }
+    }
+
+    /// Speaks to the server: the MCP handshake and its tool list, within [`START_TIMEOUT`]; a
+    /// remote server through `gate` (each of its requests a recorded connection). A server
+    /// that does not answer, answers wrongly or exits is an error that quotes the end of its
+    /// standard error.
+    pub async fn connect(self, gate: &sov_egress::Gate) -> Result<Server, McpError> {
         let name = self.declared.name.clone();
         let fail = |reason: String| McpError {
             server: name.clone(),
             reason,
         };
-        let pipes = (
-            self.child.stdin.take(),
-            self.child.stdout.take(),
-            self.child.stderr.take(),
-        );
-        let (Some(stdin), Some(stdout), Some(stderr)) = pipes else {
-            return Err(fail("its standard streams were not connected".into()));
-        };
-        let io = |e: std::io::Error| fail(format!("its standard streams: {e}"));
-        let stdin = tokio::process::ChildStdin::from_std(stdin).map_err(io)?;
-        let stdout = tokio::process::ChildStdout::from_std(stdout).map_err(io)?;
-        let stderr = tokio::process::ChildStderr::from_std(stderr).map_err(io)?;
+        let timeout = Duration::from_millis(self.declared.timeout_ms);
         let tail = Arc::new(Mutex::new(VecDeque::new()));
-        tokio::spawn(keep_tail(stderr, tail.clone()));
-        let transport =
-            AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(MAX_MESSAGE);
+        let (served, child, faults) = match self.how {
+            How::Process(mut child) => {
+                let served = serve_stdio(&mut child, &tail).await;
+                (served, Some(child), None)
+            }
+            How::Remote { remote, bearer } => {
+                let client = gate_client(gate, &self.declared, &remote);
+                let faults = client.faults();
+                let served = serve_http(client, &remote, bearer).await;
+                (served, None, Some(faults))
+            }
+        };
+        let service = match served {
+            Ok(service) => service,
+            Err(why) => {
+                let why = match child {
+                    Some(mut child) => explained(why, &mut child, &tail).await,
+                    None => why,
+                };
+                return Err(fail(why));
+            }
+        };
         let mut server = Server {
-            declared: self.declared.clone(),
+            declared: self.declared,
             info: String::new(),
             tools: Vec::new(),
             tools_sha256: String::new(),
-            // Replaced below; a placeholder cannot be made, so the handshake comes first.
-            service: match tokio::time::timeout(START_TIMEOUT, ().serve(transport)).await {
-                Ok(Ok(service)) => service,
-                Ok(Err(e)) => {
-                    let why = format!("the MCP handshake failed: {e}");
-                    return Err(fail(explained(why, &mut self.child, &tail).await));
-                }
-                Err(_) => {
-                    let why = format!(
-                        "no answer to the MCP handshake within {} s",
-                        START_TIMEOUT.as_secs()
-                    );
-                    return Err(fail(explained(why, &mut self.child, &tail).await));
-                }
-            },
-            child: Mutex::new(self.child),
+            service,
+            child: child.map(Mutex::new),
+            faults,
             stderr: tail,
-            timeout: Duration::from_millis(self.declared.timeout_ms),
+            timeout,
         };
         if let Some(info) = server.service.peer_info() {
             let who = info.server_info.as_ref().map_or_else(
@@ -187,6 +224,76 @@ impl Started {
     }
 }
 
+/// The MCP handshake with a started process over its standard streams (its standard error's
+/// end kept in `tail`), within [`START_TIMEOUT`]; `Err` says why in words.
+async fn serve_stdio(
+    child: &mut Child,
+    tail: &Arc<Mutex<VecDeque<u8>>>,
+) -> Result<RunningService<RoleClient, ()>, String> {
+    let pipes = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let (Some(stdin), Some(stdout), Some(stderr)) = pipes else {
+        return Err("its standard streams were not connected".into());
+    };
+    let io = |e: std::io::Error| format!("its standard streams: {e}");
+    let stdin = tokio::process::ChildStdin::from_std(stdin).map_err(io)?;
+    let stdout = tokio::process::ChildStdout::from_std(stdout).map_err(io)?;
+    let stderr = tokio::process::ChildStderr::from_std(stderr).map_err(io)?;
+    tokio::spawn(keep_tail(stderr, tail.clone()));
+    let transport = AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(MAX_MESSAGE);
+    handshake(().serve(transport)).await
+}
+
+/// The HTTP client of a remote server, through `gate`, recorded as `mcp NAME`.
+fn gate_client(gate: &sov_egress::Gate, declared: &Declared, remote: &Remote) -> GateClient {
+    // One exchange (the connection and the answer's head) may take the call's whole time.
+    let exchange = Duration::from_millis(declared.timeout_ms).max(Duration::from_secs(5));
+    let limits = Limits {
+        json: MAX_MESSAGE,
+        event: MAX_MESSAGE,
+        error: MAX_ERROR_BODY,
+    };
+    let what = format!("mcp {}", declared.name);
+    GateClient::new(gate.clone(), remote.addr, &what, exchange, limits)
+}
+
+/// The MCP handshake with a remote server over streamable HTTP, through `client`.
+async fn serve_http(
+    client: GateClient,
+    remote: &Remote,
+    bearer: Option<String>,
+) -> Result<RunningService<RoleClient, ()>, String> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(remote.url.clone());
+    config.auth_header = bearer;
+    config.max_sse_event_size = MAX_MESSAGE;
+    config.max_json_response_size = MAX_MESSAGE;
+    config.max_error_response_size = MAX_ERROR_BODY;
+    config.max_concurrent_requests = 4;
+    // The server's event stream is reopened a few times, then given up (each try is recorded).
+    let mut retry = FixedInterval::default();
+    retry.max_times = Some(3);
+    config.retry_config = Arc::new(retry);
+    // A session the server ends is not silently begun again: its tool list could differ from
+    // the one recorded at start. Calls fail, saying so, until the node is restarted.
+    config.reinit_on_expired_session = false;
+    let transport = StreamableHttpClientTransport::with_client(client, config);
+    handshake(().serve(transport)).await
+}
+
+async fn handshake<F, E>(serving: F) -> Result<RunningService<RoleClient, ()>, String>
+where
+    F: std::future::Future<Output = Result<RunningService<RoleClient, ()>, E>>,
+    E: std::fmt::Display,
+{
+    match tokio::time::timeout(START_TIMEOUT, serving).await {
+        Ok(Ok(service)) => Ok(service),
+        Ok(Err(e)) => Err(format!("the MCP handshake failed: {e}")),
+        Err(_) => Err(format!(
+            "no answer to the MCP handshake within {} s",
+            START_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 impl Server {
     /// Calls its tool `tool` with `arguments`, waiting at most the declared time. A tool that
     /// reports an error (`isError`), a closed connection, a malformed answer or no answer in
@@ -212,9 +319,11 @@ impl Server {
                 )));
             }
             Ok(Err(e)) => {
-                return Err(ToolError::Failed(
-                    self.explain(format!("the MCP server `{name}` failed: {e}")),
-                ));
+                let e = e.to_string();
+                return Err(ToolError::Failed(self.explain(format!(
+                    "the MCP server `{name}` failed: {}",
+                    innermost(&e)
+                ))));
             }
             Ok(Ok(answer)) => answer,
         };
@@ -222,12 +331,15 @@ impl Server {
     }
 
     /// `why`, with the process's exit status if it has exited and the end of its standard
-    /// error if it wrote any.
+    /// error if it wrote any, or a remote server's last event stream fault.
     fn explain(&self, why: String) -> String {
-        let status = match self.child.lock() {
-            Ok(mut child) => exit_note(&mut child),
-            Err(_) => String::new(),
+        let mut status = match self.child.as_ref().map(Mutex::lock) {
+            Some(Ok(mut child)) => exit_note(&mut child),
+            _ => String::new(),
         };
+        if let Some(fault) = self.faults.as_ref().and_then(Faults::take) {
+            status = format!("{status}; its event stream ended: {fault}");
+        }
         format!("{why}{status}{}", stderr_note(&self.stderr))
     }
 }
@@ -237,11 +349,18 @@ impl Drop for Server {
         // Its standard input closes with the connection, which asks a stdio server to exit;
         // the kill may be refused by the node's seal (signals are scoped to its own domain),
         // and the parent-death signal ends it with the node.
-        if let Ok(mut child) = self.child.lock() {
+        if let Some(Ok(mut child)) = self.child.as_ref().map(Mutex::lock) {
             let _ = child.kill();
             let _ = child.try_wait();
         }
     }
+}
+
+/// The innermost part of an rmcp error's text: its transport errors wrap the cause in the
+/// transport's type name (`Transport [rmcp::transport::worker::…] error: CAUSE`).
+fn innermost(text: &str) -> &str {
+    text.rsplit_once("] error: ")
+        .map_or(text, |(_, cause)| cause)
 }
 
 /// A tool's answer as the caller gets it: the result as the server sent it (its `content`,

@@ -25,12 +25,19 @@ pub struct McpTool {
 /// The node's tools for `server`'s tools, calling them on `runtime`, and the names of those it
 /// offers that cannot be offered (see [`specs`]).
 pub fn tools(server: &Arc<Server>, runtime: tokio::runtime::Handle) -> (Vec<McpTool>, Vec<String>) {
-    let version = format!(
-        "mcp:{} executable sha256:{} tools sha256:{}",
-        server.declared.name,
-        &server.declared.sha256.to_ascii_lowercase(),
-        server.tools_sha256
-    );
+    let d = &server.declared;
+    let version = match &d.url {
+        Some(url) => format!(
+            "mcp:{} url:{url} tools sha256:{}",
+            d.name, server.tools_sha256
+        ),
+        None => format!(
+            "mcp:{} executable sha256:{} tools sha256:{}",
+            d.name,
+            d.sha256.to_ascii_lowercase(),
+            server.tools_sha256
+        ),
+    };
     let (specs, skipped) = specs(&server.declared.name, &server.tools);
     let offered = specs
         .into_iter()

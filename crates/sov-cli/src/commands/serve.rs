@@ -143,7 +143,8 @@ fn serve(
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let mcp_tools = runtime.block_on(super::tools::connect_mcp(home, tool_servers, log))?;
+    let gate = Gate::new(config.seal.clone(), Arc::new(log.clone()), "system");
+    let mcp_tools = runtime.block_on(super::tools::connect_mcp(home, tool_servers, log, &gate))?;
     let (loaded, mut library) =
         library::load_served(home, config, store, owner, names, log, &runtime)?;
     for tool in mcp_tools {
@@ -158,7 +159,6 @@ fn serve(
         .server_config(format!("owner:{}", owner.key_id))?;
     let directory = guard.directory().clone();
     let policy_set = guard.policies().hash_hex();
-    let gate = Gate::new(config.seal.clone(), Arc::new(log.clone()), "system");
     let kernel = Kernel::new(Parts {
         models,
         guard,

@@ -55,9 +55,10 @@ pub(crate) fn toolbox(home: &Home, config: &Config) -> Result<Toolbox> {
     Ok(tools)
 }
 
-/// Starts every `[[tools.mcp]]` server through the seal's launcher (this binary), each with
-/// its own folder `mcp/NAME/` in the home. Called before `sov serve` applies its seal (whose
-/// Landlock domain would not let it execute the launcher); `Err` names the server and why.
+/// Starts every `[[tools.mcp]]` stdio server through the seal's launcher (this binary), each
+/// with its own folder `mcp/NAME/` in the home, and reads each remote server's bearer token.
+/// Called before `sov serve` applies its seal (whose Landlock domain would not let it execute
+/// the launcher or read the token's file); `Err` names the server and why.
 pub(crate) fn start_mcp(
     home: &Home,
     config: &Config,
@@ -81,21 +82,23 @@ pub(crate) fn start_mcp(
     Ok(started)
 }
 
-/// Connects to each started server (inside the async runtime), records a `tool.server` entry
-/// for each (its executable's and its tool list's SHA-256, whether the list changed since the
-/// last start, its confinement), and returns the tools they offer. A server that does not
-/// connect, or offers a list other than its pinned `tools_sha256`, stops the start (recorded).
+/// Connects to each started server (inside the async runtime; a remote one through `gate`),
+/// records a `tool.server` entry for each (its executable's or its address's, and its tool
+/// list's SHA-256, whether the list changed since the last start, its confinement), and
+/// returns the tools they offer. A server that does not connect, or offers a list other than
+/// its pinned `tools_sha256`, stops the start (recorded).
 pub(crate) async fn connect_mcp(
     home: &Home,
     started: Vec<sov_mcp::Started>,
     log: &sov_audit::AuditLog,
+    gate: &sov_kernel::Gate,
 ) -> Result<Vec<Arc<dyn sov_tools::Tool>>> {
     use sov_audit_core::entry::{Kind, Outcome};
     use sov_kernel::node::NodeEntry;
     let mut out: Vec<Arc<dyn sov_tools::Tool>> = Vec::new();
     for s in started {
         let pid = s.pid();
-        let connected = s.connect().await;
+        let connected = s.connect(gate).await;
         let (server, entry) = match connected {
             Err(e) => {
                 let entry = NodeEntry::new(
@@ -187,7 +190,11 @@ fn remember_tools(home: &Home, server: &sov_mcp::Server) {
 }
 
 /// The `tool.server` entry of a connected server (without its outcome's reason).
-fn server_entry(home: &Home, server: &sov_mcp::Server, pid: u32) -> sov_kernel::node::NodeEntry {
+fn server_entry(
+    home: &Home,
+    server: &sov_mcp::Server,
+    pid: Option<u32>,
+) -> sov_kernel::node::NodeEntry {
     use sha2::{Digest, Sha256};
     use sov_audit_core::entry::{Kind, Outcome};
     let d = &server.declared;
@@ -205,22 +212,35 @@ fn server_entry(home: &Home, server: &sov_mcp::Server, pid: u32) -> sov_kernel::
             .collect::<Vec<_>>()
             .join(",")
     };
-    let args = serde_json::to_vec(&d.args).unwrap_or_default();
     let mut entry =
-        sov_kernel::node::NodeEntry::new(Kind::ToolServer, format!("mcp:{}", d.name), Outcome::Ok)
-            .attr("transport", "stdio")
-            .attr("command", d.command.display())
-            .attr("executable_sha256", d.sha256.to_ascii_lowercase())
-            // The arguments may hold what the owner would not publish: their digest only.
-            .attr("args_sha256", hex::encode(Sha256::digest(&args)))
-            .attr("server_info", &server.info)
-            .attr("tools", names.join(","))
-            .attr("tools_sha256", &server.tools_sha256)
-            .attr("tools_changed", changed)
-            .attr("confinement", sov_seal::launch::CONFINEMENT)
-            .attr("read_only", paths(&d.read_only))
-            .attr("read_write", paths(&d.read_write))
-            .attr("pid", pid);
+        sov_kernel::node::NodeEntry::new(Kind::ToolServer, format!("mcp:{}", d.name), Outcome::Ok);
+    match (&d.command, pid) {
+        (Some(command), Some(pid)) => {
+            let args = serde_json::to_vec(&d.args).unwrap_or_default();
+            entry = entry
+                .attr("transport", "stdio")
+                .attr("command", command.display())
+                .attr("executable_sha256", d.sha256.to_ascii_lowercase())
+                // The arguments may hold what the owner would not publish: their digest only.
+                .attr("args_sha256", hex::encode(Sha256::digest(&args)))
+                .attr("confinement", sov_seal::launch::CONFINEMENT)
+                .attr("read_only", paths(&d.read_only))
+                .attr("read_write", paths(&d.read_write))
+                .attr("pid", pid);
+        }
+        _ => {
+            entry = entry
+                .attr("transport", "streamable-http")
+                .attr("url", d.url.as_deref().unwrap_or_default())
+                .attr("through", "egress gate ([seal] outbound)")
+                .attr("bearer_token", d.bearer_token_file.is_some());
+        }
+    }
+    entry = entry
+        .attr("server_info", &server.info)
+        .attr("tools", names.join(","))
+        .attr("tools_sha256", &server.tools_sha256)
+        .attr("tools_changed", changed);
     if !previous.is_empty() && previous != server.tools_sha256 {
         entry = entry.attr("previous_tools_sha256", previous);
     }
@@ -232,17 +252,23 @@ fn server_entry(home: &Home, server: &sov_mcp::Server, pid: u32) -> sov_kernel::
 }
 
 /// The names of the tools the declared MCP servers offer now (`SERVER__TOOL`): each started in
-/// its sandbox, asked for its list, and stopped. Nothing is recorded: nothing is served.
-pub(crate) fn mcp_tool_names(home: &Home, config: &Config) -> Result<Vec<String>> {
+/// its sandbox (or reached through the egress gate, which records into `log`), asked for its
+/// list, and stopped. No server start is recorded: nothing is served.
+pub(crate) fn mcp_tool_names(
+    home: &Home,
+    config: &Config,
+    log: &sov_audit::AuditLog,
+) -> Result<Vec<String>> {
     let started = start_mcp(home, config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
+    let gate = sov_kernel::Gate::new(config.seal.clone(), Arc::new(log.clone()), "system");
     runtime.block_on(async {
         let mut names = Vec::new();
         for s in started {
-            let server = s.connect().await?;
+            let server = s.connect(&gate).await?;
             let (specs, _) = sov_mcp::specs(&server.declared.name, &server.tools);
             names.extend(specs.into_iter().map(|(_, spec)| spec.name));
         }

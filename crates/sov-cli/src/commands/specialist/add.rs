@@ -24,7 +24,7 @@ pub fn run(home: &Home, args: &SpecialistAddArgs) -> Result<ExitCode> {
         OwnerKeys::load(&home.keys_dir()).context("failed to load the owner's signing key")?;
     // Open the record first: a change that could not be recorded must not happen.
     let log = record::open(home, &home.config()?)?;
-    let result = add(home, &models, &store, &owner, args);
+    let result = add(home, &models, &store, &owner, args, &log);
     let entry = match &result {
         Ok(added) => {
             let m = &added.manifest;
@@ -74,6 +74,7 @@ fn add(
     store: &SpecialistStore,
     owner: &OwnerKeys,
     args: &SpecialistAddArgs,
+    log: &sov_audit::AuditLog,
 ) -> Result<Added> {
     let name = &args.name;
     sov_specialist::validate_name(name)?;
@@ -114,7 +115,7 @@ fn add(
         description,
         instructions,
         tools: args.tools.clone(),
-        installed_tools: installed_tools(home)?,
+        installed_tools: installed_tools(home, log)?,
         tool_choice: if args.tool_choice == "required" {
             sov_specialist::ToolChoice::Required
         } else {

@@ -23,13 +23,14 @@ pub(crate) fn corpus_exists(home: &Home, name: &str) -> bool {
 }
 
 /// The tools installed on this node (the built-in ones, the SQL databases `sov.toml` declares
-/// and the tools its MCP servers offer, each server started in its sandbox to list them),
+/// and the tools its MCP servers offer, each server started in its sandbox or reached through
+/// the egress gate to list them),
 /// which a specialist's tools are checked against.
-pub(crate) fn installed_tools(home: &Home) -> Result<Vec<String>> {
+pub(crate) fn installed_tools(home: &Home, log: &sov_audit::AuditLog) -> Result<Vec<String>> {
     let config = home.config()?;
     let mut names = crate::commands::tools::toolbox(home, &config)?.names();
     if !config.tools.mcp.is_empty() {
-        names.extend(crate::commands::tools::mcp_tool_names(home, &config)?);
+        names.extend(crate::commands::tools::mcp_tool_names(home, &config, log)?);
     }
     Ok(names)
 }
