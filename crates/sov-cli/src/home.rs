@@ -104,7 +104,8 @@ unauthenticated_entries_per_minute = 600
 # max_rows = 200
 # timeout_ms = 2000
 #
-# An MCP tool server (stdio), started by `sov serve` in a sandbox of its own (no network; reads
+# An MCP tool server (stdio), started by `sov serve` in a sandbox of its own (no network unless
+# outbound is declared; reads
 # only the system's program folders, its executable and read_only; writes only its folder
 # mcp/NAME/ in the home and read_write; seccomp; a cleared environment but for env). Its tools
 # are NAME__TOOL, for any principal allowed `use-tool` on them. It runs only if its executable's
@@ -117,6 +118,7 @@ unauthenticated_entries_per_minute = 600
 # read_only = ["/opt/mcp/venv"]
 # read_write = []
 # env = {}
+# outbound = []          # "ADDRESS:PORT" it may connect to (each also in [seal] outbound)
 # timeout_ms = 5000
 # tools_sha256 = ""
 #

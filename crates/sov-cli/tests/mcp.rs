@@ -848,3 +848,68 @@ fn a_misbehaving_remote_server_gets_a_bounded_wait_and_its_token_stays_secret() 
     }
     common::verify_offline(&home, dir.path());
 }
+
+#[test]
+fn a_stdio_server_given_outbound_destinations_reaches_their_ports_only() {
+    let (_dir, home) = home_with_starter();
+    let allowed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed_port = allowed.local_addr().unwrap().port();
+    let other_port = other.local_addr().unwrap().port();
+    let destination = format!("127.0.0.1:{allowed_port}");
+    declare(
+        &home,
+        &fixture("netprobe", &format!("outbound = [\"{destination}\"]"), &[]),
+    );
+
+    // Its destinations must be the node's declared ones too: one place says what may leave.
+    let out = run(&home, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not declared in [seal] outbound"), "{err}");
+
+    sov(
+        &home,
+        &[
+            "seal",
+            "open",
+            &destination,
+            "--purpose",
+            "the probe's database",
+        ],
+    );
+    let ana = token(&home);
+    let (server, base, _) = start(&home);
+    let (status, body) = call(
+        &base,
+        &ana,
+        "netprobe__connect",
+        json!({"host": "127.0.0.1", "port": allowed_port}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(text_of(&body).starts_with("ok"), "{body}");
+    // Another port of the same host: refused by the kernel inside its sandbox.
+    let (_, body) = call(
+        &base,
+        &ana,
+        "netprobe__connect",
+        json!({"host": "127.0.0.1", "port": other_port}),
+    );
+    assert!(error_of(&body).starts_with("refused"), "{body}");
+    assert!(error_of(&body).contains("errno 13"), "{body}");
+    other.set_nonblocking(true).unwrap();
+    assert!(
+        other.accept().is_err(),
+        "it connected to an undeclared port"
+    );
+    drop(server);
+
+    let entry = server_entries(&home).pop().unwrap();
+    assert_eq!(entry["outcome"], "ok", "{entry}");
+    assert_eq!(entry["attrs"]["outbound"], destination, "{entry}");
+    let confinement = entry["attrs"]["confinement"].as_str().unwrap();
+    assert!(
+        confinement.contains(&format!("TCP connect only to ports {allowed_port}")),
+        "{confinement}"
+    );
+}

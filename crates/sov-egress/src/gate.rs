@@ -4,7 +4,7 @@
 //! and only once the entry is durable hand out the stream. A dropped future hands out nothing:
 //! the stream, if any, is closed with it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,18 +61,8 @@ impl Gate {
 
     /// The declared purpose of `addr`, if it is a declared destination (never when offline).
     pub fn permitted(&self, addr: SocketAddr) -> Option<&str> {
-        if self.declaration.offline {
-            return None;
-        }
         self.declaration
-            .outbound
-            .iter()
-            .find(|d| {
-                d.port == addr.port()
-                    && d.host
-                        .parse::<IpAddr>()
-                        .is_ok_and(|ip| same_ip(ip, addr.ip()))
-            })
+            .destination(addr)
             .map(|d| d.purpose.as_str())
     }
 
@@ -155,9 +145,4 @@ impl Gate {
             .unwrap_or_else(|_| Err(RecordError("the record stopped before answering".into())))
             .map_err(|e| EgressError::Record(addr, e.to_string()))
     }
-}
-
-/// IPv4 and its IPv4-mapped IPv6 form are the same destination.
-fn same_ip(a: IpAddr, b: IpAddr) -> bool {
-    a.to_canonical() == b.to_canonical()
 }

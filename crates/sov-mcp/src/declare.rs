@@ -43,6 +43,10 @@ pub struct Declared {
     /// are recorded, never their values.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Destinations it may connect to over TCP, `ADDRESS:PORT` (each also declared in
+    /// `[seal] outbound`). Empty (the default): no network at all.
+    #[serde(default)]
+    pub outbound: Vec<String>,
     /// A remote server's endpoint, `http://ADDRESS:PORT/PATH` with an IP address (Sovereign
     /// resolves no names), reached through the egress gate: its address and port must be
     /// declared in `[seal] outbound`.
@@ -131,6 +135,7 @@ impl Declared {
                 if self.sha256.is_empty() {
                     return Err("a command needs the sha256 of its executable".into());
                 }
+                self.destinations()?;
                 Ok(Transport::Stdio(command.clone()))
             }
             (None, Some(url)) => {
@@ -140,6 +145,7 @@ impl Declared {
                     ("read_only", !self.read_only.is_empty()),
                     ("read_write", !self.read_write.is_empty()),
                     ("env", !self.env.is_empty()),
+                    ("outbound", !self.outbound.is_empty()),
                 ];
                 if let Some((field, _)) = local_only.iter().find(|(_, set)| *set) {
                     return Err(format!(
@@ -153,6 +159,26 @@ impl Declared {
                 Err("declare a command (a stdio server) or a url (a remote server)".into())
             }
         }
+    }
+
+    /// Its `outbound` destinations, read: an IP address in its usual form and a port each.
+    pub fn destinations(&self) -> Result<Vec<SocketAddr>, String> {
+        self.outbound
+            .iter()
+            .map(|text| {
+                let bad = |why: &str| format!("outbound `{text}`: {why}");
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    bad("write ADDRESS:PORT with an IP address (Sovereign makes no DNS lookup)")
+                })?;
+                if addr.port() == 0 {
+                    return Err(bad("a port is needed"));
+                }
+                if addr.to_string() != *text {
+                    return Err(bad(&format!("write it as {addr}")));
+                }
+                Ok(addr)
+            })
+            .collect()
     }
 
     /// The bearer token in `bearer_token_file`, if one is declared: read now (before the
@@ -199,6 +225,7 @@ impl Declared {
             read_only: self.read_only.clone(),
             read_write: self.read_write.clone(),
             scratch: scratch.to_owned(),
+            outbound: self.destinations().unwrap_or_default(),
         })
     }
 }
@@ -333,6 +360,27 @@ mod tests {
         let unpinned = BASE.replace("sha256 = \"aa\"\n", "");
         let err = declared(&unpinned).unwrap().check().unwrap_err();
         assert!(err.contains("needs the sha256"), "{err}");
+        let reaching = format!("{BASE}outbound = [\"127.0.0.1:5432\"]\n");
+        let d = declared(&reaching).unwrap();
+        assert_eq!(
+            d.sandbox(Path::new("/tmp")).unwrap().outbound,
+            ["127.0.0.1:5432".parse().unwrap()]
+        );
+        for (bad, says) in [
+            ("outbound = [\"db.example.org:5432\"]", "IP address"),
+            ("outbound = [\"127.0.0.1:0\"]", "a port is needed"),
+            ("outbound = [\"127.000.0.1:5432\"]", "IP address"),
+        ] {
+            let err = declared(&format!("{BASE}{bad}\n"))
+                .unwrap()
+                .check()
+                .unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let remote_out =
+            "name = \"far\"\nurl = \"http://10.0.0.7/\"\noutbound = [\"10.0.0.7:80\"]\n";
+        let err = declared(remote_out).unwrap().check().unwrap_err();
+        assert!(err.contains("outbound is for"), "{err}");
         let stdio = format!("{BASE}bearer_token_file = \"/tmp/t\"\n");
         let err = declared(&stdio).unwrap().check().unwrap_err();
         assert!(err.contains("remote server"), "{err}");

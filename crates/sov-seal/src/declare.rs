@@ -152,6 +152,20 @@ impl fmt::Display for Destination {
 }
 
 impl Declaration {
+    /// The declared destination `addr` is, if it is one (never when offline). An IPv4 address
+    /// and its IPv4-mapped IPv6 form are the same destination.
+    pub fn destination(&self, addr: SocketAddr) -> Option<&Destination> {
+        if self.offline {
+            return None;
+        }
+        self.outbound.iter().find(|d| {
+            d.port == addr.port()
+                && d.host
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.to_canonical() == addr.ip().to_canonical())
+        })
+    }
+
     /// Checks the rules serde cannot: destinations well formed, each declared once; paths
     /// absolute; listen addresses each once.
     pub fn validate(&self) -> Result<(), SealError> {

@@ -9,11 +9,14 @@
 //! 1. opens the executable and checks its SHA-256 against the declared one, on the bytes of
 //!    the open file (the file executed is the file checked: it is run through its descriptor);
 //! 2. enters a network namespace of its own with no usable interface (a tool server started
-//!    this way reaches nothing over the network);
+//!    this way reaches nothing over the network), unless it is given `outbound` destinations:
+//!    then it keeps the host's network, and Landlock lets TCP connect through only to their
+//!    ports;
 //! 3. Landlock: read and execute only the system's program folders ([`SYSTEM_READ_ONLY`]), the
 //!    executable and the declared read-only paths; write only its scratch folder and the
-//!    declared read-write paths; no TCP bind or connect; signals and abstract Unix sockets
-//!    scoped to its own domain. The home (keys, record, models) is not among them;
+//!    declared read-write paths; no TCP bind, and TCP connect to the `outbound` ports only
+//!    (none by default); signals and abstract Unix sockets scoped to its own domain. The home
+//!    (keys, record, models) is not among them;
 //! 4. seccomp: the server's own filters ([`crate::seccomp`]);
 //! 5. a parent-death signal (it is killed when the server goes), then `exec`.
 //!
@@ -26,6 +29,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -53,8 +57,8 @@ pub const SYSTEM_READ_ONLY: [&str; 9] = [
     "/dev/urandom",
 ];
 
-/// The confinement of every launched program, in words (each layer is in force, or the
-/// program was not started).
+/// The confinement of a launched program without outbound destinations, in words (each layer
+/// is in force, or the program was not started); [`Sandbox::confinement`] says it for one.
 pub const CONFINEMENT: &str = "own network namespace without a usable interface; Landlock: read and execute the system's program folders, the executable and the declared read-only paths, write its scratch folder and the declared read-write paths, no TCP bind or connect, signals and abstract Unix sockets scoped; seccomp: the seal's filters; cleared environment";
 
 /// Files a launched program may write besides its own folders.
@@ -80,6 +84,11 @@ pub struct Sandbox {
     pub read_write: Vec<PathBuf>,
     /// Its own folder: its working directory, `HOME` and `TMPDIR`, writable.
     pub scratch: PathBuf,
+    /// Destinations it may connect to over TCP. Empty (the default): no network at all (a
+    /// network namespace of its own). Otherwise it shares the host's network and the kernel
+    /// lets TCP connect through to these ports only (Landlock checks ports, not addresses).
+    #[serde(default)]
+    pub outbound: Vec<SocketAddr>,
 }
 
 /// Why a program was not launched.
@@ -125,6 +134,9 @@ impl Sandbox {
             if !path.exists() {
                 return fail(format!("the {what} {} does not exist", path.display()));
             }
+        }
+        if self.outbound.iter().any(|a| a.port() == 0) {
+            return fail("an outbound destination needs a port".into());
         }
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return fail("sha256 must be 64 hexadecimal digits".into());
@@ -198,6 +210,7 @@ impl Sandbox {
         let mut missing = String::new();
         for layer in Layer::ALL {
             if let Some(status) = confinement.layer(layer)
+                && status.declared
                 && !status.in_force
             {
                 let _ = write!(missing, "; {layer}: {}", status.detail);
@@ -221,7 +234,24 @@ impl Sandbox {
         )))
     }
 
-    /// The confinement's rules: no network, the system's folders, the declared paths.
+    /// Its confinement, in words, as it is applied (each layer in force, or not started).
+    pub fn confinement(&self) -> String {
+        if self.outbound.is_empty() {
+            return CONFINEMENT.to_owned();
+        }
+        let ports: Vec<String> = self.ports().iter().map(u16::to_string).collect();
+        format!(
+            "the host's network, TCP connect only to ports {} (any address there: Landlock checks ports; its connections are not recorded one by one); Landlock: read and execute the system's program folders, the executable and the declared read-only paths, write its scratch folder and the declared read-write paths, no TCP bind, signals and abstract Unix sockets scoped; seccomp: the seal's filters (TCP only: no UDP, so no DNS); cleared environment",
+            ports.join(", ")
+        )
+    }
+
+    fn ports(&self) -> std::collections::BTreeSet<u16> {
+        self.outbound.iter().map(SocketAddr::port).collect()
+    }
+
+    /// The confinement's rules: the system's folders, the declared paths, and no network or
+    /// TCP to the outbound destinations' ports.
     fn rules(&self) -> Rules {
         let existing = |paths: &[&str]| -> Vec<PathBuf> {
             paths
@@ -237,10 +267,10 @@ impl Sandbox {
         read_write.push(self.scratch.clone());
         read_write.extend(self.read_write.iter().cloned());
         Rules {
-            offline: true,
+            offline: self.outbound.is_empty(),
             read_write,
             read_only,
-            connect_ports: Default::default(),
+            connect_ports: self.ports(),
             unavailable: Default::default(),
         }
     }
@@ -261,6 +291,7 @@ mod tests {
             read_only: vec![],
             read_write: vec![],
             scratch: dir.to_owned(),
+            outbound: vec![],
         }
     }
 
@@ -312,6 +343,27 @@ mod tests {
         assert_eq!(vars, ["HOME", "LANG", "PATH", "TMPDIR", "TOKEN_NAME"]);
         assert_eq!(cmd.get_current_dir(), Some(dir.path()));
         assert!(Sandbox::from_arg("{\"executable\": 1}").is_err());
+    }
+
+    #[test]
+    fn outbound_destinations_open_their_ports_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sandbox(dir.path());
+        s.outbound = vec![
+            "10.0.0.5:5432".parse().unwrap(),
+            "10.0.0.6:5432".parse().unwrap(),
+            "[::1]:8080".parse().unwrap(),
+        ];
+        let rules = s.rules();
+        assert!(!rules.offline);
+        assert_eq!(rules.connect_ports, [5432, 8080].into());
+        assert!(
+            s.confinement()
+                .contains("TCP connect only to ports 5432, 8080")
+        );
+        assert_eq!(sandbox(dir.path()).confinement(), CONFINEMENT);
+        s.outbound = vec!["10.0.0.5:0".parse().unwrap()];
+        assert!(s.check().unwrap_err().0.contains("needs a port"));
     }
 
     #[test]

@@ -72,6 +72,18 @@ pub(crate) fn start_mcp(
                 reason: "declared twice in [[tools.mcp]]".into(),
             });
         }
+        let destinations = declared.destinations().unwrap_or_default();
+        if let Some(addr) = destinations
+            .iter()
+            .find(|a| config.seal.destination(**a).is_none())
+        {
+            return Err(sov_mcp::McpError {
+                server: declared.name.clone(),
+                reason: format!(
+                    "it would reach {addr}, which is not declared in [seal] outbound (or the seal is offline): declare it there too (`sov seal open {addr} --purpose ...`)"
+                ),
+            });
+        }
         let sov = std::env::current_exe().map_err(|e| sov_mcp::McpError {
             server: declared.name.clone(),
             reason: format!("finding the launcher (this binary): {e}"),
@@ -217,13 +229,17 @@ fn server_entry(
     match (&d.command, pid) {
         (Some(command), Some(pid)) => {
             let args = serde_json::to_vec(&d.args).unwrap_or_default();
+            let confinement = d.sandbox(std::path::Path::new("/")).map_or_else(
+                || sov_seal::launch::CONFINEMENT.to_owned(),
+                |s| s.confinement(),
+            );
             entry = entry
                 .attr("transport", "stdio")
                 .attr("command", command.display())
                 .attr("executable_sha256", d.sha256.to_ascii_lowercase())
                 // The arguments may hold what the owner would not publish: their digest only.
                 .attr("args_sha256", hex::encode(Sha256::digest(&args)))
-                .attr("confinement", sov_seal::launch::CONFINEMENT)
+                .attr("confinement", confinement)
                 .attr("read_only", paths(&d.read_only))
                 .attr("read_write", paths(&d.read_write))
                 .attr("pid", pid);
@@ -247,6 +263,9 @@ fn server_entry(
     if !d.env.is_empty() {
         let keys: Vec<&str> = d.env.keys().map(String::as_str).collect();
         entry = entry.attr("env", keys.join(","));
+    }
+    if !d.outbound.is_empty() {
+        entry = entry.attr("outbound", d.outbound.join(","));
     }
     entry
 }
