@@ -106,6 +106,20 @@ fn error_of(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("no error in {body}"))
 }
 
+/// `sov serve`, which must refuse to start saying `says`.
+fn refused_start(home: &Path, says: &str) {
+    let out = run(home, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success(), "it started: expected {says:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(says), "{says}: {err}");
+}
+
+/// `sov seal open 127.0.0.1:PORT --purpose PURPOSE`.
+fn open_seal(home: &Path, port: u16, purpose: &str) {
+    let destination = format!("127.0.0.1:{port}");
+    sov(home, &["seal", "open", &destination, "--purpose", purpose]);
+}
+
 fn server_entries(home: &Path) -> Vec<Value> {
     entries(home)
         .into_iter()
@@ -441,10 +455,7 @@ fn registry_servers_run_sealed_and_every_call_is_receipted() {
     );
     assert_ne!(pinned, config);
     std::fs::write(home.join("sov.toml"), pinned).unwrap();
-    let out = run(&home, &["serve", "--listen", "127.0.0.1:0"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not the pinned tools_sha256"), "{err}");
+    refused_start(&home, "not the pinned tools_sha256");
     let last = server_entries(&home)
         .into_iter()
         .rev()
@@ -572,10 +583,7 @@ fn a_server_that_cannot_start_stops_the_start_and_is_recorded() {
     ] {
         std::fs::write(home.join("sov.toml"), format!("{base}{block}")).unwrap();
         let began = Instant::now();
-        let out = run(&home, &["serve", "--listen", "127.0.0.1:0"]);
-        assert!(!out.status.success(), "{block}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(says), "{says}: {err}");
+        refused_start(&home, says);
         assert!(began.elapsed() < Duration::from_secs(30));
     }
     let refused = server_entries(&home);
@@ -647,10 +655,7 @@ fn a_remote_server_is_reached_only_through_the_egress_gate_at_a_declared_destina
 
     // Not declared in [seal] outbound: the gate refuses the connection (recorded), and the
     // node does not start.
-    let out = run(&home, &["serve", "--listen", "127.0.0.1:0"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not declared in [seal] outbound"), "{err}");
+    refused_start(&home, "not declared in [seal] outbound");
     let refused = egress_entries(&home, port);
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["outcome"], "denied");
@@ -663,16 +668,7 @@ fn a_remote_server_is_reached_only_through_the_egress_gate_at_a_declared_destina
     );
 
     // Declared: served, each request over a connection the gate decided and recorded.
-    sov(
-        &home,
-        &[
-            "seal",
-            "open",
-            &format!("127.0.0.1:{port}"),
-            "--purpose",
-            "the everything MCP server",
-        ],
-    );
+    open_seal(&home, port, "the everything MCP server");
     let ana = token(&home);
     let (server, base, printed) = start(&home);
     assert!(
@@ -770,16 +766,7 @@ fn a_misbehaving_remote_server_gets_a_bounded_wait_and_its_token_stays_secret() 
     }
     let port = port.expect("the fixture wrote no port");
     wait_listening(port);
-    sov(
-        &home,
-        &[
-            "seal",
-            "open",
-            &format!("127.0.0.1:{port}"),
-            "--purpose",
-            "the misbehaving fixture",
-        ],
-    );
+    open_seal(&home, port, "the misbehaving fixture");
     let token_file = dir.path().join("far.token");
     let block = format!(
         "\n[[tools.mcp]]\nname = \"far\"\nurl = \"http://127.0.0.1:{port}/mcp\"\nbearer_token_file = {:?}\ntimeout_ms = 1500\n",
@@ -794,10 +781,7 @@ fn a_misbehaving_remote_server_gets_a_bounded_wait_and_its_token_stays_secret() 
     ] {
         std::fs::write(&token_file, format!("{text}\n")).unwrap();
         std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(mode)).unwrap();
-        let out = run(&home, &["serve", "--listen", "127.0.0.1:0"]);
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(says), "{says}: {err}");
+        refused_start(&home, says);
     }
     std::fs::write(&token_file, format!("{secret}\n")).unwrap();
     let ana = token(&home);
@@ -863,21 +847,9 @@ fn a_stdio_server_given_outbound_destinations_reaches_their_ports_only() {
     );
 
     // Its destinations must be the node's declared ones too: one place says what may leave.
-    let out = run(&home, &["serve", "--listen", "127.0.0.1:0"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not declared in [seal] outbound"), "{err}");
+    refused_start(&home, "not declared in [seal] outbound");
 
-    sov(
-        &home,
-        &[
-            "seal",
-            "open",
-            &destination,
-            "--purpose",
-            "the probe's database",
-        ],
-    );
+    open_seal(&home, allowed_port, "the probe's database");
     let ana = token(&home);
     let (server, base, _) = start(&home);
     let (status, body) = call(

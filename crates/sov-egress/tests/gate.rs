@@ -5,46 +5,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sov_audit::{AuditLog, LogConfig};
-use sov_audit_core::entry::{Entry, Kind, Outcome};
+use common::{decisions, declaring, open_log};
+use sov_audit::AuditLog;
+use sov_audit_core::entry::{Entry, Outcome};
 use sov_audit_core::record::{Done, Draft, Record, RecordError};
 use sov_egress::{EgressError, Gate};
-use sov_keys::LogKey;
-use sov_seal::declare::{Declaration, Destination};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
-
-fn open_log(dir: &Path) -> AuditLog {
-    let keys = dir.join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let key = LogKey::init_or_load(&keys).unwrap();
-    AuditLog::open(
-        &dir.join("audit"),
-        key,
-        LogConfig::new("sovereign/egress-test", "egress-test"),
-    )
-    .unwrap()
-    .0
-}
-
-/// The `egress.decision` entries durable so far, in order.
-fn decisions(log: &AuditLog) -> Vec<Entry> {
-    log.sign_now().unwrap();
-    let reader = log.reader().unwrap();
-    let size = reader.checkpoint().1.size;
-    (0..size)
-        .map(|i| Entry::decode(&reader.entry(i).unwrap()).unwrap())
-        .filter(|e| e.kind == Kind::EgressDecision)
-        .collect()
-}
 
 fn attr<'a>(e: &'a Entry, key: &str) -> Option<&'a str> {
     e.attrs
@@ -57,14 +33,6 @@ async fn listener() -> (TcpListener, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     (listener, addr)
-}
-
-fn declaring(addr: SocketAddr, purpose: &str) -> Declaration {
-    let mut declaration = Declaration::default();
-    declaration
-        .outbound
-        .push(Destination::parse(&addr.to_string(), purpose).unwrap());
-    declaration
 }
 
 /// Whether `listener` accepts a connection within a short while.

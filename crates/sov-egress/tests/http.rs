@@ -5,50 +5,35 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::{decisions, declaring, open_log};
 use http_body_util::{BodyExt, Full};
-use sov_audit::{AuditLog, LogConfig};
-use sov_audit_core::entry::{Entry, Kind, Outcome};
+use sov_audit::AuditLog;
+use sov_audit_core::entry::Outcome;
 use sov_egress::http::{HttpError, exchange};
 use sov_egress::{EgressError, Gate};
-use sov_keys::LogKey;
-use sov_seal::declare::{Declaration, Destination};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-fn open_log(dir: &std::path::Path) -> AuditLog {
-    let keys = dir.join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let key = LogKey::init_or_load(&keys).unwrap();
-    AuditLog::open(
-        &dir.join("audit"),
-        key,
-        LogConfig::new("sovereign/egress-test", "egress-test"),
-    )
-    .unwrap()
-    .0
-}
-
-fn decisions(log: &AuditLog) -> Vec<Entry> {
-    log.sign_now().unwrap();
-    let reader = log.reader().unwrap();
-    let size = reader.checkpoint().1.size;
-    (0..size)
-        .map(|i| Entry::decode(&reader.entry(i).unwrap()).unwrap())
-        .filter(|e| e.kind == Kind::EgressDecision)
-        .collect()
-}
-
-fn gate(log: &AuditLog, addr: SocketAddr) -> Gate {
-    let mut declaration = Declaration::default();
-    declaration
-        .outbound
-        .push(Destination::parse(&addr.to_string(), "a test peer").unwrap());
-    Gate::new(declaration, Arc::new(log.clone()), "system")
+/// One exchange with `peer` through a gate that permits `declared`.
+async fn send(
+    log: &AuditLog,
+    declared: SocketAddr,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Result<http::Response<sov_egress::http::Incoming>, HttpError> {
+    let gate = Gate::new(
+        declaring(declared, "a test peer"),
+        Arc::new(log.clone()),
+        "system",
+    );
+    exchange(&gate, peer, "mcp test", timeout, request()).await
 }
 
 fn request() -> http::Request<Full<Bytes>> {
@@ -87,15 +72,9 @@ async fn an_answer_arrives_over_a_recorded_connection() {
             .to_vec(),
     )
     .await;
-    let response = exchange(
-        &gate(&log, addr),
-        addr,
-        "mcp test",
-        Duration::from_secs(5),
-        request(),
-    )
-    .await
-    .unwrap();
+    let response = send(&log, addr, addr, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"{\"a\":1}");
@@ -115,15 +94,9 @@ async fn an_undeclared_destination_gets_nothing_sent() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let other: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let err = exchange(
-        &gate(&log, other),
-        addr,
-        "mcp test",
-        Duration::from_secs(5),
-        request(),
-    )
-    .await
-    .unwrap_err();
+    let err = send(&log, other, addr, Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, HttpError::Egress(EgressError::Undeclared(a)) if a == addr),
         "{err}"
@@ -143,15 +116,9 @@ async fn a_peer_that_never_answers_or_sends_an_endless_head_is_cut_off() {
     // Silent: the time limit.
     let (addr, _task) = peer(Vec::new()).await;
     let began = Instant::now();
-    let err = exchange(
-        &gate(&log, addr),
-        addr,
-        "mcp test",
-        Duration::from_millis(500),
-        request(),
-    )
-    .await
-    .unwrap_err();
+    let err = send(&log, addr, addr, Duration::from_millis(500))
+        .await
+        .unwrap_err();
     assert!(matches!(err, HttpError::Timeout { .. }), "{err}");
     assert!(began.elapsed() < Duration::from_secs(3));
     // A head that never ends: refused past the bound, not kept.
@@ -160,14 +127,8 @@ async fn a_peer_that_never_answers_or_sends_an_endless_head_is_cut_off() {
         endless.extend_from_slice(format!("x-filler-{i}: {}\r\n", "y".repeat(20)).as_bytes());
     }
     let (addr, _task) = peer(endless).await;
-    let err = exchange(
-        &gate(&log, addr),
-        addr,
-        "mcp test",
-        Duration::from_secs(5),
-        request(),
-    )
-    .await
-    .unwrap_err();
+    let err = send(&log, addr, addr, Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert!(matches!(err, HttpError::Protocol { .. }), "{err}");
 }

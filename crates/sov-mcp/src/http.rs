@@ -23,7 +23,6 @@ use http_body_util::{BodyExt, Full};
 use rmcp::model::{ClientJsonRpcMessage, JsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
-    StreamableHttpResponseLimits,
 };
 use sov_egress::Gate;
 use sse_stream::{Sse, SseStream};
@@ -103,7 +102,7 @@ pub struct GateClient {
     faults: Faults,
 }
 
-/// The bounds this client applies, whatever rmcp asks for (the smaller of the two wins).
+/// The bounds this client applies (rmcp's own configured limits are set to the same).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// A JSON answer.
@@ -153,8 +152,12 @@ impl GateClient {
             .method(method)
             .uri(target(uri))
             .header(HOST, self.host.clone());
-        if let Some(token) = auth {
-            builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(token) = auth
+            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            // Shown as "Sensitive" by any Debug output, never as the token.
+            value.set_sensitive(true);
+            builder = builder.header(AUTHORIZATION, value);
         }
         if let Some(id) = session_id {
             builder = builder.header(SESSION_ID, id);
@@ -174,14 +177,6 @@ impl GateClient {
             .await
             .map_err(|e| StreamableHttpError::Client(e.into()))
     }
-
-    fn bounded(&self, limits: &StreamableHttpResponseLimits) -> Limits {
-        Limits {
-            json: self.limits.json.min(limits.max_json_response_size),
-            event: self.limits.event.min(limits.max_sse_event_size),
-            error: self.limits.error.min(limits.max_error_response_size),
-        }
-    }
 }
 
 /// The request target of `uri`: its path and query (origin form; the connection is the
@@ -197,6 +192,8 @@ fn target(uri: &str) -> String {
 impl StreamableHttpClient for GateClient {
     type Error = HttpError;
 
+    /// rmcp's `*_with_*` variants, which pass its configured limits, are left to their
+    /// defaults (which call this): this client's own [`Limits`] always apply.
     async fn post_message(
         &self,
         uri: Arc<str>,
@@ -204,48 +201,6 @@ impl StreamableHttpClient for GateClient {
         session_id: Option<Arc<str>>,
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<StreamableHttpPostResponse, Failure> {
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            StreamableHttpResponseLimits::default(),
-        )
-        .await
-    }
-
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<StreamableHttpPostResponse, Failure> {
-        let mut limits = StreamableHttpResponseLimits::default();
-        limits.max_sse_event_size = max_sse_event_size;
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            limits,
-        )
-        .await
-    }
-
-    async fn post_message_with_response_limits(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, Failure> {
         let body =
             serde_json::to_vec(&message).map_err(|e| StreamableHttpError::Client(e.into()))?;
@@ -266,7 +221,7 @@ impl StreamableHttpClient for GateClient {
             response,
             awaits_no_response,
             session_id.is_some(),
-            self.bounded(&limits),
+            self.limits,
             self.timeout,
             &self.faults,
         )
@@ -304,27 +259,6 @@ impl StreamableHttpClient for GateClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, Result<Sse, sse_stream::Error>>, Failure> {
-        let event = self.limits.event;
-        self.get_stream_with_max_sse_event_size(
-            uri,
-            session_id,
-            last_event_id,
-            auth_header,
-            custom_headers,
-            event,
-        )
-        .await
-    }
-
-    async fn get_stream_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<BoxStream<'static, Result<Sse, sse_stream::Error>>, Failure> {
         let mut builder = self
             .request(
                 Method::GET,
@@ -356,7 +290,7 @@ impl StreamableHttpClient for GateClient {
         }
         Ok(events(
             response.into_body(),
-            max_sse_event_size.min(self.limits.event),
+            self.limits.event,
             &self.faults,
         ))
     }
