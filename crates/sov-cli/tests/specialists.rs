@@ -6,17 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
+use common::{Server, entries, env_path};
 use serde_json::Value;
-
-fn env_path(var: &str) -> PathBuf {
-    PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
-        panic!("{var} is not set: run the tests with `bash scripts/test`, which fetches the models")
-    }))
-}
 
 fn sov(home: &Path, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_sov"))
@@ -46,23 +43,6 @@ fn eval_dir(sub: &str) -> String {
         .join(sub)
         .display()
         .to_string()
-}
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 const SECRET: &str = "AMBERWICK";
@@ -499,14 +479,4 @@ fn specialists_answer_with_citations_and_a_confidential_document_stays_with_the_
             .iter()
             .any(|e| e["principal"] == "ana" && e.to_string().contains(SECRET))
     );
-}
-
-/// Every entry of the home's record, as `sov audit show --json` prints them.
-fn entries(home: &Path) -> Vec<Value> {
-    let out = sov(home, &["audit", "tail", "--json", "-n", "100000"]);
-    text(&out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
