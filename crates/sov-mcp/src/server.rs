@@ -140,14 +140,6 @@ impl Started {
         }
     }
 
-    /// Where a remote server is (none for a stdio server).
-    pub fn remote(&self) -> Option<&Remote> {
-        match &self.how {
-            How::Process(_) => None,
-            How::Remote { remote, .. } => Some(remote),
-        }
-    }
-
     /// Speaks to the server: the MCP handshake and its tool list, within [`START_TIMEOUT`]; a
     /// remote server through `gate` (each of its requests a recorded connection). A server
     /// that does not answer, answers wrongly or exits is an error that quotes the end of its

@@ -61,6 +61,20 @@ pub const SYSTEM_READ_ONLY: [&str; 9] = [
 /// is in force, or the program was not started); [`Sandbox::confinement`] says it for one.
 pub const CONFINEMENT: &str = "own network namespace without a usable interface; Landlock: read and execute the system's program folders, the executable and the declared read-only paths, write its scratch folder and the declared read-write paths, no TCP bind or connect, signals and abstract Unix sockets scoped; seccomp: the seal's filters; cleared environment";
 
+/// The confinement, in words, of a launched program that may reach `outbound` (none: no
+/// network at all, [`CONFINEMENT`]).
+pub fn confinement(outbound: &[SocketAddr]) -> String {
+    if outbound.is_empty() {
+        return CONFINEMENT.to_owned();
+    }
+    let ports: std::collections::BTreeSet<u16> = outbound.iter().map(SocketAddr::port).collect();
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    format!(
+        "the host's network, TCP connect only to ports {} (any address there: Landlock checks ports; its connections are not recorded one by one); Landlock: read and execute the system's program folders, the executable and the declared read-only paths, write its scratch folder and the declared read-write paths, no TCP bind, signals and abstract Unix sockets scoped; seccomp: the seal's filters (TCP only: no UDP, so no DNS); cleared environment",
+        ports.join(", ")
+    )
+}
+
 /// Files a launched program may write besides its own folders.
 const SYSTEM_READ_WRITE: [&str; 1] = ["/dev/null"];
 
@@ -236,14 +250,7 @@ impl Sandbox {
 
     /// Its confinement, in words, as it is applied (each layer in force, or not started).
     pub fn confinement(&self) -> String {
-        if self.outbound.is_empty() {
-            return CONFINEMENT.to_owned();
-        }
-        let ports: Vec<String> = self.ports().iter().map(u16::to_string).collect();
-        format!(
-            "the host's network, TCP connect only to ports {} (any address there: Landlock checks ports; its connections are not recorded one by one); Landlock: read and execute the system's program folders, the executable and the declared read-only paths, write its scratch folder and the declared read-write paths, no TCP bind, signals and abstract Unix sockets scoped; seccomp: the seal's filters (TCP only: no UDP, so no DNS); cleared environment",
-            ports.join(", ")
-        )
+        confinement(&self.outbound)
     }
 
     fn ports(&self) -> std::collections::BTreeSet<u16> {

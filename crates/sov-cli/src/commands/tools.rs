@@ -72,7 +72,12 @@ pub(crate) fn start_mcp(
                 reason: "declared twice in [[tools.mcp]]".into(),
             });
         }
-        let destinations = declared.destinations().unwrap_or_default();
+        let destinations = declared
+            .destinations()
+            .map_err(|reason| sov_mcp::McpError {
+                server: declared.name.clone(),
+                reason,
+            })?;
         if let Some(addr) = destinations
             .iter()
             .find(|a| config.seal.destination(**a).is_none())
@@ -229,10 +234,7 @@ fn server_entry(
     match (&d.command, pid) {
         (Some(command), Some(pid)) => {
             let args = serde_json::to_vec(&d.args).unwrap_or_default();
-            let confinement = d.sandbox(std::path::Path::new("/")).map_or_else(
-                || sov_seal::launch::CONFINEMENT.to_owned(),
-                |s| s.confinement(),
-            );
+            let confinement = sov_seal::launch::confinement(&d.destinations().unwrap_or_default());
             entry = entry
                 .attr("transport", "stdio")
                 .attr("command", command.display())
