@@ -13,27 +13,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{entries, env_path, home_with_starter, run, sov, start};
+use common::{client, entries, env_path, home_with_starter, run, sov, start};
 
 use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-/// Runs a Python client script with `args` and `env`; the one JSON object it prints.
-fn client(python: &Path, script: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let out = Command::new(python)
-        .arg(script)
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// The salted commitment an entry carries (sov-audit-core's `commitment`), recomputed here.
 fn commitment(label: &str, salt: &[u8], data: &[u8]) -> String {
@@ -365,86 +349,6 @@ fn a_declared_database_that_cannot_be_served_is_refused_at_start() {
     // Nothing was added by the refused commands.
     std::fs::write(&config, &base).unwrap();
     assert!(sov(&home, &["specialist", "list"]).contains("no specialists yet"));
-}
-
-#[test]
-fn function_calling_and_structured_output_work_through_the_openai_client_and_langchain() {
-    let python = env_path("SOV_TEST_PYTHON");
-    let (_dir, home) = home_with_starter();
-    sov(&home, &["principal", "add", "ana", "--role", "analyst"]);
-    let ana = sov(&home, &["token", "issue", "ana"]).trim().to_owned();
-    let (server, base, _) = start(&home);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions_client.py");
-    let seen = client(
-        &python,
-        &script,
-        &[&base, "smollm2"],
-        &[("SOV_TEST_TOKEN", &ana)],
-    );
-    drop(server);
-
-    // Forced calls: always one call of an offered function whose arguments match its schema
-    // (the client validated them), whole and streamed alike.
-    for f in seen["forced"].as_array().unwrap() {
-        assert_eq!(f["finish_reason"], "tool_calls", "{f}");
-        assert!(f["content"].is_null(), "{f}");
-        assert_eq!(f["calls"].as_array().unwrap().len(), 1, "{f}");
-        assert!(f["ids"][0].as_str().unwrap().starts_with("call_"), "{f}");
-        assert_eq!(f["stream"]["finish_reason"], "tool_calls", "{f}");
-        assert_eq!(f["stream"]["calls"], f["calls"], "{f}");
-    }
-    assert_eq!(seen["named"][0]["name"], "get_time", "{}", seen["named"]);
-    let follow = &seen["follow"];
-    assert!(follow["tool_calls"].is_null(), "{follow}");
-    assert!(!follow["content"].as_str().unwrap().is_empty(), "{follow}");
-    let auto = &seen["auto"];
-    if !auto["calls"].as_array().unwrap().is_empty() {
-        assert_eq!(auto["finish_reason"], "tool_calls", "{auto}");
-    } else {
-        assert!(
-            !auto["content"].as_str().unwrap().starts_with('<'),
-            "{auto}"
-        );
-    }
-    assert_eq!(seen["json_schema"].as_array().unwrap().len(), 5);
-    assert!(seen["json_object"].is_object());
-    assert_eq!(seen["bad_choice"]["status"], 400, "{}", seen["bad_choice"]);
-    assert_eq!(
-        seen["bad_choice"]["param"], "tool_choice",
-        "{}",
-        seen["bad_choice"]
-    );
-    let lc = seen["langchain_tool_calls"].as_array().unwrap();
-    assert_eq!(lc.len(), 1, "{lc:?}");
-    assert_eq!(lc[0]["name"], "get_weather");
-    assert!(
-        lc[0]["args"]["city"].is_string() && lc[0]["args"]["unit"].is_string(),
-        "{lc:?}"
-    );
-    let s = &seen["langchain_structured"];
-    assert!(s["city"].is_string() && s["population"].is_u64(), "{s}");
-
-    // The record names what was offered.
-    let entries = entries(&home);
-    let offered = entries
-        .iter()
-        .filter(|e| {
-            e["kind"] == "inference"
-                && e["attrs"]["tool_choice"] == "required"
-                && e["outcome"] == "ok"
-        })
-        .count();
-    // One per forced call, whole and streamed (a stream's first entry, `started`, too).
-    assert_eq!(offered, 10);
-    assert!(entries.iter().any(|e| {
-        e["attrs"]["functions"] == "get_weather,get_time"
-            && e["attrs"]["tool_choice"] == "function:get_time"
-    }));
-    assert!(
-        entries
-            .iter()
-            .any(|e| e["attrs"]["response_format"] == "json_schema:city")
-    );
 }
 
 #[test]

@@ -32,6 +32,9 @@
 //! - **Chat prompts**: only the chat template's own markup can write control tokens; message
 //!   content is tokenised as plain text, and only the roles `system`, `user`, `assistant` (and
 //!   `developer`, read as `system`) are accepted, so a message cannot forge a turn.
+//! - **Tools in the template**: a template that offers tools itself ([`ChatTemplate::takes_tools`])
+//!   is given the request's functions ([`Engine::chat_prompt_with_tools`]); their text is
+//!   markup then, so a function whose text holds a control token's text is refused.
 //!
 //! The crate has no `unsafe` of its own: `llama-cpp-2` wraps the C API, and the workspace forbids
 //! `unsafe` here as everywhere.
@@ -40,6 +43,7 @@ mod embed;
 mod error;
 mod llama;
 mod prompt;
+mod pyjson;
 mod sampler;
 mod template;
 mod text;

@@ -459,6 +459,53 @@ impl Engine {
     /// Fails on a role other than `system`, `user`, `assistant` or `developer` (read as
     /// `system`), and when the template refuses the conversation.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt, EngineError> {
+        self.render(messages, None)
+    }
+
+    /// Whether the model's chat template offers tools itself ([`ChatTemplate::takes_tools`]).
+    pub fn takes_tools(&self) -> bool {
+        matches!(self.inner.template.as_ref(), Ok(t) if t.takes_tools())
+    }
+
+    /// [`Engine::chat_prompt`] with `tools` (OpenAI's shape) given to a template that takes
+    /// them. The template writes them as its markup, where a control token's text would be
+    /// one: a tool whose text (any key or string in it) holds one is refused, as is a model
+    /// whose template does not take tools.
+    pub fn chat_prompt_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[serde_json::Value],
+    ) -> Result<Prompt, EngineError> {
+        if !self.takes_tools() {
+            return Err(EngineError::InvalidParam {
+                param: "tools",
+                reason: "this model's chat template does not offer tools".into(),
+            });
+        }
+        let vocab = self.inner.model.vocab();
+        for (index, tool) in tools.iter().enumerate() {
+            let mut texts = Vec::new();
+            strings_of(tool, &mut texts);
+            for text in texts {
+                let tokens = vocab.tokenize(text.as_bytes(), false, true);
+                if tokens.iter().any(|t| vocab.is_control(*t)) {
+                    return Err(EngineError::InvalidParam {
+                        param: "tools",
+                        reason: format!(
+                            "tool {index} contains the text of one of the model's control tokens, which this model's chat template would write as its own"
+                        ),
+                    });
+                }
+            }
+        }
+        self.render(messages, Some(tools))
+    }
+
+    fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+    ) -> Result<Prompt, EngineError> {
         if self.inner.info.embedding_only {
             return Err(EngineError::EmbeddingOnly);
         }
@@ -469,7 +516,7 @@ impl Engine {
             .as_ref()
             .map_err(|_| EngineError::NoChatTemplate)?;
         let messages = prompt::canonical_roles(messages)?;
-        let text = template.render(&messages)?;
+        let text = template.render(&messages, tools)?;
         let whole = self.tokenize_prompt(&text);
         let markers = prompt::Markers::new();
         let marked: Vec<ChatMessage> = messages
@@ -479,7 +526,7 @@ impl Engine {
                 content: markers.wrap(&m.content),
             })
             .collect();
-        let rendered = template.render(&marked).ok();
+        let rendered = template.render(&marked, tools).ok();
         let pieces = rendered
             .as_deref()
             .and_then(|r| markers.split(r))
@@ -916,4 +963,20 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// Every key and string in `value`, for the control-token check of text a template writes as
+/// markup.
+fn strings_of<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings_of(v, out)),
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                out.push(key);
+                strings_of(v, out);
+            }
+        }
+        _ => {}
+    }
 }

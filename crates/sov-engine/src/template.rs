@@ -4,7 +4,14 @@
 //! then formats messages with hand-written C++; parts of a template it does not model (SmolLM2's
 //! default system prompt, for example) are silently dropped. We render the template itself with
 //! minijinja, with the Python-compatible string methods (`.strip()`, `.startswith()`, ...) and the
-//! helpers that Hugging Face templates expect (`raise_exception`, `strftime_now`).
+//! helpers that Hugging Face templates expect (`raise_exception`, `strftime_now`, and its
+//! Python `tojson`: [`crate::pyjson`]).
+//!
+//! A template **takes tools** when it reads the `tools` variable and writes calls as
+//! `<tool_call>` (the Hermes format: Qwen 2.5 and the models tuned like it): the same call
+//! syntax the grammar of `sov_infer::functions` enforces, so the model is offered its functions
+//! in its own words and answers in its own format. Other templates get the generic format's
+//! system message instead (`sov_infer::functions`).
 
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value, context};
 use sov_infer::ChatMessage;
@@ -17,6 +24,7 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    takes_tools: bool,
 }
 
 const NAME: &str = "chat";
@@ -30,17 +38,36 @@ impl ChatTemplate {
         env.set_lstrip_blocks(false);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
+        env.add_filter("tojson", crate::pyjson::tojson);
         env.add_template_owned(NAME, source.to_owned())
             .map_err(|source| EngineError::Template { source })?;
+        let takes_tools = source.contains(sov_infer::functions::OPEN)
+            && env
+                .get_template(NAME)
+                .map_err(|source| EngineError::Template { source })?
+                .undeclared_variables(false)
+                .contains("tools");
         Ok(Self {
             env,
             bos_token: bos_token.to_owned(),
             eos_token: eos_token.to_owned(),
+            takes_tools,
         })
     }
 
-    /// Renders `messages` with the generation prompt for the assistant's turn appended.
-    pub fn render(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
+    /// Whether the template offers tools itself (see the module docs).
+    pub fn takes_tools(&self) -> bool {
+        self.takes_tools
+    }
+
+    /// Renders `messages` with the generation prompt for the assistant's turn appended, and
+    /// `tools` (OpenAI's shape: `{"type": "function", "function": {...}}`) in the `tools`
+    /// variable when given (`none` otherwise, as Hugging Face's renderer passes it).
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+    ) -> Result<String, EngineError> {
         let template = self
             .env
             .get_template(NAME)
@@ -48,6 +75,7 @@ impl ChatTemplate {
         template
             .render(context! {
                 messages => messages,
+                tools => tools,
                 add_generation_prompt => true,
                 bos_token => self.bos_token,
                 eos_token => self.eos_token,
@@ -105,7 +133,7 @@ mod tests {
     #[test]
     fn smollm2_keeps_its_default_system_prompt() {
         let t = ChatTemplate::new(SMOLLM2, "<|im_start|>", "<|im_end|>").unwrap();
-        let out = t.render(&[msg("user", "Hi")]).unwrap();
+        let out = t.render(&[msg("user", "Hi")], None).unwrap();
         assert_eq!(
             out,
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -116,7 +144,7 @@ mod tests {
     fn explicit_system_prompt_replaces_default() {
         let t = ChatTemplate::new(SMOLLM2, "", "").unwrap();
         let out = t
-            .render(&[msg("system", "Be brief."), msg("user", "Hi")])
+            .render(&[msg("system", "Be brief."), msg("user", "Hi")], None)
             .unwrap();
         assert!(out.starts_with("<|im_start|>system\nBe brief.<|im_end|>\n"));
         assert!(!out.contains("SmolLM"));
@@ -126,8 +154,8 @@ mod tests {
     fn python_methods_and_raise_exception() {
         let src = "{% if messages[0]['role'] == 'bad' %}{{ raise_exception('no bad roles') }}{% endif %}{{ bos_token }}{{ messages[0]['content'].strip() }}";
         let t = ChatTemplate::new(src, "<s>", "</s>").unwrap();
-        assert_eq!(t.render(&[msg("user", "  x  ")]).unwrap(), "<s>x");
-        let err = t.render(&[msg("bad", "x")]).unwrap_err();
+        assert_eq!(t.render(&[msg("user", "  x  ")], None).unwrap(), "<s>x");
+        let err = t.render(&[msg("bad", "x")], None).unwrap_err();
         let reason = std::error::Error::source(&err).unwrap().to_string();
         assert!(reason.contains("no bad roles"), "{reason}");
     }
@@ -136,23 +164,28 @@ mod tests {
     fn gemma_folds_the_system_message_into_the_first_user_turn() {
         let t = ChatTemplate::new(sov_models::templates::GEMMA, "<bos>", "<eos>").unwrap();
         let out = t
-            .render(&[
-                msg("system", "Be brief."),
-                msg("user", "  Hi  "),
-                msg("assistant", "Hello."),
-                msg("user", "Name a colour."),
-            ])
+            .render(
+                &[
+                    msg("system", "Be brief."),
+                    msg("user", "  Hi  "),
+                    msg("assistant", "Hello."),
+                    msg("user", "Name a colour."),
+                ],
+                None,
+            )
             .unwrap();
         assert_eq!(
             out,
             "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nName a colour.<end_of_turn>\n<start_of_turn>model\n"
         );
-        let plain = t.render(&[msg("user", "Hi")]).unwrap();
+        let plain = t.render(&[msg("user", "Hi")], None).unwrap();
         assert_eq!(
             plain,
             "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
         );
-        let err = t.render(&[msg("user", "a"), msg("user", "b")]).unwrap_err();
+        let err = t
+            .render(&[msg("user", "a"), msg("user", "b")], None)
+            .unwrap_err();
         let reason = std::error::Error::source(&err).unwrap().to_string();
         assert!(reason.contains("must alternate"), "{reason}");
     }
@@ -160,7 +193,9 @@ mod tests {
     #[test]
     fn chatml_renders_turns_and_the_generation_prompt() {
         let t = ChatTemplate::new(sov_models::templates::CHATML, "", "").unwrap();
-        let out = t.render(&[msg("system", "S"), msg("user", "U")]).unwrap();
+        let out = t
+            .render(&[msg("system", "S"), msg("user", "U")], None)
+            .unwrap();
         assert_eq!(
             out,
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
@@ -170,5 +205,54 @@ mod tests {
     #[test]
     fn broken_template_is_an_error() {
         assert!(ChatTemplate::new("{% for %}", "", "").is_err());
+    }
+
+    const HERMES: &str = include_str!("../tests/hermes_tools.jinja");
+
+    #[test]
+    fn a_template_that_writes_tool_calls_takes_tools() {
+        let t = ChatTemplate::new(HERMES, "", "").unwrap();
+        assert!(t.takes_tools());
+        for other in [
+            SMOLLM2,
+            sov_models::templates::GEMMA,
+            sov_models::templates::CHATML,
+        ] {
+            assert!(!ChatTemplate::new(other, "", "").unwrap().takes_tools());
+        }
+        // Reading `tools` without writing `<tool_call>`, or the marker without `tools`: not a
+        // format the grammar knows.
+        let reads = "{% if tools %}{{ tools | tojson }}{% endif %}{{ messages[0]['content'] }}";
+        assert!(!ChatTemplate::new(reads, "", "").unwrap().takes_tools());
+        let marker = "<tool_call>{{ messages[0]['content'] }}";
+        assert!(!ChatTemplate::new(marker, "", "").unwrap().takes_tools());
+    }
+
+    #[test]
+    fn tools_are_written_in_the_template_s_own_words() {
+        let t = ChatTemplate::new(HERMES, "", "").unwrap();
+        let tool = serde_json::json!({"type": "function", "function": {"name": "get_time", "description": "The time <now>", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}});
+        let out = t
+            .render(
+                &[msg("system", "Be brief."), msg("user", "Hi")],
+                Some(&[tool]),
+            )
+            .unwrap();
+        assert!(
+            out.starts_with(
+                "<|im_start|>system\nBe brief.\n\nYou may call one or more functions. Their signatures are within <tools></tools>:\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_time\", \"description\": \"The time <now>\", \"parameters\": {\"type\": \"object\", \"properties\": {\"zone\": {\"type\": \"string\"}}}}}\n</tools>\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"),
+            "{out}"
+        );
+        // Without tools, the same template is plain ChatML.
+        let plain = t.render(&[msg("user", "Hi")], None).unwrap();
+        assert_eq!(
+            plain,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 }

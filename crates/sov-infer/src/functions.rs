@@ -19,6 +19,13 @@
 //!   function is called once; otherwise `parallel_tool_calls` allows up to [`MAX_CALLS`], and
 //!   a call repeated with the same arguments counts once.
 //!
+//! A model whose chat template offers tools itself (the Hermes format: the template reads
+//! `tools` and writes `<tool_call>`; `sov_engine::ChatTemplate::takes_tools`) is given the
+//! functions there instead ([`Functions::tools`], OpenAI's shape), with the same grammar except
+//! that the call's JSON may stand on a line of its own between the tags
+//! ([`Functions::template_grammar`]). Earlier calls and results in the conversation stay in
+//! the generic format's words for every model.
+//!
 //! A `json_object` or `json_schema` response format is a grammar of one JSON value
 //! ([`Format::grammar`]), with the schema also stated to the model. In every schema the
 //! grammar enforces, an object that does not say `additionalProperties` is closed
@@ -215,8 +222,40 @@ impl Functions {
         Some(text)
     }
 
+    /// The functions in OpenAI's shape (`{"type": "function", "function": {"name",
+    /// "description", "parameters"}}`), for a chat template that offers tools itself; `None`
+    /// when none are offered. Only the named one under a named choice.
+    pub fn tools(&self) -> Option<Vec<Value>> {
+        if self.choice == Choice::None || self.functions.is_empty() {
+            return None;
+        }
+        Some(
+            self.callable()
+                .into_iter()
+                .map(|f| {
+                    json!({"type": "function", "function": {
+                        "name": f.name, "description": f.description, "parameters": f.parameters
+                    }})
+                })
+                .collect(),
+        )
+    }
+
     /// The grammar for the answer, or `None` when no function is offered.
     pub fn grammar(&self) -> Option<String> {
+        self.grammar_of(&format!("call: \"{OPEN}\" fn \"{CLOSE}\""))
+    }
+
+    /// [`Functions::grammar`] for a model offered its functions by its own template: the
+    /// call's JSON may also stand on a line of its own between the tags, as such templates
+    /// show it (`<tool_call>\n{...}\n</tool_call>`).
+    pub fn template_grammar(&self) -> Option<String> {
+        self.grammar_of(&format!(
+            "call: \"{OPEN}\" \"\\n\"? fn \"\\n\"? \"{CLOSE}\""
+        ))
+    }
+
+    fn grammar_of(&self, call: &str) -> Option<String> {
         if self.choice == Choice::None || self.functions.is_empty() {
             return None;
         }
@@ -232,7 +271,7 @@ impl Functions {
             _ => format!("start: {calls}\n"),
         };
         Some(format!(
-            "%llguidance {{}}\n{start}call: \"{OPEN}\" fn \"{CLOSE}\"\nfn: %json {}\n",
+            "%llguidance {{}}\n{start}{call}\nfn: %json {}\n",
             self.call_schema()
         ))
     }
@@ -424,6 +463,29 @@ mod tests {
                 .unwrap()
                 .contains(r#"%json {"type":"object""#)
         );
+    }
+
+    #[test]
+    fn a_template_is_offered_the_callable_functions_in_openai_s_shape() {
+        let mut f = weather();
+        assert_eq!(
+            f.tools().unwrap(),
+            vec![
+                json!({"type": "function", "function": {"name": "get_weather",
+                "description": "The weather in a city", "parameters": f.functions[0].parameters}})
+            ]
+        );
+        let g = f.template_grammar().unwrap();
+        assert!(
+            g.contains("call: \"<tool_call>\" \"\\n\"? fn \"\\n\"? \"</tool_call>\"\n"),
+            "{g}"
+        );
+        // The call parses back laid out on lines of its own, as such templates show it.
+        let laid_out = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>";
+        assert_eq!(parse_calls(laid_out, false).unwrap()[0].name, "get_weather");
+        f.choice = Choice::None;
+        assert_eq!(f.tools(), None);
+        assert_eq!(f.template_grammar(), None);
     }
 
     #[test]

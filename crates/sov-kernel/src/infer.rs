@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use serde_json::Value;
 use sov_engine::{
     ChatMessage, Engine, EngineError, EngineStats, Event, Generation, Prompt, SamplingParams,
 };
@@ -29,8 +30,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn embedding_length(&self) -> usize;
     /// Whether the model only embeds (no chat, no completions).
     fn embedding_only(&self) -> bool;
-    /// Renders and tokenises a conversation with the model's chat template.
-    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt, EngineError>;
+    /// Renders and tokenises a conversation with the model's chat template; `tools` (OpenAI's
+    /// shape) go to a template that takes them ([`Backend::takes_tools`]).
+    fn chat_prompt(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[Value]>,
+    ) -> Result<Prompt, EngineError>;
+    /// Whether the model's chat template offers tools itself.
+    fn takes_tools(&self) -> bool;
     /// Tokenises a plain text prompt.
     fn text_prompt(&self, text: &str) -> Prompt;
     /// Starts a generation; `whole`: the answer is wanted all at once (not streamed).
@@ -56,8 +64,18 @@ impl Backend for Engine {
     fn embedding_only(&self) -> bool {
         self.info().embedding_only
     }
-    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt, EngineError> {
-        Engine::chat_prompt(self, messages)
+    fn chat_prompt(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[Value]>,
+    ) -> Result<Prompt, EngineError> {
+        match tools {
+            Some(tools) => self.chat_prompt_with_tools(messages, tools),
+            None => Engine::chat_prompt(self, messages),
+        }
+    }
+    fn takes_tools(&self) -> bool {
+        Engine::takes_tools(self)
     }
     fn text_prompt(&self, text: &str) -> Prompt {
         Engine::text_prompt(self, text)
@@ -381,19 +399,17 @@ impl Kernel {
     ) -> Result<Reply, KernelError> {
         let (permit, model) = self.model(ex, &call.model)?;
         refuse_embedding_only(&model, &call.model)?;
-        let backend = model.backend.clone();
         let mut messages = call.messages;
         let mut params = call.params;
-        constrain(
+        let tools = constrain(
             ex,
+            model.backend.as_ref(),
             &mut messages,
             &mut params,
             call.functions.as_ref(),
             &call.format,
         );
-        let prompt = tokio::task::spawn_blocking(move || backend.chat_prompt(&messages))
-            .await
-            .map_err(|e| KernelError::Internal(e.to_string()))??;
+        let prompt = chat_prompt(&model.backend, messages, tools).await?;
         if call.fit
             && let Some(max) = params.max_tokens
         {
@@ -463,32 +479,75 @@ impl Kernel {
     }
 }
 
-/// Offers the functions or states the format to the model (a system message, in the generic
-/// format: [`sov_infer::functions`]) and sets the grammar that constrains its answer; the
-/// entry names what was offered.
+/// [`offer`], with the entry naming what was offered and where: `tools_in` is `template`
+/// (the model's own chat template wrote them) or `generic` (the system message).
 fn constrain(
     ex: &mut Exchange,
+    backend: &dyn Backend,
     messages: &mut Vec<ChatMessage>,
     params: &mut SamplingParams,
     functions: Option<&Functions>,
     format: &Format,
-) {
-    let (instructions, grammar) = match functions {
-        Some(f) => {
-            let names: Vec<&str> = f.functions.iter().map(|f| f.name.as_str()).collect();
-            ex.attr("functions", names.join(","));
-            ex.attr("tool_choice", f.choice.describe());
-            (f.instructions(), f.grammar())
-        }
-        None => (format.instructions(), format.grammar()),
-    };
+) -> Option<Vec<Value>> {
+    if let Some(f) = functions {
+        let names: Vec<&str> = f.functions.iter().map(|f| f.name.as_str()).collect();
+        ex.attr("functions", names.join(","));
+        ex.attr("tool_choice", f.choice.describe());
+    }
     if *format != Format::Text {
         ex.attr("response_format", format.describe());
     }
+    let tools = offer(backend, messages, params, functions, format);
+    if functions.is_some_and(|f| f.grammar().is_some()) {
+        ex.attr(
+            "tools_in",
+            if tools.is_some() {
+                "template"
+            } else {
+                "generic"
+            },
+        );
+    }
+    tools
+}
+
+/// Offers the functions, or states the format, to the model and sets the grammar that
+/// constrains its answer. A model whose chat template takes tools is given them there (the
+/// returned tools, for [`chat_prompt`]) and may lay out a call as its template shows it;
+/// otherwise they, and a response format always, are described in the system message in the
+/// generic format ([`sov_infer::functions`]).
+pub(crate) fn offer(
+    backend: &dyn Backend,
+    messages: &mut Vec<ChatMessage>,
+    params: &mut SamplingParams,
+    functions: Option<&Functions>,
+    format: &Format,
+) -> Option<Vec<Value>> {
+    let (instructions, grammar, tools) = match functions {
+        Some(f) if backend.takes_tools() => (None, f.template_grammar(), f.tools()),
+        Some(f) => (f.instructions(), f.grammar(), None),
+        None => (format.instructions(), format.grammar(), None),
+    };
     if let Some(text) = instructions {
         add_instructions(messages, text);
     }
     params.grammar = grammar;
+    tools
+}
+
+/// Renders and tokenises a conversation with the backend's chat template, off the async
+/// threads (it is CPU work).
+pub(crate) async fn chat_prompt(
+    backend: &Arc<dyn Backend>,
+    messages: Vec<ChatMessage>,
+    tools: Option<Vec<Value>>,
+) -> Result<Prompt, KernelError> {
+    let backend = backend.clone();
+    let prompt =
+        tokio::task::spawn_blocking(move || backend.chat_prompt(&messages, tools.as_deref()))
+            .await
+            .map_err(|e| KernelError::Internal(e.to_string()))??;
+    Ok(prompt)
 }
 
 /// Adds `text` to the conversation's system message (made first when it has none).

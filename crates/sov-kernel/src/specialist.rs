@@ -236,11 +236,8 @@ impl Kernel {
             reply.ground(Arc::new(grounding));
             return Ok(reply);
         }
-        let messages = grounded.messages.clone();
-        let backend = base.backend.clone();
-        let prompt = tokio::task::spawn_blocking(move || backend.chat_prompt(&messages))
-            .await
-            .map_err(|e| KernelError::Internal(e.to_string()))??;
+        let prompt =
+            crate::infer::chat_prompt(&base.backend, grounded.messages.clone(), None).await?;
         let grounding = Grounding {
             specialist: name.to_owned(),
             citations: grounded.citations.clone(),

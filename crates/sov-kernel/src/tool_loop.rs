@@ -1,6 +1,7 @@
 //! A specialist's tool loop: for a question its tools do not answer on their own (the plain
 //! step, `Kernel::tool_steps`), the model is offered the tools it was given and the caller may
-//! use, in the generic function-calling format with its answer constrained by the grammar
+//! use (by its own chat template when that takes tools, else in the generic function-calling
+//! format: `crate::infer::offer`), with its answer constrained by the grammar
 //! (`sov_infer::functions`), so a call always names one of them with arguments matching its
 //! schema. Each round's calls are run through [`Kernel::call_tool`] (decided, receipted with
 //! the round's number) and their results given back; the loop ends when the model answers in
@@ -14,7 +15,7 @@
 
 use serde_json::Value;
 use sov_engine::{ChatMessage, Event, FinishReason, SamplingParams};
-use sov_infer::functions::{self, Choice, Function, Functions};
+use sov_infer::functions::{self, Choice, Format, Function, Functions};
 use sov_policy::{Action, Permit, Resource};
 
 use crate::exchange::Exchange;
@@ -165,9 +166,9 @@ fn finish(
     Looped { answer, steps }
 }
 
-/// One whole answer of the model to `messages`, offered `functions` (their instructions in
-/// the system message, their grammar on the sampler) or nothing: its text, whether it was cut
-/// by `max_tokens`, and the tokens it took.
+/// One whole answer of the model to `messages`, offered `functions` (`crate::infer::offer`:
+/// by its template or the system message, their grammar on the sampler) or nothing: its text,
+/// whether it was cut by `max_tokens`, and the tokens it took.
 async fn ask(
     permit: &Permit,
     base: &ServedModel,
@@ -178,14 +179,14 @@ async fn ask(
     debug_assert_eq!(permit.action(), Action::Infer);
     let mut messages = messages.to_vec();
     let mut params = params.clone();
-    params.grammar = functions.and_then(Functions::grammar);
-    if let Some(text) = functions.and_then(Functions::instructions) {
-        crate::infer::add_instructions(&mut messages, text);
-    }
-    let backend = base.backend.clone();
-    let prompt = tokio::task::spawn_blocking(move || backend.chat_prompt(&messages))
-        .await
-        .map_err(|e| KernelError::Internal(e.to_string()))??;
+    let tools = crate::infer::offer(
+        base.backend.as_ref(),
+        &mut messages,
+        &mut params,
+        functions,
+        &Format::Text,
+    );
+    let prompt = crate::infer::chat_prompt(&base.backend, messages, tools).await?;
     let mut generation = base.backend.generate(prompt, params, true)?;
     let mut text = String::new();
     while let Some(event) = generation.next().await {

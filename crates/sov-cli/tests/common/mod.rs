@@ -169,3 +169,19 @@ pub fn verify_offline(home: &Path, dir: &Path) -> PathBuf {
 pub fn verifier() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_sov")).with_file_name("sov-verify")
 }
+
+/// Runs a Python client script with `args` and `env`; the one JSON object it prints.
+pub fn client(python: &Path, script: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
