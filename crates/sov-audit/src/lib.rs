@@ -144,7 +144,7 @@ use std::time::Duration;
 
 pub use error::AuditError;
 pub use reader::LogReader;
-pub use shared::{Counters, Health};
+pub use shared::{APPEND_BUCKETS_US, Counters, Health, Latency};
 pub use sov_audit_core::entry::{Kind, Outcome};
 pub use sov_audit_core::hash::Hash;
 pub use wal::MAX_BATCH_BYTES;

@@ -288,6 +288,7 @@ impl Sequencer {
                 };
                 self.shared
                     .appended(u64::try_from(acks.len()).unwrap_or(u64::MAX));
+                self.shared.wal_bytes(self.good.len);
                 for (done, appended) in acks {
                     call(done, Ok(appended));
                 }

@@ -64,6 +64,27 @@ pub struct Counters {
     pub write_failures: u64,
     /// Times the log went from degraded back to accepting entries.
     pub recoveries: u64,
+    /// Bytes of `entries.wal` written and synced.
+    pub wal_bytes: u64,
+    /// How long appends took, from the call to the acknowledgement (durable or failed).
+    pub append_latency: Latency,
+}
+
+/// Upper bounds of the append-latency buckets, in microseconds; the last bucket (+Inf) is
+/// [`Latency::count`].
+pub const APPEND_BUCKETS_US: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// A latency histogram's totals, as Prometheus reads one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// Appends at or under each bound of [`APPEND_BUCKETS_US`] (cumulative).
+    pub buckets: [u64; APPEND_BUCKETS_US.len()],
+    /// Appends in all.
+    pub count: u64,
+    /// Their durations summed, in microseconds.
+    pub sum_us: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +149,10 @@ pub(crate) struct Shared {
     appended: AtomicU64,
     write_failures: AtomicU64,
     recoveries: AtomicU64,
+    wal_bytes: AtomicU64,
+    /// Appends in each bucket of [`APPEND_BUCKETS_US`] (not cumulative), then over the last.
+    append_buckets: [AtomicU64; APPEND_BUCKETS_US.len() + 1],
+    append_sum_us: AtomicU64,
 }
 
 impl Shared {
@@ -138,6 +163,9 @@ impl Shared {
             appended: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
             recoveries: AtomicU64::new(0),
+            wal_bytes: AtomicU64::new(0),
+            append_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            append_sum_us: AtomicU64::new(0),
         }
     }
 
@@ -194,6 +222,22 @@ impl Shared {
         self.appended.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The WAL's length after a synced batch.
+    pub(crate) fn wal_bytes(&self, len: u64) {
+        self.wal_bytes.store(len, Ordering::Relaxed);
+    }
+
+    /// One append's latency.
+    pub(crate) fn observe_append(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = APPEND_BUCKETS_US
+            .iter()
+            .position(|bound| us <= *bound)
+            .unwrap_or(APPEND_BUCKETS_US.len());
+        self.append_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.append_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
     pub(crate) fn health(&self) -> Health {
         match self.queue.lock() {
             Ok(q) => q.health(),
@@ -210,7 +254,25 @@ impl Shared {
             entries_appended: self.appended.load(Ordering::Relaxed),
             write_failures: self.write_failures.load(Ordering::Relaxed),
             recoveries: self.recoveries.load(Ordering::Relaxed),
+            wal_bytes: self.wal_bytes.load(Ordering::Relaxed),
+            append_latency: self.latency(),
         }
+    }
+
+    fn latency(&self) -> Latency {
+        let mut latency = Latency {
+            sum_us: self.append_sum_us.load(Ordering::Relaxed),
+            ..Latency::default()
+        };
+        let mut total = 0u64;
+        for (i, n) in self.append_buckets.iter().enumerate() {
+            total = total.saturating_add(n.load(Ordering::Relaxed));
+            if let Some(b) = latency.buckets.get_mut(i) {
+                *b = total;
+            }
+        }
+        latency.count = total;
+        latency
     }
 }
 

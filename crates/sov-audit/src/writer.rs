@@ -5,6 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use sov_audit_core::entry::{Entry, Kind, Outcome};
 use sov_audit_core::note::is_valid_key_name;
@@ -204,6 +205,7 @@ impl AuditLog {
             report: _,
         } = recovered;
         let shared = Arc::new(Shared::new());
+        shared.wal_bytes(good_len);
         let (pub_tx, pub_rx) = mpsc::sync_channel(1024);
         let publisher = Publisher {
             shared: Arc::clone(&shared),
@@ -284,6 +286,12 @@ impl AuditLog {
         draft: Draft,
         done: impl FnOnce(Result<Appended, AuditError>) + Send + 'static,
     ) {
+        let shared = Arc::clone(&self.inner.shared);
+        let start = Instant::now();
+        let done = move |r: Result<Appended, AuditError>| {
+            shared.observe_append(start.elapsed());
+            done(r);
+        };
         if let Err(rejected) = self
             .inner
             .push(Job::Append(Box::new(draft), Box::new(done)))

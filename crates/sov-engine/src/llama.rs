@@ -3,6 +3,7 @@
 use sov_models::VerifiedModel;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -451,7 +452,11 @@ impl Engine {
 
     /// What the generation worker has done so far.
     pub fn stats(&self) -> EngineStats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        if self.inner.generate.is_some() {
+            stats.slots = self.inner.info.parallel as usize;
+        }
+        stats
     }
 
     /// Renders a conversation with the model's chat template and tokenises it: the template's
@@ -709,7 +714,12 @@ impl Engine {
             whole,
             constraint,
         };
-        generate.try_send(job).map_err(|e| self.refused(&e))?;
+        // Counted before it can be taken, so the worker never takes one not counted.
+        self.inner.counters.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = generate.try_send(job) {
+            self.inner.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(self.refused(&e));
+        }
         Ok(Generation {
             events: rx,
             prompt_tokens,

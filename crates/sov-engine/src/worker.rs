@@ -7,7 +7,7 @@
 //! takes a request off it when a slot is free.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use llama_cpp_2::context::LlamaContext;
@@ -67,6 +67,9 @@ pub(crate) struct Counters {
     pub embedded_inputs: AtomicUsize,
     pub embeddings_completed: AtomicUsize,
     pub embeddings_cancelled: AtomicUsize,
+    pub queued: AtomicUsize,
+    pub prompt_tokens: AtomicU64,
+    pub generated_tokens: AtomicU64,
 }
 
 /// A snapshot of what the workers (generation and embedding) have done.
@@ -89,6 +92,14 @@ pub struct EngineStats {
     /// Embedding requests abandoned because their caller went away (while queued, or between
     /// two inputs).
     pub embeddings_cancelled: usize,
+    /// Generations waiting for a slot.
+    pub queued: usize,
+    /// Generation slots (sequences that can run at once).
+    pub slots: usize,
+    /// Prompt tokens of the generations admitted into a slot, over all of them.
+    pub prompt_tokens: u64,
+    /// Tokens generated, over all generations (an end-of-generation token not counted).
+    pub generated_tokens: u64,
 }
 
 impl Counters {
@@ -102,6 +113,10 @@ impl Counters {
             embedded_inputs: self.embedded_inputs.load(Ordering::Relaxed),
             embeddings_completed: self.embeddings_completed.load(Ordering::Relaxed),
             embeddings_cancelled: self.embeddings_cancelled.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+            slots: 0,
+            prompt_tokens: self.prompt_tokens.load(Ordering::Relaxed),
+            generated_tokens: self.generated_tokens.load(Ordering::Relaxed),
         }
     }
 }
@@ -180,12 +195,16 @@ pub(crate) fn run(
                     }
                 }
             };
+            counters.queued.fetch_sub(1, Ordering::Relaxed);
             if job.events.is_closed() {
                 // The client left while the request was queued.
                 counters.cancelled.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             if let Some(seq) = free.pop() {
+                counters
+                    .prompt_tokens
+                    .fetch_add(job.tokens.len() as u64, Ordering::Relaxed);
                 slots.push(Slot::new(seq, job, &cfg));
                 counters.running.store(slots.len(), Ordering::Relaxed);
                 counters
@@ -237,6 +256,7 @@ pub(crate) fn run(
                 continue;
             }
             slot.generated += 1;
+            counters.generated_tokens.fetch_add(1, Ordering::Relaxed);
             let piece = vocab.token_to_piece(token, false, None);
             let text = slot.utf8.push(&piece);
             match slot.stops.push(&text) {

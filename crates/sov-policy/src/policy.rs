@@ -29,10 +29,11 @@ use crate::principal::Principal;
 pub const SCHEMA: &str = include_str!("schema.cedarschema");
 
 /// The starter policy files `sov init` installs (file name, text).
-pub const STARTER: [(&str, &str); 4] = [
+pub const STARTER: [(&str, &str); 5] = [
     ("admin.cedar", include_str!("../starter/admin.cedar")),
     ("analyst.cedar", include_str!("../starter/analyst.cedar")),
     ("service.cedar", include_str!("../starter/service.cedar")),
+    ("monitor.cedar", include_str!("../starter/monitor.cedar")),
     (
         "clearance.cedar",
         include_str!("../starter/clearance.cedar"),
@@ -62,11 +63,13 @@ pub enum Action {
     Remember,
     /// Erase something from a memory.
     Forget,
+    /// Read the node's operating metrics (`/metrics`).
+    ReadMetrics,
 }
 
 impl Action {
     /// Every action, in schema order.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::Infer,
         Action::UseTool,
         Action::ReadCorpus,
@@ -77,6 +80,7 @@ impl Action {
         Action::ChangePolicy,
         Action::Remember,
         Action::Forget,
+        Action::ReadMetrics,
     ];
 
     /// The action's id in Cedar (`Action::"<name>"`) and on the command line.
@@ -92,6 +96,7 @@ impl Action {
             Action::ChangePolicy => "change-policy",
             Action::Remember => "remember",
             Action::Forget => "forget",
+            Action::ReadMetrics => "read-metrics",
         }
     }
 }
@@ -115,7 +120,7 @@ impl FromStr for Action {
 /// An action name that is not in the schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown action `{0}` (actions: infer, use-tool, read-corpus, ingest, manage-models, manage-principals, read-audit, change-policy, remember, forget)"
+    "unknown action `{0}` (actions: infer, use-tool, read-corpus, ingest, manage-models, manage-principals, read-audit, change-policy, remember, forget, read-metrics)"
 )]
 pub struct UnknownAction(String);
 

@@ -18,6 +18,7 @@ mod embeddings;
 mod error;
 mod health;
 mod listen;
+mod metrics;
 pub mod publish;
 pub mod record;
 mod sse;
@@ -80,6 +81,7 @@ struct StateInner {
     config: ServerConfig,
     access: Access,
     seal: std::sync::OnceLock<SealView>,
+    metrics: metrics::Metrics,
 }
 
 /// The seal as applied when the server started, for `GET /v1/seal`.
@@ -104,6 +106,7 @@ impl AppState {
                 config,
                 access,
                 seal: std::sync::OnceLock::new(),
+                metrics: metrics::Metrics::default(),
             }),
         }
     }
@@ -120,6 +123,15 @@ impl AppState {
 
     pub(crate) fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    /// The seal as applied at start, once set.
+    pub(crate) fn seal(&self) -> Option<&SealView> {
+        self.inner.seal.get()
+    }
+
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The HTTP door's limits.
@@ -170,7 +182,7 @@ pub fn app(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
     Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
         .route("/v1/chat/completions", post(completions::chat))
@@ -203,7 +215,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        // Layers run outside in: auth (who), then record (the exchange), then the handler.
+        // Layers run outside in: metrics (counts), auth (who), then record (the exchange),
+        // then the handler.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record::layer,
@@ -211,6 +224,11 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::layer,
+        ))
+        // Outermost: every request counts, refused authentication too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::layer,
         ))
         .with_state(state)
 }
