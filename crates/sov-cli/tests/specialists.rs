@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{Server, entries, env_path};
+use common::{Server, client, entries, env_path};
 use serde_json::Value;
 
 fn sov(home: &Path, args: &[&str]) -> Output {
@@ -248,19 +248,12 @@ fn specialists_answer_with_citations_and_a_confidential_document_stays_with_the_
     let base = ready.trim().rsplit(' ').next().unwrap().to_owned();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specialists_client.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&base)
-        .env("SOV_TEST_TOKEN", &ana)
-        .env("SOV_TEST_CLEARED", &cleo)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let seen = client(
+        &python,
+        &script,
+        &[&base],
+        &[("SOV_TEST_TOKEN", &ana), ("SOV_TEST_CLEARED", &cleo)],
     );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     let models: Vec<&str> = seen["models"]
         .as_array()
         .unwrap()

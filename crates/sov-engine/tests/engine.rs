@@ -2,19 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::{finish, model_path};
 use sov_engine::{
     ChatMessage, Engine, EngineConfig, EngineError, Event, FinishReason, SamplingParams,
 };
-
-fn model_path() -> PathBuf {
-    PathBuf::from(std::env::var_os("SOV_TEST_MODEL").unwrap_or_else(|| {
-        panic!("SOV_TEST_MODEL is not set: run the tests with `bash scripts/test`, which fetches the starter model")
-    }))
-}
 
 fn engine() -> Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
@@ -38,18 +34,7 @@ fn user(content: &str) -> Vec<ChatMessage> {
 }
 
 fn run(prompt: sov_engine::Prompt, params: SamplingParams) -> (String, FinishReason, usize) {
-    let mut generation = engine().generate(prompt, params).unwrap();
-    let mut text = String::new();
-    loop {
-        match generation.blocking_next().unwrap() {
-            Event::Text(t) => text.push_str(&t),
-            Event::Done {
-                finish_reason,
-                completion_tokens,
-            } => return (text, finish_reason, completion_tokens),
-            Event::Failed(reason) => panic!("{reason}"),
-        }
-    }
+    finish(engine().generate(prompt, params).unwrap())
 }
 
 fn greedy(max_tokens: u32) -> SamplingParams {

@@ -4,20 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::OnceLock;
 
+use common::{finish, model_path, weather_and_time};
 use serde_json::{Value, json};
-use sov_engine::{ChatMessage, Engine, EngineConfig, EngineError, Event, SamplingParams};
-use sov_infer::functions::{Choice, Format, Function, Functions, parse_calls};
+use sov_engine::{ChatMessage, Engine, EngineConfig, EngineError, SamplingParams};
+use sov_infer::functions::{Choice, Format, Functions, parse_calls};
 
 fn engine() -> Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let path = PathBuf::from(std::env::var_os("SOV_TEST_MODEL").unwrap_or_else(|| {
-                panic!("SOV_TEST_MODEL is not set: run the tests with `bash scripts/test`")
-            }));
+            let path = model_path();
             let config = EngineConfig {
                 context_length: 1024,
                 parallel: 2,
@@ -48,15 +48,7 @@ fn answer(system: Option<String>, question: &str, grammar: Option<String>, seed:
         grammar,
         ..Default::default()
     };
-    let mut generation = engine().generate(prompt, params).unwrap();
-    let mut text = String::new();
-    loop {
-        match generation.blocking_next().unwrap() {
-            Event::Text(t) => text.push_str(&t),
-            Event::Done { .. } => return text,
-            Event::Failed(reason) => panic!("{reason}"),
-        }
-    }
+    finish(engine().generate(prompt, params).unwrap()).0
 }
 
 #[test]
@@ -93,27 +85,7 @@ fn a_json_schema_answer_always_parses_and_matches() {
 
 #[test]
 fn a_forced_call_names_an_offered_function_with_matching_arguments() {
-    let functions = Functions {
-        functions: vec![
-            Function {
-                name: "get_weather".into(),
-                description: "The current weather in a city".into(),
-                parameters: json!({"type": "object",
-                    "properties": {"city": {"type": "string", "maxLength": 40},
-                                   "unit": {"enum": ["celsius", "fahrenheit"]}},
-                    "required": ["city", "unit"], "additionalProperties": false}),
-            },
-            Function {
-                name: "get_time".into(),
-                description: "The current time in a time zone".into(),
-                parameters: json!({"type": "object",
-                    "properties": {"zone": {"type": "string", "maxLength": 40}},
-                    "required": ["zone"], "additionalProperties": false}),
-            },
-        ],
-        choice: Choice::Required,
-        parallel: false,
-    };
+    let functions = weather_and_time(Choice::Required);
     for seed in 0..4 {
         let text = answer(
             functions.instructions(),

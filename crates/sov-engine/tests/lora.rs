@@ -3,17 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::thread;
 
-use sov_engine::{ChatMessage, Engine, EngineConfig, EngineError, Event, SamplingParams};
+use common::{finish, model_path};
+use sov_engine::{ChatMessage, Engine, EngineConfig, EngineError, SamplingParams};
 use sov_models::gguf::lora_fixture::Lora;
-
-fn model_path() -> PathBuf {
-    PathBuf::from(std::env::var_os("SOV_TEST_MODEL").unwrap_or_else(|| {
-        panic!("SOV_TEST_MODEL is not set: run the tests with `bash scripts/test`, which fetches the starter model")
-    }))
-}
 
 fn config() -> EngineConfig {
     EngineConfig {
@@ -60,15 +57,7 @@ fn answer(engine: &Engine, question: &str) -> String {
         max_tokens: Some(24),
         ..Default::default()
     };
-    let mut generation = engine.generate(prompt, params).unwrap();
-    let mut text = String::new();
-    loop {
-        match generation.blocking_next().unwrap() {
-            Event::Text(t) => text.push_str(&t),
-            Event::Done { .. } => return text,
-            Event::Failed(reason) => panic!("{reason}"),
-        }
-    }
+    finish(engine.generate(prompt, params).unwrap()).0
 }
 
 const QUESTION: &str = "Write a short story about a lighthouse keeper.";
