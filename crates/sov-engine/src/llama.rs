@@ -487,13 +487,11 @@ impl Engine {
                 reason: "this model's chat template does not offer tools".into(),
             });
         }
-        let vocab = self.inner.model.vocab();
         for (index, tool) in tools.iter().enumerate() {
             let mut texts = Vec::new();
             strings_of(tool, &mut texts);
             for text in texts {
-                let tokens = vocab.tokenize(text.as_bytes(), false, true);
-                if tokens.iter().any(|t| vocab.is_control(*t)) {
+                if self.writes_control_token(text) {
                     return Err(EngineError::InvalidParam {
                         param: "tools",
                         reason: format!(
@@ -539,10 +537,8 @@ impl Engine {
         let Some(pieces) = pieces else {
             // The template changed the content in a way the markers cannot follow: the whole
             // text is safe only if no content can write a control token.
-            let vocab = self.inner.model.vocab();
             for (index, m) in messages.iter().enumerate() {
-                let tokens = vocab.tokenize(m.content.as_bytes(), false, true);
-                if tokens.iter().any(|t| vocab.is_control(*t)) {
+                if self.writes_control_token(&m.content) {
                     return Err(EngineError::InvalidParam {
                         param: "messages",
                         reason: format!(
@@ -612,6 +608,16 @@ impl Engine {
             tokens.push(vocab.eos());
         }
         Prompt { tokens }
+    }
+
+    /// Whether `text`, tokenised with special tokens parsed (as markup is), holds a control
+    /// token.
+    fn writes_control_token(&self, text: &str) -> bool {
+        let vocab = self.inner.model.vocab();
+        vocab
+            .tokenize(text.as_bytes(), false, true)
+            .iter()
+            .any(|t| vocab.is_control(*t))
     }
 
     fn control_tokens(&self, tokens: &[LlamaToken]) -> Vec<LlamaToken> {

@@ -139,30 +139,25 @@ fn close(style: &Style, depth: usize, out: &mut String) {
 }
 
 /// A JSON string as Python writes it: `"` `\` and the C0 controls escaped (`\n`, `\r`, `\t`,
-/// `\b`, `\f` by name, the rest as `\u00XX`); with `ascii`, everything above U+007F as
-/// `\uXXXX` (a surrogate pair above U+FFFF).
+/// `\b`, `\f` by name, the rest as `\u00XX`), which is what `serde_json` writes too; with
+/// `ascii`, everything above U+007F as `\uXXXX` (a surrogate pair above U+FFFF).
 fn string(s: &str, ascii: bool, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if ascii && (c as u32) > 0x7f => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
+    let escaped = Json::String(s.to_owned()).to_string();
+    if !ascii {
+        out.push_str(&escaped);
+        return;
+    }
+    // The escapes are ASCII: every other character in the text is one of `s`'s own.
+    for c in escaped.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
             }
-            c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -174,6 +174,11 @@ pub fn close_objects(schema: &mut Value, depth: usize) {
 }
 
 impl Functions {
+    /// Whether any function is offered (a choice other than `none`, and functions to offer).
+    pub fn offered(&self) -> bool {
+        self.choice != Choice::None && !self.functions.is_empty()
+    }
+
     /// The functions a call may name (all, or the named one).
     fn callable(&self) -> Vec<&Function> {
         match &self.choice {
@@ -201,7 +206,7 @@ impl Functions {
 
     /// The system message that offers the functions, or `None` when none are offered.
     pub fn instructions(&self) -> Option<String> {
-        if self.choice == Choice::None || self.functions.is_empty() {
+        if !self.offered() {
             return None;
         }
         let mut text = String::from(
@@ -226,7 +231,7 @@ impl Functions {
     /// "description", "parameters"}}`), for a chat template that offers tools itself; `None`
     /// when none are offered. Only the named one under a named choice.
     pub fn tools(&self) -> Option<Vec<Value>> {
-        if self.choice == Choice::None || self.functions.is_empty() {
+        if !self.offered() {
             return None;
         }
         Some(
@@ -256,7 +261,7 @@ impl Functions {
     }
 
     fn grammar_of(&self, call: &str) -> Option<String> {
-        if self.choice == Choice::None || self.functions.is_empty() {
+        if !self.offered() {
             return None;
         }
         // A named function is called once; otherwise, with `parallel`, up to MAX_CALLS.

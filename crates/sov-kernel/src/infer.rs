@@ -498,7 +498,7 @@ fn constrain(
         ex.attr("response_format", format.describe());
     }
     let tools = offer(backend, messages, params, functions, format);
-    if functions.is_some_and(|f| f.grammar().is_some()) {
+    if functions.is_some_and(Functions::offered) {
         ex.attr(
             "tools_in",
             if tools.is_some() {

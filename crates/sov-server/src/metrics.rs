@@ -43,21 +43,23 @@ const HTTP_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
-/// A histogram over [`HTTP_BUCKETS`]: counts per bucket (not cumulative; the last is over
-/// the last bound), and the sum.
+/// A histogram over [`HTTP_BUCKETS`] as Prometheus reads one: the observations at or under
+/// each bound (cumulative), all of them, and their sum.
 #[derive(Debug, Default, Clone)]
 struct Histogram {
-    counts: [u64; HTTP_BUCKETS.len() + 1],
+    cumulative: [u64; HTTP_BUCKETS.len()],
+    count: u64,
     sum: f64,
 }
 
 impl Histogram {
     fn observe(&mut self, seconds: f64) {
-        let i = HTTP_BUCKETS
-            .iter()
-            .position(|b| seconds <= *b)
-            .unwrap_or(HTTP_BUCKETS.len());
-        self.counts[i] = self.counts[i].saturating_add(1);
+        for (n, bound) in self.cumulative.iter_mut().zip(HTTP_BUCKETS) {
+            if seconds <= bound {
+                *n = n.saturating_add(1);
+            }
+        }
+        self.count = self.count.saturating_add(1);
         self.sum += seconds;
     }
 }
@@ -185,30 +187,28 @@ impl Out {
         let _ = writeln!(self.0, " {value}");
     }
 
-    /// A histogram's `_bucket`, `_sum` and `_count` samples; `counts` per bucket, not
-    /// cumulative, the last over the last bound.
+    /// A histogram's `_bucket`, `_sum` and `_count` samples: `cumulative[i]` observations at
+    /// or under `bounds[i]`, `count` in all (the `+Inf` bucket).
     fn histogram(
         &mut self,
         name: &str,
         labels: &[(&str, &str)],
         bounds: &[f64],
-        counts: &[u64],
+        cumulative: &[u64],
+        count: u64,
         sum: f64,
     ) {
-        let mut total = 0u64;
-        for (i, bound) in bounds.iter().enumerate() {
-            total = total.saturating_add(counts.get(i).copied().unwrap_or(0));
+        for (bound, n) in bounds.iter().zip(cumulative) {
             let le = bound.to_string();
             let mut with = labels.to_vec();
             with.push(("le", &le));
-            self.sample(&format!("{name}_bucket"), &with, total);
+            self.sample(&format!("{name}_bucket"), &with, n);
         }
-        total = total.saturating_add(counts.get(bounds.len()).copied().unwrap_or(0));
         let mut with = labels.to_vec();
         with.push(("le", "+Inf"));
-        self.sample(&format!("{name}_bucket"), &with, total);
+        self.sample(&format!("{name}_bucket"), &with, count);
         self.sample(&format!("{name}_sum"), labels, sum);
-        self.sample(&format!("{name}_count"), labels, total);
+        self.sample(&format!("{name}_count"), labels, count);
     }
 }
 
@@ -242,7 +242,8 @@ fn render(state: &AppState) -> String {
             "sov_http_request_duration_seconds",
             &[("route", route)],
             &HTTP_BUCKETS,
-            &h.counts,
+            &h.cumulative,
+            h.count,
             h.sum,
         );
     }
@@ -361,13 +362,6 @@ fn render(state: &AppState) -> String {
         .map(|us| *us as f64 / 1e6)
         .collect();
     let lat = c.append_latency;
-    let mut counts: Vec<u64> = Vec::with_capacity(bounds.len() + 1);
-    let mut below = 0u64;
-    for cumulative in lat.buckets {
-        counts.push(cumulative.saturating_sub(below));
-        below = cumulative;
-    }
-    counts.push(lat.count.saturating_sub(below));
     out.family(
         "sov_audit_append_duration_seconds",
         "histogram",
@@ -377,7 +371,8 @@ fn render(state: &AppState) -> String {
         "sov_audit_append_duration_seconds",
         &[],
         &bounds,
-        &counts,
+        &lat.buckets,
+        lat.count,
         lat.sum_us as f64 / 1e6,
     );
 
@@ -433,7 +428,7 @@ mod tests {
     #[test]
     fn a_histogram_is_cumulative_and_counts_what_is_over_the_last_bound() {
         let mut out = Out(String::new());
-        out.histogram("h", &[("route", "/a\"b")], &[0.1, 1.0], &[2, 0, 1], 7.5);
+        out.histogram("h", &[("route", "/a\"b")], &[0.1, 1.0], &[2, 2], 3, 7.5);
         assert_eq!(
             out.0,
             "h_bucket{route=\"/a\\\"b\",le=\"0.1\"} 2\nh_bucket{route=\"/a\\\"b\",le=\"1\"} 2\nh_bucket{route=\"/a\\\"b\",le=\"+Inf\"} 3\nh_sum{route=\"/a\\\"b\"} 7.5\nh_count{route=\"/a\\\"b\"} 3\n"
@@ -442,7 +437,8 @@ mod tests {
         h.observe(0.004);
         h.observe(0.005);
         h.observe(500.0);
-        assert_eq!(h.counts[0], 2);
-        assert_eq!(h.counts[HTTP_BUCKETS.len()], 1);
+        // Two at or under the first bound, one over the last (only in the count).
+        assert_eq!(h.cumulative[0], 2);
+        assert_eq!(h.count - h.cumulative[HTTP_BUCKETS.len() - 1], 1);
     }
 }
