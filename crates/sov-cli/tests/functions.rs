@@ -11,7 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Server, client, entries, env_path, home_with_starter, sov, start};
+use common::{Server, client, entries, env_path, home_with_starter, import_starter, sov, start};
 use serde_json::{Value, json};
 
 /// A served home with the starter model as `smollm2` and the same weights as `hermes` under
@@ -20,18 +20,10 @@ fn served() -> (tempfile::TempDir, PathBuf, Server, String, String) {
     let (dir, home) = home_with_starter();
     let template =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../sov-engine/tests/hermes_tools.jinja");
-    let starter = env_path("SOV_TEST_MODEL");
-    sov(
+    import_starter(
         &home,
-        &[
-            "model",
-            "import",
-            starter.to_str().unwrap(),
-            "--name",
-            "hermes",
-            "--chat-template",
-            template.to_str().unwrap(),
-        ],
+        "hermes",
+        &["--chat-template", template.to_str().unwrap()],
     );
     sov(&home, &["principal", "add", "ana", "--role", "analyst"]);
     let ana = sov(&home, &["token", "issue", "ana"]).trim().to_owned();

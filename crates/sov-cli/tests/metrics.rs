@@ -7,35 +7,21 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
-use common::{entries, env_path, home_with_starter, sov, start};
+use common::{client, entries, env_path, home_with_starter, sov, start};
 use serde_json::{Value, json};
 
 /// The parsed samples: (name, labels, value).
 fn parse(body: &str) -> (Value, Vec<(String, Value, f64)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.txt");
+    std::fs::write(&file, body).unwrap();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/metrics_client.py");
-    let mut child = Command::new(env_path("SOV_TEST_PYTHON"))
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the Prometheus parser refused /metrics: {}\n{body}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = client(
+        &env_path("SOV_TEST_PYTHON"),
+        &script,
+        &[file.to_str().unwrap()],
+        &[],
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let samples = v["samples"]
         .as_array()
         .unwrap()

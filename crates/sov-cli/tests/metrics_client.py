@@ -1,7 +1,7 @@
 """Reads a /metrics answer with the Prometheus project's own text-format parser
 (prometheus_client.parser), which raises on anything that is not the exposition format.
 
-stdin: the body. Prints one JSON object: each family's type, and every sample with its labels.
+argv: a file holding the body. Prints one JSON object: each family's type, and every sample with its labels.
 """
 import json
 import sys
@@ -9,7 +9,9 @@ import sys
 from prometheus_client.parser import text_string_to_metric_families
 
 families, samples = {}, []
-for family in text_string_to_metric_families(sys.stdin.read()):
+with open(sys.argv[1], encoding="utf-8") as f:
+    body = f.read()
+for family in text_string_to_metric_families(body):
     families[family.name] = family.type
     for s in family.samples:
         samples.append({"name": s.name, "labels": s.labels, "value": s.value})

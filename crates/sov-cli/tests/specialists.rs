@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{Server, client, entries, env_path};
+use common::{Server, client, entries, env_path, home_with_starter};
 use serde_json::Value;
 
 fn sov(home: &Path, args: &[&str]) -> Output {
@@ -50,20 +50,7 @@ const SECRET: &str = "AMBERWICK";
 #[test]
 fn specialists_answer_with_citations_and_a_confidential_document_stays_with_the_cleared() {
     let python = env_path("SOV_TEST_PYTHON");
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    sov(&home, &["init"]);
-    let starter = env_path("SOV_TEST_MODEL");
-    sov(
-        &home,
-        &[
-            "model",
-            "import",
-            starter.to_str().unwrap(),
-            "--name",
-            "smollm2",
-        ],
-    );
+    let (dir, home) = home_with_starter();
     let embed = env_path("SOV_TEST_EMBED_MODEL_ZIP");
     sov(
         &home,

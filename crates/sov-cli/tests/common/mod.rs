@@ -123,18 +123,16 @@ pub fn home_with_starter() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     sov(&home, &["init"]);
-    let starter = env_path("SOV_TEST_MODEL");
-    sov(
-        &home,
-        &[
-            "model",
-            "import",
-            starter.to_str().unwrap(),
-            "--name",
-            "smollm2",
-        ],
-    );
+    import_starter(&home, "smollm2", &[]);
     (dir, home)
+}
+
+/// Imports the starter model into `home` as `name`, with `more` arguments to the import.
+pub fn import_starter(home: &Path, name: &str, more: &[&str]) {
+    let starter = env_path("SOV_TEST_MODEL");
+    let mut args = vec!["model", "import", starter.to_str().unwrap(), "--name", name];
+    args.extend_from_slice(more);
+    sov(home, &args);
 }
 
 /// Exports the home's record into `dir` and checks it with the standalone `sov-verify`; the
