@@ -101,13 +101,15 @@ pub enum Kind {
     /// 20: a tool server started (or refused) with the node: its executable's SHA-256, its
     /// confinement, and the SHA-256 of the tool list it offered (a changed list is visible).
     ToolServer,
+    /// 21: a session opened (signed in with a token) or closed (signed out).
+    Session,
     /// Any other non-zero code: written by a newer version, kept as is.
     Other(u16),
 }
 
 impl Kind {
     /// The kinds this version knows, in code order.
-    pub const KNOWN: [Kind; 20] = [
+    pub const KNOWN: [Kind; 21] = [
         Kind::ServerStart,
         Kind::ServerStop,
         Kind::ModelImport,
@@ -128,6 +130,7 @@ impl Kind {
         Kind::Retrieval,
         Kind::ToolCall,
         Kind::ToolServer,
+        Kind::Session,
     ];
 
     /// The kind's code in the format.
@@ -153,6 +156,7 @@ impl Kind {
             Kind::Retrieval => 18,
             Kind::ToolCall => 19,
             Kind::ToolServer => 20,
+            Kind::Session => 21,
             Kind::Other(code) => code,
         }
     }
@@ -193,6 +197,7 @@ impl Kind {
             Kind::Retrieval => "retrieval",
             Kind::ToolCall => "tool.call",
             Kind::ToolServer => "tool.server",
+            Kind::Session => "session",
             Kind::Other(code) => return format!("kind.{code}"),
         };
         known.to_owned()
@@ -906,6 +911,7 @@ mod tests {
             (18, "retrieval"),
             (19, "tool.call"),
             (20, "tool.server"),
+            (21, "session"),
         ];
         let known: Vec<(u16, String)> = Kind::KNOWN.iter().map(|k| (k.code(), k.name())).collect();
         let expected: Vec<(u16, String)> = expected
@@ -917,8 +923,9 @@ mod tests {
         // The first code after the known ones is still kept, as `Other`.
         assert_eq!(Kind::from_code(19), Some(Kind::ToolCall));
         assert_eq!(Kind::from_code(20), Some(Kind::ToolServer));
-        assert_eq!(Kind::from_code(21), Some(Kind::Other(21)));
-        assert_eq!(Kind::Other(21).name(), "kind.21");
+        assert_eq!(Kind::from_code(21), Some(Kind::Session));
+        assert_eq!(Kind::from_code(22), Some(Kind::Other(22)));
+        assert_eq!(Kind::Other(22).name(), "kind.22");
     }
 
     #[test]

@@ -93,6 +93,12 @@ failed_auth_per_minute = 10
 # node; the others are counted into one summary entry every 10 seconds, so such traffic cannot
 # grow the record at the rate it is sent.
 unauthenticated_entries_per_minute = 600
+# Console sessions (sign in once with a token, then an HttpOnly cookie): one ends this many
+# minutes after sign-in, or after this many minutes without a request; a principal holds at most
+# this many at once (a new one ends their least recently used). A restart ends them all.
+session_lifetime_minutes = 720
+session_idle_minutes = 30
+sessions_per_principal = 16
 
 # Tools beyond the built-in calculator, units and dates, which every node has. A read-only SQL
 # database over an SQLite file (one SELECT per call; a file outside the home needs its folder
@@ -210,21 +216,48 @@ pub struct LimitsSection {
     pub burst: u32,
     pub failed_auth_per_minute: u32,
     pub unauthenticated_entries_per_minute: u32,
+    pub session_lifetime_minutes: u64,
+    pub session_idle_minutes: u64,
+    pub sessions_per_principal: usize,
 }
 
 impl Default for LimitsSection {
     fn default() -> Self {
         let l = sov_server::Limits::default();
+        let sessions = sov_policy::SessionLimits::default();
         Self {
             requests_per_minute: l.requests.per_minute,
             burst: l.requests.burst,
             failed_auth_per_minute: l.failures.per_minute,
             unauthenticated_entries_per_minute: l.unauthenticated_entries.per_minute,
+            session_lifetime_minutes: sessions.lifetime.as_secs() / 60,
+            session_idle_minutes: sessions.idle.as_secs() / 60,
+            sessions_per_principal: sessions.per_principal,
         }
     }
 }
 
 impl LimitsSection {
+    /// The console sessions' limits; zero is refused (no session could be used).
+    pub fn sessions(&self) -> Result<sov_policy::SessionLimits> {
+        if self.session_lifetime_minutes == 0
+            || self.session_idle_minutes == 0
+            || self.sessions_per_principal == 0
+        {
+            bail!(
+                "[limits] session values must be at least 1 (zero would end every session at once)"
+            );
+        }
+        Ok(sov_policy::SessionLimits {
+            lifetime: std::time::Duration::from_secs(
+                self.session_lifetime_minutes.saturating_mul(60),
+            ),
+            idle: std::time::Duration::from_secs(self.session_idle_minutes.saturating_mul(60)),
+            per_principal: self.sessions_per_principal,
+            ..sov_policy::SessionLimits::default()
+        })
+    }
+
     /// The server's limits; a zero rate is refused (it would lock everyone out).
     pub fn limits(&self) -> Result<sov_server::Limits> {
         if self.requests_per_minute == 0

@@ -218,6 +218,10 @@ impl Exchange {
         match self.caller.credential() {
             Credential::Token(id) => attrs.push(("token".to_owned(), id.clone())),
             Credential::Local(user) => attrs.push(("local".to_owned(), user.clone())),
+            Credential::Session { token, session } => {
+                attrs.push(("token".to_owned(), token.clone()));
+                attrs.push(("session".to_owned(), session.clone()));
+            }
         }
         if !decision.policies().is_empty() {
             attrs.push(("policies".to_owned(), decision.policy_ids()));
@@ -278,6 +282,10 @@ impl Exchange {
         match self.caller.credential() {
             Credential::Token(id) => attrs.push(("token".to_owned(), id.clone())),
             Credential::Local(user) => attrs.push(("local".to_owned(), user.clone())),
+            Credential::Session { token, session } => {
+                attrs.push(("token".to_owned(), token.clone()));
+                attrs.push(("session".to_owned(), session.clone()));
+            }
         }
         if !policies.is_empty() {
             attrs.push((
@@ -364,6 +372,9 @@ impl Exchange {
     /// `attrs` with the door's route and peer, cleaned for an entry.
     fn with_door(&self, mut attrs: BTreeMap<String, String>) -> Vec<(String, String)> {
         attrs.insert("route".into(), self.door.route.clone());
+        if let Some(session) = self.caller.session_id() {
+            attrs.insert("session".into(), session.to_owned());
+        }
         if let Some(peer) = &self.door.peer {
             attrs.insert("peer".into(), peer.clone());
         }

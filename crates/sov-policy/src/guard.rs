@@ -26,9 +26,11 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use crate::policy::{Action, Decision, Policies, PolicyError, Resource};
 use crate::principal::Principal;
+use crate::session::{Opened, SessionError, SessionInfo, SessionLimits, Sessions};
 use crate::store::{AuthError, Directory, StoreError, now_ms};
 use crate::token::Malformed;
 
@@ -39,6 +41,13 @@ pub enum Credential {
     Token(String),
     /// A local command, run by this operating-system user with access to the node's home.
     Local(String),
+    /// A session opened with a bearer token (see [`crate::session`]).
+    Session {
+        /// The token's public id.
+        token: String,
+        /// The session's public id.
+        session: String,
+    },
 }
 
 /// An authenticated caller. Private fields: only authentication makes one.
@@ -62,6 +71,11 @@ impl Caller {
         }
     }
 
+    /// The same caller, proved another way (a session opened with its token).
+    pub(crate) fn with_credential(self, credential: Credential) -> Self {
+        Self { credential, ..self }
+    }
+
     /// Who.
     pub fn principal(&self) -> &Principal {
         &self.principal
@@ -80,8 +94,16 @@ impl Caller {
     /// The token's public id, for a caller with a token.
     pub fn token_id(&self) -> Option<&str> {
         match &self.credential {
-            Credential::Token(id) => Some(id),
+            Credential::Token(id) | Credential::Session { token: id, .. } => Some(id),
             Credential::Local(_) => None,
+        }
+    }
+
+    /// The session's public id, for a caller acting through a session.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Session { session, .. } => Some(session),
+            Credential::Token(_) | Credential::Local(_) => None,
         }
     }
 
@@ -186,6 +208,7 @@ pub struct Guard {
     directory: Arc<Directory>,
     policies: RwLock<Arc<Policies>>,
     policy_dir: Option<PathBuf>,
+    sessions: Sessions,
 }
 
 impl Guard {
@@ -196,7 +219,14 @@ impl Guard {
             directory,
             policies: RwLock::new(Arc::new(policies)),
             policy_dir,
+            sessions: Sessions::new(SessionLimits::default()),
         }
+    }
+
+    /// The same guard with sessions of these limits (before any is opened).
+    pub fn with_session_limits(mut self, limits: SessionLimits) -> Self {
+        self.sessions = Sessions::new(limits);
+        self
     }
 
     /// The directory.
@@ -240,6 +270,34 @@ impl Guard {
             Err(m) => Ok(Err(AuthError::Malformed(m))),
             Ok(token) => self.directory.authenticate(token, now_ms()),
         }
+    }
+
+    /// Opens a session for `caller`, just authenticated with a bearer token: the caller acting
+    /// through it and its secrets (see [`crate::session`]). A caller without a token (a local
+    /// command, or one already in a session) cannot open one.
+    pub fn open_session(&self, caller: Caller) -> Result<(Caller, Opened), StoreError> {
+        self.sessions.open(caller, Instant::now(), now_ms())
+    }
+
+    /// The caller of a request presenting session `secret` (its token checked again).
+    pub fn resume(&self, secret: &str) -> Result<Result<Caller, SessionError>, StoreError> {
+        self.sessions
+            .resume(&self.directory, secret, Instant::now(), now_ms())
+    }
+
+    /// The session `caller` acts through, if any and still open.
+    pub fn session(&self, caller: &Caller) -> Option<SessionInfo> {
+        self.sessions.info(caller)
+    }
+
+    /// Ends `caller`'s session; whether one was open.
+    pub fn sign_out(&self, caller: &Caller) -> bool {
+        self.sessions.close(caller)
+    }
+
+    /// The limits sessions are opened with.
+    pub fn session_limits(&self) -> SessionLimits {
+        self.sessions.limits()
     }
 
     /// The caller of a local command: principal `name` (which must exist and be enabled), acting

@@ -16,6 +16,7 @@ pub mod guard;
 pub mod limit;
 pub mod policy;
 pub mod principal;
+pub mod session;
 pub mod store;
 pub mod token;
 
@@ -25,4 +26,5 @@ pub use policy::{
     Action, Basis, Decision, Policies, PolicyError, PolicyFile, PolicySource, Resource,
 };
 pub use principal::{Principal, PrincipalKind};
+pub use session::{Opened, SessionError, SessionInfo, SessionLimits};
 pub use store::{AuthError, Directory, NewPrincipal, StoreError, TokenInfo};

@@ -56,6 +56,9 @@ pub enum StoreError {
     /// The system has no randomness for a token.
     #[error("no randomness for a new token: {0}")]
     Random(String),
+    /// A session was asked for by a caller who did not present a token.
+    #[error("only a caller with an API token can open a session")]
+    NotATokenCaller,
     /// Appending an outbox entry to the audit log failed.
     #[error("failed to write the audit record: {0}")]
     Audit(String),
@@ -243,6 +246,9 @@ fn to_i64(ms: u64) -> i64 {
 fn to_u64(ms: i64) -> u64 {
     u64::try_from(ms).unwrap_or(0)
 }
+
+/// Whom a token admits: its principal as they are now, and its scope (`None`: every action).
+pub(crate) type Admitted = (Principal, Option<BTreeSet<Action>>);
 
 impl Directory {
     /// Opens (creating on first use, mode 0600) the directory at `path`.
@@ -607,7 +613,37 @@ impl Directory {
             Ok(p) => p,
             Err(e) => return Ok(Err(AuthError::Malformed(e))),
         };
-        let id = presented.id().to_owned();
+        self.admit(presented.id(), now_ms, |hash| presented.matches(hash))
+            .map(|r| {
+                r.map(|(principal, scope)| {
+                    Caller::new(
+                        principal,
+                        Credential::Token(presented.id().to_owned()),
+                        scope,
+                    )
+                })
+            })
+    }
+
+    /// Checks token `id` again for a session opened with it (whose own secret stands for the
+    /// token's): the principal and scope as they are now, or why the token no longer admits
+    /// (revoked, expired, its principal disabled, or gone).
+    pub(crate) fn readmit(
+        &self,
+        id: &str,
+        now_ms: u64,
+    ) -> Result<Result<Admitted, AuthError>, StoreError> {
+        self.admit(id, now_ms, |_| true)
+    }
+
+    /// Token `id`'s principal and scope at `now_ms`, if `secret_matches` accepts its stored hash.
+    fn admit(
+        &self,
+        id: &str,
+        now_ms: u64,
+        secret_matches: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<Result<Admitted, AuthError>, StoreError> {
+        let id = id.to_owned();
         self.with(|conn| {
             let mut stmt = conn
                 .prepare_cached(
@@ -640,7 +676,7 @@ impl Directory {
             };
             // The secret is checked first, so the other answers are given only to a holder of
             // the token: a guesser learns nothing about which ids exist or their state.
-            if !presented.matches(&hash) {
+            if !secret_matches(&hash) {
                 return Ok(Err(AuthError::Unknown { id }));
             }
             if revoked.is_some() {
@@ -671,7 +707,7 @@ impl Directory {
                     Some(set)
                 }
             };
-            Ok(Ok(Caller::new(principal, Credential::Token(id), scope)))
+            Ok(Ok((principal, scope)))
         })
     }
 

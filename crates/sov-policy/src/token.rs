@@ -70,6 +70,8 @@ pub enum Malformed {
     Scheme,
     #[error("the request has more than one Authorization header")]
     Repeated,
+    #[error("the request has both an Authorization header and a session cookie: send one")]
+    TokenAndSession,
     #[error("the token does not start with `{PREFIX}`")]
     Prefix,
     #[error("the token is not `{PREFIX}` followed by {BODY_CHARS} base64url characters")]

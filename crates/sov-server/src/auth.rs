@@ -3,10 +3,14 @@
 //! Every request is authenticated or explicitly public: the public routes are
 //! [`PUBLIC_ROUTES`] (`GET`/`HEAD /healthz`), with their method only, and they record nothing.
 //! Every other request, whatever its method and path (an unknown route or a wrong method too),
-//! needs `Authorization: Bearer sov_...`. The [`layer`] authenticates the token against the
-//! directory (401 if it is missing, malformed, sent twice, unknown, expired, revoked or its
-//! principal disabled), applies the per-principal rate limit (429), and limits failed attempts per
-//! peer address (429 before the token is even looked at, so guessing is throttled).
+//! needs `Authorization: Bearer sov_...` or a console session's cookie (not both; see
+//! [`crate::session`], whose sign-in takes the token in its body and is authenticated here
+//! too). The [`layer`] authenticates the token against the directory (401 if it is missing,
+//! malformed, sent twice, unknown, expired, revoked or its principal disabled) or the session
+//! (401 if it is unknown, idle, expired or its token no longer admits; 403 for a state-changing
+//! request without its CSRF token or from another site), applies the per-principal rate limit
+//! (429), and limits failed attempts per peer address (429 before the token or the cookie is even
+//! looked at, so guessing is throttled).
 //!
 //! Refusals are audit entries, written before the answer leaves, but requests without a valid
 //! token cannot grow the record at the rate they are sent: an unauthenticated refusal gets an
@@ -173,6 +177,28 @@ fn bearer(req: &Request) -> Result<Option<&str>, Malformed> {
     Ok(Some(token.trim()))
 }
 
+/// What a request presents to prove who is calling.
+enum Presented<'a> {
+    /// `Authorization: Bearer` (or nothing, or a malformed header).
+    Bearer(Result<Option<&'a str>, Malformed>),
+    /// The console's session cookie.
+    Session(&'a str),
+}
+
+/// The request's credential: a bearer token or a session cookie, not both.
+fn presented(req: &Request) -> Presented<'_> {
+    let bearer = bearer(req);
+    match crate::session::cookie(req.headers()) {
+        Ok(None) => Presented::Bearer(bearer),
+        Ok(Some(_)) if !matches!(bearer, Ok(None)) => {
+            Presented::Bearer(Err(Malformed::TokenAndSession))
+        }
+        Ok(Some(secret)) => Presented::Session(secret),
+        // The cookie sent twice: refused like a malformed session.
+        Err(()) => Presented::Session(""),
+    }
+}
+
 /// The middleware (see the module docs).
 pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if is_public(req.method(), req.uri().path()) {
@@ -196,24 +222,53 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
         );
     }
 
-    let result = state.kernel().guard().authenticate(bearer(&req));
-    let caller = match result {
-        Err(e) => {
-            return ApiError::internal(&format!("the identity database failed: {e}"))
-                .into_response();
-        }
-        Ok(Err(auth)) => {
-            let _ = access.inner.failures.check(&peer_key, now);
-            let error = ApiError::unauthenticated(&auth);
-            if !access.inner.unrecorded.admit(now) {
-                access.inner.unrecorded.count(&peer_key, 401);
-                return answer(error.into_response(), None, None);
+    if crate::session::is_sign_in(&req) {
+        return sign_in(&state, req, &route, peer, &peer_key, now).await;
+    }
+
+    let guard = state.kernel().guard();
+    let caller = match presented(&req) {
+        Presented::Bearer(token) => match guard.authenticate(token) {
+            Err(e) => return store_failed(&e),
+            Ok(Err(auth)) => {
+                let error = ApiError::unauthenticated(&auth);
+                let reason = format!("authentication: {}", auth.code());
+                let draft = refusal("", &route, peer, 401, &reason, auth.token_id());
+                return failed(&state, &peer_key, now, draft, error).await;
             }
-            let reason = format!("authentication: {}", auth.code());
-            let draft = refusal("", &route, peer, 401, &reason, auth.token_id());
-            return refuse(&state, draft, error, None).await;
-        }
-        Ok(Ok(caller)) => caller,
+            Ok(Ok(caller)) => caller,
+        },
+        Presented::Session(secret) => match guard.resume(secret) {
+            Err(e) => return store_failed(&e),
+            Ok(Err(ended)) => {
+                let error = ApiError::session_refused(&ended);
+                let reason = format!("session: {}", ended.code());
+                let mut draft = refusal("", &route, peer, 401, &reason, None);
+                if let Some(id) = ended.session_id() {
+                    draft.1 = draft.1.attr("session", id);
+                }
+                let secure = crate::session::secure(req.headers());
+                let mut response = failed(&state, &peer_key, now, draft, error).await;
+                crate::session::clear_cookie(response.headers_mut(), secure);
+                return response;
+            }
+            Ok(Ok(caller)) => {
+                let checked = if crate::session::is_safe(req.method()) {
+                    Ok(())
+                } else {
+                    crate::session::check_unsafe(req.headers(), secret)
+                };
+                if let Err(error) = checked {
+                    let code = error.refusal().code.unwrap_or_default();
+                    let reason = format!("session: {code}");
+                    let (principal, entry) =
+                        refusal(caller.name(), &route, peer, 403, &reason, caller.token_id());
+                    let entry = entry.attr("session", caller.session_id().unwrap_or_default());
+                    return refuse(&state, (principal, entry), error, None).await;
+                }
+                caller
+            }
+        },
     };
     if let Err(wait) = access.inner.requests.check(caller.name(), now) {
         let draft = refusal(
@@ -234,6 +289,95 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// 500: the identity database failed (not the caller's fault, so not a 401).
+fn store_failed(e: &sov_policy::StoreError) -> Response {
+    ApiError::internal(&format!("the identity database failed: {e}")).into_response()
+}
+
+/// A failed authentication: counted against the address, and recorded while the address and
+/// the node are under their limits (counted into the summary entry otherwise).
+async fn failed(
+    state: &AppState,
+    peer_key: &str,
+    now: Instant,
+    draft: (String, NodeEntry),
+    error: ApiError,
+) -> Response {
+    let access = state.access();
+    let _ = access.inner.failures.check(peer_key, now);
+    if !access.inner.unrecorded.admit(now) {
+        access
+            .inner
+            .unrecorded
+            .count(peer_key, error.status().as_u16());
+        return answer(error.into_response(), None, None);
+    }
+    refuse(state, draft, error, None).await
+}
+
+/// `POST /v1/console/session`: a token in the body instead of the header (see
+/// [`crate::session`]); refused and throttled as a bearer token is.
+async fn sign_in(
+    state: &AppState,
+    req: Request,
+    route: &str,
+    peer: Option<SocketAddr>,
+    peer_key: &str,
+    now: Instant,
+) -> Response {
+    let secure = crate::session::secure(req.headers());
+    let token = match crate::session::read_sign_in(state, req).await {
+        Ok(token) => zeroize::Zeroizing::new(token),
+        Err(error) => {
+            let status = error.status().as_u16();
+            let reason = format!(
+                "sign-in: {}",
+                error.refusal().code.unwrap_or_else(|| "invalid".into())
+            );
+            let draft = refusal("", route, peer, status, &reason, None);
+            return failed(state, peer_key, now, draft, error).await;
+        }
+    };
+    let caller = match state.kernel().guard().authenticate(Ok(Some(&token))) {
+        Err(e) => return store_failed(&e),
+        Ok(Err(auth)) => {
+            let error = ApiError::unauthenticated(&auth);
+            let reason = format!("sign-in: {}", auth.code());
+            let draft = refusal("", route, peer, 401, &reason, auth.token_id());
+            return failed(state, peer_key, now, draft, error).await;
+        }
+        Ok(Ok(caller)) => caller,
+    };
+    drop(token);
+    if let Err(wait) = state.access().inner.requests.check(caller.name(), now) {
+        let draft = refusal(
+            caller.name(),
+            route,
+            peer,
+            429,
+            "rate limited: too many requests from this principal",
+            caller.token_id(),
+        );
+        return refuse(
+            state,
+            draft,
+            ApiError::rate_limited(wait, false),
+            Some(wait),
+        )
+        .await;
+    }
+    let door = sov_kernel::Door {
+        route: route.to_owned(),
+        peer: peer.map(|p| p.to_string()),
+        read: false,
+    };
+    match state.kernel().sign_in(caller, &door).await {
+        Ok(signed) => crate::session::signed_in(&signed, secure),
+        Err(sov_kernel::KernelError::Unrecorded(e)) => record::unavailable(&e.0),
+        Err(e) => ApiError::internal(&e.to_string()).into_response(),
+    }
 }
 
 /// A request turned away before it had a caller (or over its principal's rate).

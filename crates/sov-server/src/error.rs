@@ -163,6 +163,39 @@ impl ApiError {
         }
     }
 
+    /// 401: a session cookie that does not admit (see `sov_policy::SessionError`).
+    pub fn session_refused(err: &sov_policy::SessionError) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: format!("Invalid console session: {err}."),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("invalid_session"),
+        }
+    }
+
+    /// 403: a state-changing request through a session without its CSRF token.
+    pub fn csrf() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: "A request through a console session that changes anything must carry the session's CSRF token in X-Sov-CSRF.".into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("csrf_failed"),
+        }
+    }
+
+    /// 403: a request from another site's page.
+    pub fn cross_origin() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: "Requests from another site's pages are refused.".into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("cross_origin"),
+        }
+    }
+
     /// 403: the policies do not allow `action` on `resource`. Names both, nothing internal.
     pub fn forbidden(action: sov_policy::Action, resource: &sov_policy::Resource) -> Self {
         Self {

@@ -21,6 +21,7 @@ mod listen;
 mod metrics;
 pub mod publish;
 pub mod record;
+mod session;
 mod sse;
 mod throttle;
 mod tools;
@@ -191,6 +192,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/tools", get(tools::list))
         .route("/v1/tools/{name}", post(tools::call))
         .route("/v1/seal", get(seal_status))
+        .route(session::ROUTE, get(session::show).delete(session::sign_out))
         .route("/v1/audit/checkpoint", get(publish::checkpoint))
         .route("/v1/audit/vkeys", get(publish::vkeys))
         .route("/v1/audit/tile/{*path}", get(publish::tile))

@@ -5,125 +5,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sov_audit::{AuditLog, LogReader};
 use sov_audit_core::entry::{Entry, Kind, Outcome};
-use sov_policy::policy::STARTER;
-use sov_policy::{Directory, Policies, Rate};
-use sov_server::{Access, Limits};
+use sov_policy::{Policies, Rate};
+use sov_server::Limits;
 
-/// A server over its own log, directory (with `admin`) and policy folder (the starter set).
-struct Node {
-    base: String,
-    access: Access,
-    log: AuditLog,
-    directory: Arc<Directory>,
-    admin: String,
-    policies: PathBuf,
-    http: reqwest::Client,
-}
-
-async fn node(limits: Limits) -> Node {
-    let (log, dir) = common::audit_log();
-    let (directory, admin) = common::directory();
-    let policies = dir.join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    for (name, text) in STARTER {
-        std::fs::write(policies.join(name), text).unwrap();
-    }
-    let setup = common::Setup::new(
-        directory.clone(),
-        Policies::load_dir(&policies).unwrap(),
-        Some(policies.clone()),
-        limits,
-    );
-    // As `sov serve` does at start: the set in force is noted (and recorded) first.
-    let set = &setup.policies;
-    directory
-        .policy_loaded(&set.hash_hex(), set.files(), "policy.load", "test")
-        .unwrap();
-    let state = common::state_with_access(common::engine(), 64 * 1024, log.clone(), setup);
-    let access = state.access().clone();
-    Node {
-        base: common::spawn(state).await,
-        access,
-        log,
-        directory,
-        admin,
-        policies,
-        http: reqwest::Client::new(),
-    }
-}
-
-impl Node {
-    async fn get(&self, path: &str, token: Option<&str>) -> Response {
-        let mut req = self.http.get(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn chat(&self, token: &str) -> Response {
-        self.post(
-            "/v1/chat/completions",
-            token,
-            json!({"model": common::MODEL, "max_tokens": 1, "temperature": 0,
-                   "messages": [{"role": "user", "content": "Hi"}]}),
-        )
-        .await
-    }
-
-    /// Issues a token over the admin API; returns (secret, id).
-    async fn issue(&self, body: Value) -> (String, String) {
-        let res = self.post("/v1/admin/tokens", &self.admin, body).await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let v: Value = res.json().await.unwrap();
-        (
-            v["token"].as_str().unwrap().to_owned(),
-            v["id"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// Every entry of the record, once a checkpoint covers them all.
-    fn entries(&self) -> Vec<Entry> {
-        self.log.sign_now().unwrap();
-        let reader = LogReader::open(self.log.dir()).unwrap();
-        let size = reader.checkpoint().1.size;
-        (0..size)
-            .map(|i| Entry::decode(&reader.entry(i).unwrap()).unwrap())
-            .collect()
-    }
-}
-
-/// The entry a response's `Sov-Audit-Index` names.
-fn index_of(res: &Response) -> u64 {
-    res.headers()["sov-audit-index"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-async fn error_of(res: Response) -> (StatusCode, Value) {
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    (status, body["error"].clone())
-}
+use common::{error_of, index_of, node};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_token_lifecycle_over_http() {

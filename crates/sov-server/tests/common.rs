@@ -7,10 +7,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use sov_audit::{AuditLog, LogConfig};
+use sov_audit::{AuditLog, LogConfig, LogReader};
+use sov_audit_core::entry::Entry;
 use sov_engine::{Engine, EngineConfig};
 use sov_keys::LogKey;
+use sov_policy::policy::STARTER;
 use sov_policy::{Directory, NewPrincipal, Policies, PrincipalKind, Rate};
 use sov_server::{Access, AppState, Limits, ServedModel, ServerConfig};
 
@@ -115,6 +119,7 @@ pub struct Setup {
     pub policies: Policies,
     pub policy_dir: Option<std::path::PathBuf>,
     pub limits: Limits,
+    pub sessions: sov_policy::SessionLimits,
 }
 
 impl Setup {
@@ -129,6 +134,7 @@ impl Setup {
             policies,
             policy_dir,
             limits,
+            sessions: sov_policy::SessionLimits::default(),
         }
     }
 }
@@ -190,7 +196,8 @@ pub fn state_with_config(
             sha256: model_sha256(),
         },
     );
-    let guard = sov_policy::Guard::new(setup.directory, setup.policies, setup.policy_dir);
+    let guard = sov_policy::Guard::new(setup.directory, setup.policies, setup.policy_dir)
+        .with_session_limits(setup.sessions);
     let gate = sov_kernel::Gate::new(
         sov_seal::Declaration::default(),
         Arc::new(log.clone()),
@@ -222,4 +229,120 @@ pub async fn spawn(state: AppState) -> String {
     tokio::spawn(sov_server::serve(listener, state, std::future::pending()));
     // (serve() installs ConnectInfo, so the auth layer sees each client's address.)
     format!("http://{addr}")
+}
+
+/// A server over its own log, directory (with `admin`) and policy folder (the starter set).
+#[derive(Debug)]
+pub struct Node {
+    pub base: String,
+    pub access: Access,
+    pub log: AuditLog,
+    pub directory: Arc<Directory>,
+    pub admin: String,
+    pub policies: PathBuf,
+    pub http: reqwest::Client,
+}
+
+pub async fn node(limits: Limits) -> Node {
+    node_with(limits, sov_policy::SessionLimits::default()).await
+}
+
+/// [`node`] with sessions of these limits.
+pub async fn node_with(limits: Limits, sessions: sov_policy::SessionLimits) -> Node {
+    let (log, dir) = audit_log();
+    let (directory, admin) = directory();
+    let policies = dir.join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for (name, text) in STARTER {
+        std::fs::write(policies.join(name), text).unwrap();
+    }
+    let setup = Setup::new(
+        directory.clone(),
+        Policies::load_dir(&policies).unwrap(),
+        Some(policies.clone()),
+        limits,
+    );
+    let setup = Setup { sessions, ..setup };
+    // As `sov serve` does at start: the set in force is noted (and recorded) first.
+    let set = &setup.policies;
+    directory
+        .policy_loaded(&set.hash_hex(), set.files(), "policy.load", "test")
+        .unwrap();
+    let state = state_with_access(engine(), 64 * 1024, log.clone(), setup);
+    let access = state.access().clone();
+    Node {
+        base: spawn(state).await,
+        access,
+        log,
+        directory,
+        admin,
+        policies,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Node {
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn chat(&self, token: &str) -> Response {
+        self.post(
+            "/v1/chat/completions",
+            token,
+            json!({"model": MODEL, "max_tokens": 1, "temperature": 0,
+                   "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await
+    }
+
+    /// Issues a token over the admin API; returns (secret, id).
+    pub async fn issue(&self, body: Value) -> (String, String) {
+        let res = self.post("/v1/admin/tokens", &self.admin, body).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let v: Value = res.json().await.unwrap();
+        (
+            v["token"].as_str().unwrap().to_owned(),
+            v["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Every entry of the record, once a checkpoint covers them all.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.log.sign_now().unwrap();
+        let reader = LogReader::open(self.log.dir()).unwrap();
+        let size = reader.checkpoint().1.size;
+        (0..size)
+            .map(|i| Entry::decode(&reader.entry(i).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+/// The entry a response's `Sov-Audit-Index` names.
+pub fn index_of(res: &Response) -> u64 {
+    res.headers()["sov-audit-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+pub async fn error_of(res: Response) -> (StatusCode, Value) {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    (status, body["error"].clone())
 }

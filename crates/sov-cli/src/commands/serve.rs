@@ -35,6 +35,7 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
     let policies = identity::load_policies(home).context("sov serve did not start")?;
     let directory = Arc::new(identity::open_directory(home)?);
     let limits = config.limits.limits()?;
+    let sessions = config.limits.sessions()?;
     let listen = args.listen.unwrap_or(config.server.listen);
     let plan = seal_plan(home, &config, args, listen)?;
     // Take the port before loading anything: a port in use fails at once, not after a long load.
@@ -94,7 +95,8 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<ExitCode> {
             .drain_outbox(&log)
             .context("failed to move the directory's changes into the audit record")?;
         let node = record::node(home, &config)?;
-        let guard = Guard::new(directory.clone(), policies, Some(home.policies_dir()));
+        let guard = Guard::new(directory.clone(), policies, Some(home.policies_dir()))
+            .with_session_limits(sessions);
         Ok::<_, anyhow::Error>((guard, node))
     })();
     let result = guard.and_then(|(guard, node)| {
