@@ -72,6 +72,41 @@ ensure_node() {
 
 # The npm package $1 at version $2, installed once into the cache (npm's own cache beside it);
 # prints the package's folder.
+# Debian's chromium, for the console's browser tests (playwright-core drives it), when missing.
+# Prints its path.
+ensure_chromium() {
+    if ! command -v chromium >/dev/null 2>&1; then
+        say "installing chromium (for the console's browser tests)"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    fi
+    readlink -f "$(command -v chromium)"
+}
+
+# The web console (console/, Vite + TypeScript + Preact): its npm packages as the lock file
+# pins them (installed again only when the lock file changes), then a build into console/dist
+# when anything it is built from is newer than the last build. `cargo build` then builds the
+# files into `sov` (crates/sov-server/build.rs); without them `sov` serves a page that says how
+# to build them.
+ensure_console() {
+    ensure_node
+    local dir="$SOV_REPO/console" stamp lock
+    stamp="$dir/node_modules/.sov-lock-sha256"
+    lock="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$lock" ]; then
+        say "installing the console's npm packages (console/package-lock.json)"
+        (cd "$dir" && npm ci --cache "$SOV_CACHE/npm/cache" --no-audit --no-fund --loglevel=error >&2)
+        printf '%s\n' "$lock" >"$stamp"
+    fi
+    if [ ! -f "$dir/dist/index.html" ] || [ -n "$(find "$dir/src" "$dir/index.html" "$dir/package-lock.json" \
+            "$dir/vite.config.ts" "$dir/tsconfig.json" -newer "$dir/dist/index.html" -print -quit)" ]; then
+        say "building the console (console/dist)"
+        (cd "$dir" && npm run --silent build >&2)
+    fi
+}
+
 ensure_npm_package() {
     local name="$1" version="$2"
     local prefix="$SOV_CACHE/npm/$name@$version"

@@ -35,4 +35,7 @@ pub struct ModelCard {
     pub created: i64,
     /// The node's owner (`owner` in sov.toml).
     pub owned_by: String,
+    /// What it answers: `chat` (chat and completions) or `embeddings` (an extension field,
+    /// which OpenAI's clients ignore; the console offers only chat models for chat).
+    pub sov_serves: &'static str,
 }

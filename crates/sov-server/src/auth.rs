@@ -1,7 +1,8 @@
 //! Who is calling, and may they: bearer tokens, Cedar decisions, rate limits.
 //!
 //! Every request is authenticated or explicitly public: the public routes are
-//! [`PUBLIC_ROUTES`] (`GET`/`HEAD /healthz`), with their method only, and they record nothing.
+//! [`PUBLIC_ROUTES`] (`GET`/`HEAD /healthz` and the console's files), with their method only,
+//! and they record nothing.
 //! Every other request, whatever its method and path (an unknown route or a wrong method too),
 //! needs `Authorization: Bearer sov_...` or a console session's cookie (not both; see
 //! [`crate::session`], whose sign-in takes the token in its body and is authenticated here
@@ -42,14 +43,27 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::record;
 
-/// The routes anyone may call without a token: method and path. They record nothing.
-pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("GET", "/healthz"), ("HEAD", "/healthz")];
+/// The routes anyone may call without a token: method and path (a path ending in `/*`: every
+/// path under it). They record nothing: the health check, and the console's files, which hold
+/// no data (its pages ask the API, signed in, for everything they show).
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("HEAD", "/healthz"),
+    ("GET", "/console"),
+    ("HEAD", "/console"),
+    ("GET", "/console/*"),
+    ("HEAD", "/console/*"),
+];
 
 /// Whether a request is to a public route with that route's method.
 pub fn is_public(method: &axum::http::Method, path: &str) -> bool {
-    PUBLIC_ROUTES
-        .iter()
-        .any(|(m, p)| *p == path && method.as_str() == *m)
+    PUBLIC_ROUTES.iter().any(|(m, p)| {
+        let matches = match p.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => *p == path,
+        };
+        matches && method.as_str() == *m
+    })
 }
 
 /// Rate limits of the HTTP API.

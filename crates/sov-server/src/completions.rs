@@ -189,6 +189,7 @@ impl Meta {
                 .iter()
                 .map(|c| {
                     json!({"index": c.index, "corpus": c.corpus, "document": c.document,
+                           "heading": c.heading, "text": c.text,
                            "chunk_sha256": c.chunk_sha256, "score": c.score})
                 })
                 .collect();

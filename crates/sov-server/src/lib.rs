@@ -14,6 +14,7 @@
 mod admin;
 pub mod auth;
 mod completions;
+pub mod console;
 mod embeddings;
 mod error;
 mod health;
@@ -183,6 +184,9 @@ pub fn app(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/console", get(console::serve))
+        .route("/console/", get(console::serve))
+        .route("/console/{*path}", get(console::serve))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
@@ -247,6 +251,11 @@ fn card(state: &AppState, id: &str, model: &ServedModel) -> sov_openai::ModelCar
         object: "model",
         created: model.created,
         owned_by: state.config().owner.clone(),
+        sov_serves: if model.backend.embedding_only() {
+            "embeddings"
+        } else {
+            "chat"
+        },
     }
 }
 

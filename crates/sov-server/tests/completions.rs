@@ -348,7 +348,7 @@ async fn models_and_health() {
         .unwrap();
     assert_eq!(
         models,
-        json!({"object": "list", "data": [{"id": common::MODEL, "object": "model", "created": 1_700_000_000, "owned_by": "owner:test"}]})
+        json!({"object": "list", "data": [{"id": common::MODEL, "object": "model", "created": 1_700_000_000, "owned_by": "owner:test", "sov_serves": "chat"}]})
     );
     let one: Value = client
         .get(format!("{base}/v1/models/{}", common::MODEL))

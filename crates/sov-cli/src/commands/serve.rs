@@ -199,6 +199,13 @@ fn serve(
             "Sovereign is serving {}{specialists} at http://{local}/v1",
             names.join(", ")
         );
+        if sov_server::console::built() {
+            println!("The console: http://{local}/console/");
+        } else {
+            println!(
+                "The console is not built into this sov (bash scripts/run builds it); the API is served as usual."
+            );
+        }
         let served = sov_server::serve(listener, state, shutdown)
             .await
             .context("the HTTP server failed");

@@ -41,6 +41,11 @@ pub struct Citation {
     pub corpus: String,
     /// The document's id.
     pub document: String,
+    /// The heading path of its section, possibly empty.
+    pub heading: String,
+    /// The chunk's exact text (what `chunk_sha256` is the SHA-256 of): the caller was allowed
+    /// to read its document, or it would not be here.
+    pub text: String,
     /// SHA-256 of the chunk's text.
     pub chunk_sha256: String,
     /// The passage's retrieval score.
@@ -79,6 +84,8 @@ pub fn prompt(
             index: i + 1,
             corpus: p.corpus.clone(),
             document: p.document.clone(),
+            heading: p.heading.clone(),
+            text: p.text.clone(),
             chunk_sha256: p.chunk_sha256.clone(),
             score: p.score,
         })

@@ -1,0 +1,169 @@
+// The console in a real browser: Debian's chromium, driven by playwright-core, against a real
+// `sov serve` (started by crates/sov-cli/tests/console.rs, which passes what it set up in the
+// environment). Signs in, chats with a specialist and sees its citations, opens the seal and
+// the audit record, checks escaping, labels, keyboard order and the phone layout, signs out and
+// finds the session refused. Screenshots of each page go to SOV_CONSOLE_SHOTS.
+//
+// Prints one JSON line with what it checked; exits non-zero with the first failure.
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const BASE = env("SOV_CONSOLE_BASE"); // http://127.0.0.1:PORT
+const TOKEN = env("SOV_CONSOLE_TOKEN");
+const SPECIALIST = env("SOV_CONSOLE_SPECIALIST");
+const SHOTS = env("SOV_CONSOLE_SHOTS");
+const CHROMIUM = env("SOV_CHROMIUM");
+mkdirSync(SHOTS, { recursive: true });
+
+const checked = [];
+function check(cond, what) {
+  if (!cond) throw new Error(`failed: ${what}`);
+  checked.push(what);
+}
+
+const userDataDir = join(SHOTS, "..", `chromium-profile-${process.pid}`);
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+  ],
+  viewport: { width: 1280, height: 860 },
+});
+const shots = [];
+async function shot(page, name) {
+  const path = join(SHOTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  shots.push(path);
+}
+
+const page = context.pages()[0] ?? (await context.newPage());
+const consoleErrors = [];
+page.on("console", (m) => {
+  if (m.type() === "error") consoleErrors.push(m.text());
+});
+const failed = [];
+page.on("response", (r) => {
+  if (r.status() >= 400) failed.push(`${r.status()} ${r.request().method()} ${r.url()}`);
+});
+page.on("dialog", (d) => {
+  consoleErrors.push(`a dialog opened: ${d.message()}`);
+  d.dismiss();
+});
+
+try {
+  // Sign in.
+  await page.goto(`${BASE}/console/`);
+  await page.getByLabel("API token").waitFor();
+  await shot(page, "signin");
+  await page.getByLabel("API token").fill(TOKEN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("navigation", { name: "Pages" }).waitFor();
+  const cookies = await context.cookies(BASE);
+  const session = cookies.find((c) => c.name === "sov_session");
+  check(session && session.httpOnly && session.sameSite === "Strict", "the session cookie is HttpOnly and SameSite=Strict");
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
+  check(!stored.includes(TOKEN) && !stored.includes("sovs_"), "the page keeps neither the token nor the session secret");
+
+  const offered = await page.getByLabel("Model or specialist").locator("option").allInnerTexts();
+  check(!offered.includes("all-minilm-l6-v2"), "an embedding model is not offered for chat");
+
+  // Chat with the specialist: the answer streams, the passages are cited beside it with their
+  // hashes checked in the page, and HTML in the message is shown as text.
+  const hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
+  await page.getByLabel("Model or specialist").selectOption(SPECIALIST);
+  await page.getByLabel("Message").fill(`${hostile} How many days of annual leave does a full-time member of staff get each year?`);
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.locator(".citation").first().waitFor({ timeout: 120_000 });
+  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: 120_000 });
+  const answer = await page.locator(".turn.assistant .content").first().innerText();
+  check(answer.trim().length > 0, "the specialist's answer is shown");
+  const cites = await page.locator(".citation").count();
+  check(cites >= 1, `the answer cites ${cites} passages`);
+  check((await page.locator(".citation .ok").count()) === cites, "every cited passage matches its SHA-256");
+  check((await page.locator(".citation blockquote").first().innerText()).includes("leave"), "the cited passage's text is shown");
+  check((await page.locator(".turn.user .content").first().innerText()).includes("<script>"), "HTML in a message is shown as text");
+  check(!(await page.locator(".citation").first().innerText()).includes("undefined"), "citations name their document");
+  await page.waitForTimeout(200);
+  check((await page.evaluate(() => window.__pwned)) === undefined, "no script from a message or a document ran");
+  await shot(page, "chat");
+
+  // The seal.
+  await page.getByRole("link", { name: "Seal" }).click();
+  await page.getByRole("heading", { name: "Controls" }).waitFor();
+  check((await page.locator("table").first().locator("tbody tr").count()) > 0, "the seal page lists the controls");
+  check((await page.getByText("Not covered by the seal").count()) === 1, "the seal page says what it does not cover");
+  await shot(page, "seal");
+
+  // The audit record: the latest entries, decoded in the browser; the sign-in is among them.
+  await page.getByRole("link", { name: "Audit record" }).click();
+  await page.locator("table.entries tbody tr").first().waitFor();
+  await page.getByLabel("Kind").selectOption("session");
+  const rows = await page.locator("table.entries tbody tr").allInnerTexts();
+  check(rows.length >= 1 && rows.every((r) => r.includes("session")), "the kind filter shows the sign-in entry");
+  await page.getByLabel("Kind").selectOption("inference");
+  await page.locator("table.entries tbody tr a").first().click();
+  await page.getByRole("heading", { name: /^Entry \d+$/ }).waitFor();
+  check((await page.locator(".detail").innerText()).includes("session"), "an entry in full names the session it came through");
+  await shot(page, "audit");
+
+  // A phone's width: nothing wider than the screen.
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const name of ["chat", "seal", "audit"]) {
+    await page.goto(`${BASE}/console/#/${name}`);
+    await page.locator("h1:visible").first().waitFor();
+    await page.waitForTimeout(300);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `the ${name} page fits a phone's width (${overflow}px over)`);
+    await shot(page, `${name}-phone`);
+  }
+  await page.setViewportSize({ width: 1280, height: 860 });
+
+  // Accessibility basics: every control has a label, the first Tab reaches the skip link.
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select, textarea")].filter((e) => e.labels === null || e.labels.length === 0).length,
+  );
+  check(unlabelled === 0, "every form control has a label");
+  await page.reload();
+  await page.locator("h1:visible").first().waitFor();
+  await page.keyboard.press("Tab");
+  check((await page.evaluate(() => document.activeElement?.textContent)) === "Skip to content", "the first Tab reaches the skip link");
+
+
+  // Sign out: the page goes back to the sign-in form, and the old cookie, replayed, is refused.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("API token").waitFor();
+  const replay = await fetch(`${BASE}/v1/models`, { headers: { cookie: `sov_session=${session.value}` } });
+  check(replay.status === 401, `the cookie replayed after sign-out is refused (${replay.status})`);
+  await page.goto(`${BASE}/console/#/audit`);
+  await page.getByLabel("API token").waitFor();
+  check(true, "after sign-out the console asks to sign in again");
+  // The only failed requests: asking for the session before signing in, and after signing out.
+  const unexpected = failed.filter((f) => !/^401 GET .*\/v1\/console\/session$/.test(f));
+  check(unexpected.length === 0, `no request failed but the session checks: ${unexpected.join("; ")}`);
+  const errors = consoleErrors.filter((e) => !e.includes("status of 401"));
+  check(errors.length === 0, `no errors in the page: ${errors.join("; ")}`);
+  console.log(JSON.stringify({ ok: true, checked, screenshots: shots }));
+} catch (e) {
+  try {
+    await shot(page, "failure");
+  } catch {
+    // the page may be gone
+  }
+  console.error(e.stack || String(e));
+  console.error(`checked before the failure: ${JSON.stringify(checked)}; page errors: ${JSON.stringify(consoleErrors)}; failed requests: ${JSON.stringify(failed)}`);
+  process.exitCode = 1;
+} finally {
+  await context.close();
+}
