@@ -8,12 +8,16 @@ import { ApiError, current, signIn, signOut, whenSignedOut, type Session } from 
 import { Chat } from "./pages/chat";
 import { Seal } from "./pages/seal";
 import { Audit } from "./pages/audit";
+import { Admin } from "./pages/admin";
+import { Activity } from "./pages/activity";
 import "./style.css";
 
 const PAGES: { hash: string; title: string }[] = [
   { hash: "chat", title: "Chat" },
   { hash: "seal", title: "Seal" },
   { hash: "audit", title: "Audit record" },
+  { hash: "activity", title: "Activity" },
+  { hash: "admin", title: "Administration" },
 ];
 
 function route(): string[] {
@@ -126,6 +130,8 @@ function App() {
         </div>
         {page === "seal" && <Seal />}
         {page === "audit" && <Audit selected={path[1]} />}
+        {page === "admin" && <Admin />}
+        {page === "activity" && <Activity />}
         {!PAGES.some((p) => p.hash === page) && <p>No such page.</p>}
       </main>
     </>

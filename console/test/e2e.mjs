@@ -118,9 +118,76 @@ try {
   check((await page.locator(".detail").innerText()).includes("session"), "an entry in full names the session it came through");
   await shot(page, "audit");
 
+  // Verification in the browser, with the console's own code: all checks pass on the record
+  // as served; then one served byte is changed on its way to the page (an entry bundle, then the
+  // checkpoint's root) and the check fails, naming what failed.
+  async function verify() {
+    await page.getByRole("button", { name: "Verify the record" }).click();
+    const verdict = page.locator("[data-verdict]");
+    await verdict.waitFor({ timeout: 120_000 });
+    return { verdict: await verdict.getAttribute("data-verdict"), text: await verdict.innerText(), steps: await page.locator(".verify .steps li").allInnerTexts() };
+  }
+  const good = await verify();
+  check(good.verdict === "verified", `the record verifies in the browser: ${good.text} ${good.steps.join(" | ")}`);
+  for (const what of ["ML-DSA-44 signature", "Ed25519 signature", "entries", "root", "inclusion proof", "consistency proof"]) {
+    check(good.steps.some((s) => s.includes(what) && s.startsWith("✓")), `the browser checked the ${what}`);
+  }
+  await shot(page, "verify");
+  await page.route("**/v1/audit/tile/entries/**", async (route) => {
+    const res = await route.fetch();
+    const body = Buffer.from(await res.body());
+    body[10] ^= 0x01; // a byte of entry 0's index
+    await route.fulfill({ response: res, body });
+  });
+  const tampered = await verify();
+  await page.unroute("**/v1/audit/tile/entries/**");
+  check(tampered.verdict === "failed" && /entry 0: its bytes in tile\/entries\/000/.test(tampered.text), `a changed byte in an entry bundle fails the check and is named: ${tampered.text}`);
+  await shot(page, "verify-tampered");
+  await page.route("**/v1/audit/checkpoint", async (route) => {
+    const res = await route.fetch();
+    const note = (await res.text()).split("\n");
+    // Another root: the tree the signatures are said to cover is not the one they signed.
+    const root = Buffer.from(note[2], "base64");
+    root[0] ^= 0x80;
+    note[2] = root.toString("base64");
+    await route.fulfill({ response: res, body: note.join("\n") });
+  });
+  const forged = await verify();
+  await page.unroute("**/v1/audit/checkpoint");
+  check(forged.verdict === "failed" && forged.steps.some((s) => s.startsWith("✗") && s.includes("ML-DSA-44 signature")) && forged.steps.some((s) => s.startsWith("✗") && s.includes("Ed25519 signature")), `a changed checkpoint fails both signatures: ${forged.steps.join(" | ")}`);
+
+  // Activity: the plots fill from /metrics (the chat above generated tokens).
+  await page.getByRole("link", { name: "Activity" }).click();
+  await page.locator(".chart canvas").first().waitFor();
+  await page.getByText(/\(([3-9]|\d\d+) reads so far/).waitFor({ timeout: 30_000 });
+  check((await page.locator(".chart canvas").count()) === 4, "the activity page draws its four plots");
+  const described = await page.locator(".chart [role=img]").first().getAttribute("aria-label");
+  check(/requests \d/.test(described ?? ""), `the request rate is plotted: ${described}`);
+  await shot(page, "activity");
+
+  // Administration: add a principal, issue its token (shown once), revoke it; the policy set.
+  await page.getByRole("link", { name: "Administration" }).click();
+  await page.getByRole("heading", { name: "Policy set" }).waitFor();
+  await page.getByLabel("Name", { exact: true }).fill("bea");
+  await page.getByLabel("Roles (comma-separated)").fill("analyst");
+  await page.getByRole("button", { name: "Add principal" }).click();
+  await page.getByRole("button", { name: "Issue a token for bea" }).click();
+  const issued = await page.locator("[data-secret]").innerText();
+  check(/^sov_[A-Za-z0-9_-]{43}$/.test(issued), "a token issued in the console is shown once");
+  const bea = await fetch(`${BASE}/v1/models`, { headers: { authorization: `Bearer ${issued}` } });
+  check(bea.status === 200, "the issued token works");
+  await page.getByRole("button", { name: "I have stored it" }).click();
+  check((await page.locator("[data-secret]").count()) === 0, "the secret is gone from the page once stored");
+  await page.getByRole("button", { name: `Revoke token ${issued.slice(4, 16)}` }).click();
+  await page.getByRole("status").filter({ hasText: "Revoked" }).waitFor();
+  const revoked = await fetch(`${BASE}/v1/models`, { headers: { authorization: `Bearer ${issued}` } });
+  check(revoked.status === 401, "the token revoked in the console is refused");
+  check(/^[0-9a-f]{64}$/.test(await page.locator(".facts dd code").first().innerText()), "the policy set's hash is shown");
+  await shot(page, "admin");
+
   // A phone's width: nothing wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const name of ["chat", "seal", "audit"]) {
+  for (const name of ["chat", "seal", "audit", "activity", "admin"]) {
     await page.goto(`${BASE}/console/#/${name}`);
     await page.locator("h1:visible").first().waitFor();
     await page.waitForTimeout(300);

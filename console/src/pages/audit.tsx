@@ -1,10 +1,12 @@
 // The audit explorer: the latest entries of the record, read from its published entry bundles
-// and decoded in the browser, filtered by kind, principal and time, and one entry in full.
+// and decoded in the browser, filtered by kind, principal and time, one entry in full, and the
+// whole record verified in the browser with the console's own code (audit/verify.ts).
 
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { attr, hex, KINDS, type Entry } from "../audit/entry";
 import { fetchCheckpoint, latest, type Checkpoint } from "../audit/tlog";
 import { json } from "../api";
+import { verifyRecord, type Step } from "../audit/verify";
 
 const SHOWN = 512;
 
@@ -55,6 +57,50 @@ function Detail({ index }: { index: string }) {
   );
 }
 
+function Verify() {
+  const [steps, setSteps] = useState<Step[] | null>(null);
+  const [busy, setBusy] = useState(false);
+  async function run() {
+    setBusy(true);
+    setSteps([]);
+    try {
+      await verifyRecord(setSteps);
+    } catch (e) {
+      setSteps((s) => [...(s ?? []), { what: "verification", ok: false, detail: String(e) }]);
+    } finally {
+      setBusy(false);
+    }
+  }
+  const failed = steps?.find((s) => !s.ok);
+  return (
+    <section class="verify" aria-labelledby="verify-title">
+      <h2 id="verify-title">Verify in this browser</h2>
+      <p>
+        Fetches the checkpoint, the log's keys, every tile and entry bundle and two proofs, and checks the ML-DSA-44 and
+        Ed25519 signatures, every entry, the Merkle root, an inclusion proof and a consistency proof with this page's own
+        code, not the node's.
+      </p>
+      <button type="button" onClick={run} disabled={busy}>{busy ? "Verifying…" : "Verify the record"}</button>
+      {steps && (
+        <>
+          {!busy && steps.length > 0 && (
+            <p class={failed ? "banner bad" : "banner ok"} role="status" data-verdict={failed ? "failed" : "verified"}>
+              {failed ? `Verification failed: ${failed.what}: ${failed.detail}` : "Verified: every check below passed."}
+            </p>
+          )}
+          <ol class="steps" aria-live="polite">
+            {steps.map((s) => (
+              <li class={s.ok ? "ok-step" : "bad-step"}>
+                <span class={s.ok ? "ok" : "bad"}>{s.ok ? "✓" : "✗"}</span> <strong>{s.what}</strong>: {s.detail}
+              </li>
+            ))}
+          </ol>
+        </>
+      )}
+    </section>
+  );
+}
+
 export function Audit({ selected }: { selected?: string }) {
   const [cp, setCp] = useState<Checkpoint | null>(null);
   const [entries, setEntries] = useState<Entry[]>([]);
@@ -101,6 +147,7 @@ export function Audit({ selected }: { selected?: string }) {
         </p>
       )}
       {error && <p class="error" role="alert">{error}</p>}
+      <Verify />
       {selected !== undefined && <Detail index={selected} />}
       <form class="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filters">
         <label>

@@ -174,12 +174,21 @@ impl LogReader {
 
     /// A consistency proof from the tree of `size1` to the checkpoint's tree.
     pub fn consistency(&self, size1: u64) -> Result<Vec<Hash>, AuditError> {
+        self.consistency_between(size1, self.checkpoint.size)
+    }
+
+    /// A consistency proof from the tree of `size1` to the tree of `size2`, both within the
+    /// checkpoint's tree.
+    pub fn consistency_between(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, AuditError> {
         let size = self.checkpoint.size;
-        if size1 > size {
-            return Err(AuditError::NotCovered { index: size1, size });
+        if size1 > size2 || size2 > size {
+            return Err(AuditError::NotCovered {
+                index: size1.max(size2),
+                size,
+            });
         }
-        consistency_proof(&mut self.source(), size1, size)
-            .map_err(|e| proof_error(format!("consistency from {size1} to {size}"), e))
+        consistency_proof(&mut self.source(), size1, size2)
+            .map_err(|e| proof_error(format!("consistency from {size1} to {size2}"), e))
     }
 
     /// A published file by its path relative to the log: `checkpoint` and `vkeys` (as they are on

@@ -2,11 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
+use common::Server;
 use serde_json::Value;
 
 /// Tests that run the model take this first: two `sov` processes computing at once would share
@@ -521,29 +523,6 @@ fn interactive_chat_answers_each_line() {
     assert!(text.contains("Paris") && text.contains('4'), "{text}");
 }
 
-struct Server(Child);
-impl Server {
-    /// Stops the server as an operator would (SIGTERM), so it records its stop.
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// Starts `sov serve` on an ephemeral port and returns it with its base URL.
 fn serve(home: &Path) -> (Server, String) {
     let (server, url, seal) = serve_with(home, &[]);
@@ -554,27 +533,13 @@ fn serve(home: &Path) -> (Server, String) {
 /// Starts `sov serve --listen 127.0.0.1:0 ARGS` and returns it with its base URL and the line
 /// saying how the seal stands (printed before the ready line).
 fn serve_with(home: &Path, args: &[&str]) -> (Server, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
-        .arg("--home")
-        .arg(home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("SOV_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut seal = String::new();
-    out.read_line(&mut seal).unwrap();
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let server = Server(child);
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let (server, url, printed) = common::start_with(home, args);
+    let line = printed.last().unwrap();
     assert!(
         line.starts_with("Sovereign is serving smollm2 at http://127.0.0.1:"),
-        "{seal}{line}"
+        "{printed:?}"
     );
-    (server, url, seal.trim().to_owned())
+    (server, url, printed[0].clone())
 }
 
 #[test]

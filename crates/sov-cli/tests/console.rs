@@ -1,6 +1,7 @@
 //! The web console in a real browser: a served home with a specialist over a corpus (one of its
 //! documents full of HTML and script), and `console/test/e2e.mjs` driving Debian's chromium with
-//! playwright-core through sign-in, chat with citations, the seal, the audit record, escaping,
+//! playwright-core through sign-in, chat with citations, the seal, the audit record and its
+//! verification in the browser (and its failure when a served byte is changed), escaping,
 //! accessibility basics, a phone's width and sign-out. Screenshots of every page land in
 //! `<target>/test-output/console/`. Needs SOV_TEST_MODEL, SOV_TEST_EMBED_MODEL_ZIP,
 //! SOV_TEST_NODE and SOV_TEST_CHROMIUM, and the console built into `sov` with its npm packages

@@ -7,11 +7,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-use common::{Server, run as sov};
+use common::run as sov;
 use serde_json::{Value, json};
 
 fn text(bytes: &[u8]) -> String {
@@ -118,24 +116,12 @@ fn the_embedding_model_imports_from_its_zip_and_serves_embeddings_only() {
         text(&refused.stderr)
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
-        .arg("--home")
-        .arg(&home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("SOV_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap());
-    let server = Server(child);
-    let (mut seal, mut ready) = (String::new(), String::new());
-    lines.read_line(&mut seal).unwrap();
-    lines.read_line(&mut ready).unwrap();
+    let (server, base, printed) = common::start(&home);
+    let ready = printed.last().unwrap();
     assert!(
         ready.starts_with("Sovereign is serving all-minilm-l6-v2, smollm2 at http://127.0.0.1:"),
-        "{seal}{ready}"
+        "{printed:?}"
     );
-    let base = ready.trim().rsplit(' ').next().unwrap().to_owned();
     let client = reqwest::blocking::Client::new();
     let post = |path: &str, body: Value| {
         let res = client

@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::{Server, client, entries, env_path, home_with_starter};
+use common::{client, entries, env_path, home_with_starter};
 use serde_json::Value;
 
 fn sov(home: &Path, args: &[&str]) -> Output {
@@ -214,25 +213,12 @@ fn specialists_answer_with_citations_and_a_confidential_document_stays_with_the_
     ));
     assert!(found.contains(SECRET), "{found}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
-        .arg("--home")
-        .arg(&home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("SOV_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap());
-    let mut seal = String::new();
-    lines.read_line(&mut seal).unwrap();
-    let mut ready = String::new();
-    lines.read_line(&mut ready).unwrap();
-    let server = Server(child);
+    let (server, base, printed) = common::start(&home);
+    let ready = printed.last().unwrap();
     assert!(
         ready.contains("specialists hollowmere-clerk, veloria-clerk"),
-        "{seal}{ready}"
+        "{printed:?}"
     );
-    let base = ready.trim().rsplit(' ').next().unwrap().to_owned();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specialists_client.py");
     let seen = client(

@@ -203,6 +203,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/audit/entries/{index}", get(publish::entry))
         .route("/v1/audit/proof/{index}", get(publish::proof))
         .route(
+            "/v1/audit/consistency/{size1}/{size2}",
+            get(publish::consistency),
+        )
+        .route(
             "/v1/admin/principals",
             get(admin::list_principals).post(admin::add_principal),
         )

@@ -1,5 +1,6 @@
 //! The record, published read-only under `/v1/audit/`: the C2SP tlog-tiles layout (checkpoint,
-//! verifier keys, tiles and entry bundles), plus one entry decoded and one entry's receipt.
+//! verifier keys, tiles and entry bundles), plus one entry decoded, one entry's receipt, and a
+//! consistency proof between two tree sizes.
 //! Readable by whoever may `read-audit` on `AuditLog::"record"`; each read is recorded through
 //! its decision.
 
@@ -164,6 +165,33 @@ pub(crate) async fn proof(
             "no-cache",
             "text/plain; charset=utf-8",
         ))
+    })
+    .await
+}
+
+/// `GET /v1/audit/consistency/{size1}/{size2}`: an RFC 9162 consistency proof that the tree of
+/// `size1` entries is a prefix of the tree of `size2` (at most the latest signed checkpoint's
+/// size), one base64 hash per line.
+pub(crate) async fn consistency(
+    State(state): State<AppState>,
+    door: Door,
+    ApiPath((size1, size2)): ApiPath<(u64, u64)>,
+) -> Result<Response, ApiError> {
+    door.with(async |ex| {
+        may_read(&state, ex)?;
+        let reader = reader(&state)?;
+        let size = reader.checkpoint().1.size;
+        if size1 > size2 || size2 > size {
+            return Err(ApiError::not_found(&format!(
+                "a consistency proof needs 0 <= size1 <= size2 <= {size} (the latest signed checkpoint's size)"
+            )));
+        }
+        let proof = reader
+            .consistency_between(size1, size2)
+            .map_err(|e| ApiError::internal(&chain(&e)))?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let body: String = proof.iter().map(|h| format!("{}\n", b64.encode(h))).collect();
+        Ok(text(body.into_bytes(), "no-cache", "text/plain; charset=utf-8"))
     })
     .await
 }

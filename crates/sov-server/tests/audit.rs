@@ -313,9 +313,80 @@ async fn the_audit_endpoints_serve_a_tlog_tiles_log_that_verifies() {
             Ok(self.0.get(path).cloned())
         }
     }
+    let root_of = |note: &[u8]| -> [u8; 32] {
+        let line = String::from_utf8_lossy(note)
+            .lines()
+            .nth(2)
+            .unwrap()
+            .to_owned();
+        b64(&line).try_into().unwrap()
+    };
+    let root1 = root_of(&files["checkpoint"]);
     let report = verify_log(&mut Map(files), &keys).unwrap();
     assert_eq!(report.size, size);
     assert_eq!(report.origin, common::ORIGIN);
+
+    // A consistency proof from that tree to a later one verifies (RFC 9162) against both
+    // signed roots; sizes out of order or past the checkpoint are refused.
+    for _ in 0..5 {
+        client
+            .post(format!("{base}/v1/embeddings"))
+            .body("{")
+            .send()
+            .await
+            .unwrap();
+    }
+    let (size2, root2) = loop {
+        let note = client
+            .get(format!("{base}/v1/audit/checkpoint"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let size2: u64 = String::from_utf8_lossy(&note)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        if size2 > size {
+            break (size2, root_of(&note));
+        }
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let res = client
+        .get(format!("{base}/v1/audit/consistency/{size}/{size2}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let proof: Vec<[u8; 32]> = res
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| b64(l).try_into().unwrap())
+        .collect();
+    sov_audit_core::merkle::verify_consistency(size, size2, &root1, &root2, &proof).unwrap();
+    let mut forged = proof.clone();
+    forged[0][0] ^= 1;
+    assert!(
+        sov_audit_core::merkle::verify_consistency(size, size2, &root1, &root2, &forged).is_err()
+    );
+    for bad in [
+        format!("{size2}/{size}"),
+        format!("0/{}", size2 + 1_000_000),
+    ] {
+        let res = client
+            .get(format!("{base}/v1/audit/consistency/{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{bad}");
+    }
     // A path outside the tile space is refused.
     let res = client
         .get(format!("{base}/v1/audit/tile/../../keys/log.key"))

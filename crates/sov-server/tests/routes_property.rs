@@ -74,6 +74,7 @@ const ROUTES: &[&str] = &[
     "/v1/audit/tile/{}",
     "/v1/audit/entries/{}",
     "/v1/audit/proof/{}",
+    "/v1/audit/consistency/{}",
     "/v1/admin/principals",
     "/v1/admin/principals/{}",
     "/v1/admin/principals/{}/disable",

@@ -195,10 +195,8 @@ fn serve(
         } else {
             format!(" and specialists {}", specialists.join(", "))
         };
-        println!(
-            "Sovereign is serving {}{specialists} at http://{local}/v1",
-            names.join(", ")
-        );
+        // The console's line first: the ready line is the last one printed (a script that
+        // waits for it may stop reading there).
         if sov_server::console::built() {
             println!("The console: http://{local}/console/");
         } else {
@@ -206,6 +204,10 @@ fn serve(
                 "The console is not built into this sov (bash scripts/run builds it); the API is served as usual."
             );
         }
+        println!(
+            "Sovereign is serving {}{specialists} at http://{local}/v1",
+            names.join(", ")
+        );
         let served = sov_server::serve(listener, state, shutdown)
             .await
             .context("the HTTP server failed");

@@ -43,8 +43,9 @@ pub fn sov(home: &Path, args: &[&str]) -> String {
 /// A running `sov serve`, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Server(pub Child);
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// Stops the server as an operator would (SIGTERM), so it records its stop.
+    pub fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
@@ -59,13 +60,25 @@ impl Drop for Server {
     }
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Starts `sov serve` on a free port: the server, its base URL (`http://…/v1`) and the lines
 /// it printed before it was ready.
 pub fn start(home: &Path) -> (Server, String, Vec<String>) {
+    start_with(home, &[])
+}
+
+/// [`start`] with more arguments to `sov serve`.
+pub fn start_with(home: &Path, args: &[&str]) -> (Server, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sov"))
         .arg("--home")
         .arg(home)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .env("SOV_LOG", "error")
         .stdout(Stdio::piped())
         .spawn()
