@@ -9,11 +9,13 @@ import { Chat } from "./pages/chat";
 import { Seal } from "./pages/seal";
 import { Audit } from "./pages/audit";
 import { Admin } from "./pages/admin";
+import { Models } from "./pages/models";
 import { Activity } from "./pages/activity";
 import "./style.css";
 
 const PAGES: { hash: string; title: string }[] = [
   { hash: "chat", title: "Chat" },
+  { hash: "models", title: "Models" },
   { hash: "seal", title: "Seal" },
   { hash: "audit", title: "Audit record" },
   { hash: "activity", title: "Activity" },
@@ -128,6 +130,7 @@ function App() {
         <div hidden={page !== "chat"}>
           <Chat />
         </div>
+        {page === "models" && <Models />}
         {page === "seal" && <Seal />}
         {page === "audit" && <Audit selected={path[1]} />}
         {page === "admin" && <Admin />}

@@ -7,7 +7,8 @@
 // Prints one JSON line with what it checked; exits non-zero with the first failure.
 
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 
 const env = (name) => {
@@ -21,6 +22,9 @@ const SPECIALIST = env("SOV_CONSOLE_SPECIALIST");
 const SHOTS = env("SOV_CONSOLE_SHOTS");
 const CHROMIUM = env("SOV_CHROMIUM");
 mkdirSync(SHOTS, { recursive: true });
+// axe-core, Deque's accessibility engine, run in the page through the debugging protocol (the
+// console's CSP would refuse it as a script tag).
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const checked = [];
 function check(cond, what) {
@@ -99,6 +103,15 @@ try {
   check((await page.evaluate(() => window.__pwned)) === undefined, "no script from a message or a document ran");
   await shot(page, "chat");
 
+  // Models, specialists and corpora, with their hashes; a document named with markup is text.
+  await page.getByRole("link", { name: "Models" }).click();
+  await page.getByRole("heading", { name: "Corpora", exact: true }).waitFor();
+  check((await page.locator("table.specialists tbody tr").allInnerTexts()).some((r) => r.includes(SPECIALIST)), "the specialist is listed with its manifest");
+  const docs = await page.locator("table.documents tbody tr").allInnerTexts();
+  check(docs.some((d) => d.includes("annual-leave-policy.md")) && docs.some((d) => d.includes("<img src=x")), `the corpus's documents are listed, markup as text: ${docs.join(" | ")}`);
+  check((await page.evaluate(() => window.__pwned)) === undefined, "no script from a document's name ran");
+  await shot(page, "models");
+
   // The seal.
   await page.getByRole("link", { name: "Seal" }).click();
   await page.getByRole("heading", { name: "Controls" }).waitFor();
@@ -171,7 +184,7 @@ try {
   await page.getByLabel("Name", { exact: true }).fill("bea");
   await page.getByLabel("Roles (comma-separated)").fill("analyst");
   await page.getByRole("button", { name: "Add principal" }).click();
-  await page.getByRole("button", { name: "Issue a token for bea" }).click();
+  await page.getByRole("button", { name: "Issue token for bea" }).click();
   const issued = await page.locator("[data-secret]").innerText();
   check(/^sov_[A-Za-z0-9_-]{43}$/.test(issued), "a token issued in the console is shown once");
   const bea = await fetch(`${BASE}/v1/models`, { headers: { authorization: `Bearer ${issued}` } });
@@ -185,9 +198,22 @@ try {
   check(/^[0-9a-f]{64}$/.test(await page.locator(".facts dd code").first().innerText()), "the policy set's hash is shown");
   await shot(page, "admin");
 
+  // axe's WCAG 2 A and AA rules (contrast, labels, names, landmarks...) on every page.
+  for (const name of ["chat", "models", "seal", "audit", "activity", "admin"]) {
+    await page.goto(`${BASE}/console/#/${name}`);
+    await page.locator("h1:visible").first().waitFor();
+    await page.waitForTimeout(300);
+    await page.evaluate(AXE);
+    const found = await page.evaluate(async () => {
+      const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
+      return r.violations.map((v) => `${v.id} (${v.impact}, ${v.nodes.length}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+    });
+    check(found.length === 0, `the ${name} page passes axe's WCAG 2.1 A/AA rules: ${found.join("; ")}`);
+  }
+
   // A phone's width: nothing wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const name of ["chat", "seal", "audit", "activity", "admin"]) {
+  for (const name of ["chat", "models", "seal", "audit", "activity", "admin"]) {
     await page.goto(`${BASE}/console/#/${name}`);
     await page.locator("h1:visible").first().waitFor();
     await page.waitForTimeout(300);

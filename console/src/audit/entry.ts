@@ -7,6 +7,9 @@ export interface Entry {
   kind: string;
   kindCode: number;
   index: bigint;
+  /// Unix milliseconds, exact (a u64 may exceed what a Number holds exactly).
+  time: bigint;
+  /// The same as a Number, for display.
   timeMs: number;
   prev: Uint8Array;
   node: string;
@@ -35,7 +38,8 @@ export class DecodeError extends Error {
   }
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the string (the Rust decoder keeps it too).
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function hasControl(s: string): boolean {
   for (const ch of s) {
@@ -131,6 +135,7 @@ export function decodeEntry(bytes: Uint8Array): Entry {
     kind: KINDS[kindCode - 1] ?? `kind.${kindCode}`,
     kindCode,
     index,
+    time,
     timeMs: Number(time),
     prev,
     node,

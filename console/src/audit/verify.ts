@@ -243,7 +243,7 @@ export async function verifyRecord(report: Progress): Promise<Step[]> {
   // Every bundle and level-0 tile: leaf hashes, decoding, index, time, hash chain.
   const leaves: Uint8Array[] = [];
   let prev = new Uint8Array(32);
-  let lastTime = 0;
+  let lastTime = 0n;
   const tiles = Math.ceil(cp.size / TILE_WIDTH);
   for (let n = 0; n < tiles; n++) {
     const width = Math.min(TILE_WIDTH, cp.size - n * TILE_WIDTH);
@@ -270,9 +270,9 @@ export async function verifyRecord(report: Progress): Promise<Step[]> {
       }
       if (e.index !== BigInt(index)) return fail(`entry ${index}`, `says it is entry ${e.index}`);
       if (!equal(e.prev, prev)) return fail(`entry ${index}`, "its prev is not the leaf hash of the entry before it (the hash chain is broken)");
-      if (e.timeMs < lastTime) return fail(`entry ${index}`, "its time is earlier than the entry before it");
+      if (e.time < lastTime) return fail(`entry ${index}`, "its time is earlier than the entry before it");
       prev = leaf;
-      lastTime = e.timeMs;
+      lastTime = e.time;
       leaves.push(leaf);
     }
   }

@@ -109,7 +109,7 @@ export function Admin() {
         </div>
       )}
       <h2>Principals</h2>
-      <div class="scroll">
+      <div class="scroll" tabIndex={0}>
         <table class="principals">
           <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Roles</th><th scope="col">Attributes</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead>
           <tbody>
@@ -123,7 +123,7 @@ export function Admin() {
                 <td class="actions">
                   {!p.disabled_at && (
                     <>
-                      <button type="button" onClick={() => issue(p.name)} aria-label={`Issue a token for ${p.name}`}>Issue token</button>{" "}
+                      <button type="button" onClick={() => issue(p.name)} aria-label={`Issue token for ${p.name}`}>Issue token</button>{" "}
                       <button type="button" class="danger" onClick={() => act(`Disabled ${p.name}`, () => json(`/v1/admin/principals/${encodeURIComponent(p.name)}/disable`, { method: "POST", body: {} }))} aria-label={`Disable ${p.name}`}>Disable</button>
                     </>
                   )}
@@ -145,7 +145,7 @@ export function Admin() {
         <button type="submit">Add principal</button>
       </form>
       <h2>Tokens</h2>
-      <div class="scroll">
+      <div class="scroll" tabIndex={0}>
         <table class="tokens">
           <thead><tr><th scope="col">ID</th><th scope="col">Principal</th><th scope="col">Scope</th><th scope="col">Issued</th><th scope="col">Expires</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead>
           <tbody>

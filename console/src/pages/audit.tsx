@@ -175,7 +175,7 @@ export function Audit({ selected }: { selected?: string }) {
       <p class="count" role="status">
         {shown.length} of the latest {entries.length} entries
       </p>
-      <div class="scroll">
+      <div class="scroll" tabIndex={0}>
         <table class="entries">
           <thead>
             <tr><th scope="col">#</th><th scope="col">Time</th><th scope="col">Kind</th><th scope="col">Principal</th><th scope="col">Resource</th><th scope="col">Outcome</th><th scope="col">Reason</th></tr>

@@ -52,7 +52,7 @@ export function Seal() {
         <dd>{s.attestation_index === null ? "—" : <a href={`#/audit/${s.attestation_index}`}>entry {s.attestation_index}</a>}</dd>
       </dl>
       <h2>Controls</h2>
-      <div class="scroll">
+      <div class="scroll" tabIndex={0}>
         <table>
           <thead><tr><th scope="col">Control</th><th scope="col">Declared</th><th scope="col">Enforced by</th><th scope="col">Level</th><th scope="col">Probes</th></tr></thead>
           <tbody>
@@ -63,7 +63,7 @@ export function Seal() {
         </table>
       </div>
       <h2>Kernel layers</h2>
-      <div class="scroll">
+      <div class="scroll" tabIndex={0}>
         <table>
           <thead><tr><th scope="col">Layer</th><th scope="col">Declared</th><th scope="col">In force</th><th scope="col">Detail</th></tr></thead>
           <tbody>
@@ -74,7 +74,7 @@ export function Seal() {
         </table>
       </div>
       <h2>Probes</h2>
-      <div class="scroll">
+      <div class="scroll" tabIndex={0}>
         <table>
           <thead><tr><th scope="col">Probe</th><th scope="col">Tried</th><th scope="col">Expected</th><th scope="col">Result</th><th scope="col">Held</th></tr></thead>
           <tbody>

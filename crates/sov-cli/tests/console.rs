@@ -5,7 +5,8 @@
 //! accessibility basics, a phone's width and sign-out. Screenshots of every page land in
 //! `<target>/test-output/console/`. Needs SOV_TEST_MODEL, SOV_TEST_EMBED_MODEL_ZIP,
 //! SOV_TEST_NODE and SOV_TEST_CHROMIUM, and the console built into `sov` with its npm packages
-//! in `console/node_modules` (`bash scripts/test` sees to all of it).
+//! in `console/node_modules` (`bash scripts/test` sees to all of it). Then the console's
+//! TypeScript entry decoder is fuzzed differentially against the Rust one (`console/test/decoder.mjs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,8 +15,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use base64::Engine as _;
 use common::{entries, env_path, home_with_starter, sov, start};
 use serde_json::Value;
+use sov_audit_core::entry::Entry;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -58,7 +61,7 @@ fn the_console_signs_in_chats_with_citations_shows_the_seal_and_record_and_signs
     )
     .unwrap();
     std::fs::write(
-        corpus.join("leave-notes.md"),
+        corpus.join("leave-notes-<img src=x onerror=window.__pwned=5>.md"),
         "# Leave notes <script>window.__pwned=3</script>\n\n\
          Annual leave requests go to the line manager <img src=x onerror=\"window.__pwned=4\">. \
          A full-time member of staff asks for annual leave four weeks ahead.\n",
@@ -67,6 +70,21 @@ fn the_console_signs_in_chats_with_citations_shows_the_seal_and_record_and_signs
     sov(
         &home,
         &["corpus", "add", "hollowmere", corpus.to_str().unwrap()],
+    );
+    // A confidential document, withheld from anyone without clearance 3.
+    sov(
+        &home,
+        &[
+            "corpus",
+            "add",
+            "hollowmere",
+            repo()
+                .join("eval/restricted/hollowmere/major-incident-surge-plan.md")
+                .to_str()
+                .unwrap(),
+            "--clearance",
+            "3",
+        ],
     );
     sov(
         &home,
@@ -97,7 +115,33 @@ fn the_console_signs_in_chats_with_citations_shows_the_seal_and_record_and_signs
         .env("SOV_CHROMIUM", env_path("SOV_TEST_CHROMIUM"))
         .output()
         .unwrap();
+    // The catalog the models page shows: the confidential document is withheld from ada, who
+    // has no clearance, without a trace (not even a count); the record counts it.
+    let catalog: Value = reqwest::blocking::Client::new()
+        .get(format!("{base}/catalog"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     drop(server);
+    let corpus = &catalog["corpora"][0];
+    assert_eq!(corpus["name"], "hollowmere");
+    assert!(corpus.get("withheld").is_none(), "{catalog}");
+    assert!(!catalog.to_string().contains("major-incident"), "{catalog}");
+    assert_eq!(
+        corpus["documents"].as_array().unwrap().len(),
+        2,
+        "{catalog}"
+    );
+    assert_eq!(catalog["specialists"][0]["name"], "clerk");
+    assert_eq!(
+        catalog["specialists"][0]["manifest_sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
     assert!(
         out.status.success(),
         "the browser test failed (screenshots in {}):\n{}{}",
@@ -110,6 +154,7 @@ fn the_console_signs_in_chats_with_citations_shows_the_seal_and_record_and_signs
     for name in [
         "signin",
         "chat",
+        "models",
         "seal",
         "audit",
         "chat-phone",
@@ -135,10 +180,76 @@ fn the_console_signs_in_chats_with_citations_shows_the_seal_and_record_and_signs
         .find(|e| e["kind"] == "inference" && e["resource"] == "clerk")
         .unwrap();
     assert_eq!(answered["attrs"]["session"], id);
+    // The catalog's document decisions: one entry, the confidential document withheld.
+    assert!(
+        all.iter().any(|e| e["kind"] == "policy.decision"
+            && e["attrs"]["action"] == "read-corpus"
+            && e["attrs"]["withheld"] == "1"
+            && e["attrs"]["route"] == "/v1/catalog"),
+        "{all:?}"
+    );
     // The replayed cookie's refusal.
     assert!(
         all.iter()
             .any(|e| e["kind"] == "refusal" && e["reason"] == "session: unknown"),
         "{all:?}"
+    );
+
+    // The console's TypeScript entry decoder against the Rust one, on every entry of this
+    // record and 40 mutations of each: they must accept and reject the same bytes, and read
+    // the same fields from what they accept.
+    let export = dir.path().join("export");
+    sov(&home, &["audit", "export", export.to_str().unwrap()]);
+    let decoded = dir.path().join("decoded.jsonl");
+    let out = Command::new(env_path("SOV_TEST_NODE"))
+        .arg(repo().join("console/test/decoder.mjs"))
+        .arg(&export)
+        .arg(&decoded)
+        .arg("40")
+        .current_dir(repo().join("console"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut inputs, mut accepted) = (0, 0);
+    for line in std::fs::read_to_string(&decoded).unwrap().lines() {
+        let ts: Value = serde_json::from_str(line).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(ts["bytes"].as_str().unwrap())
+            .unwrap();
+        let rust = Entry::decode(&bytes);
+        inputs += 1;
+        assert_eq!(
+            rust.is_ok(),
+            ts["ok"] == true,
+            "the decoders disagree on {}: Rust {:?}, TypeScript {}",
+            ts["bytes"],
+            rust.as_ref().err(),
+            ts["error"]
+        );
+        let Ok(e) = rust else { continue };
+        accepted += 1;
+        let h = |x: Option<[u8; 32]>| x.map_or(Value::Null, |x| Value::String(hex::encode(x)));
+        let attrs: serde_json::Map<String, Value> = e
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let want = serde_json::json!({
+            "ok": true, "kind": e.kind.name(), "index": e.index.to_string(), "time_ms": e.time_ms.to_string(),
+            "prev": hex::encode(e.prev), "node": e.node, "principal": e.principal,
+            "resource": e.resource, "outcome": e.outcome.name(), "reason": e.reason,
+            "model": h(e.model), "input": h(e.input), "output": h(e.output), "attrs": attrs,
+            "bytes": ts["bytes"],
+        });
+        assert_eq!(ts, want);
+    }
+    assert!(
+        inputs > 1000 && accepted < inputs,
+        "{inputs} inputs, {accepted} accepted"
     );
 }

@@ -27,6 +27,7 @@
 //!   start and stop), and loading a verified model from the store.
 
 pub mod admin;
+pub mod catalog;
 pub mod exchange;
 pub mod ground;
 pub mod infer;

@@ -13,6 +13,7 @@
 
 mod admin;
 pub mod auth;
+mod catalog;
 mod completions;
 pub mod console;
 mod embeddings;
@@ -190,6 +191,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
+        .route("/v1/catalog", get(catalog::catalog))
         .route("/v1/chat/completions", post(completions::chat))
         .route("/v1/completions", post(completions::text))
         .route("/v1/embeddings", post(embeddings::embed))

@@ -65,6 +65,7 @@ const ROUTES: &[&str] = &[
     "/metrics",
     "/v1/models",
     "/v1/models/{}",
+    "/v1/catalog",
     "/v1/chat/completions",
     "/v1/completions",
     "/v1/embeddings",
