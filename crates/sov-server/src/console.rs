@@ -32,13 +32,17 @@ pub fn built() -> bool {
 
 /// `GET /console`, `/console/` and `/console/{path}`.
 pub(crate) async fn serve(req: Request) -> Response {
-    let path = req.uri().path();
+    answer(ASSETS, req.uri().path())
+}
+
+/// The answer to `path` from `assets` (the built files; none: the page saying how to build).
+fn answer(assets: &'static [(&str, &str, &[u8])], path: &str) -> Response {
     let rel = path
         .strip_prefix("/console")
         .map(|p| p.trim_start_matches('/'))
         .unwrap_or_default();
     let rel = if rel.is_empty() { "index.html" } else { rel };
-    if !built() {
+    if assets.is_empty() {
         return page(
             StatusCode::NOT_FOUND,
             "text/html; charset=utf-8",
@@ -46,7 +50,7 @@ pub(crate) async fn serve(req: Request) -> Response {
             "no-cache",
         );
     }
-    match ASSETS.iter().find(|(p, _, _)| *p == rel) {
+    match assets.iter().find(|(p, _, _)| *p == rel) {
         // Vite names every asset but the page by its content's hash: cached for good.
         Some((p, kind, bytes)) => {
             let cache = if p.starts_with("assets/") {
@@ -86,4 +90,57 @@ fn page(status: StatusCode, kind: &str, bytes: &'static [u8], cache: &'static st
         HeaderValue::from_static("no-referrer"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const BUILT: &[(&str, &str, &[u8])] = &[
+        ("index.html", "text/html; charset=utf-8", b"<!doctype html>"),
+        ("assets/app-1a2b.js", "text/javascript; charset=utf-8", b"x"),
+    ];
+
+    fn header(r: &Response, name: header::HeaderName) -> String {
+        r.headers()[name].to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn without_a_build_every_path_says_how_to_build() {
+        for path in ["/console", "/console/", "/console/assets/app.js"] {
+            let r = answer(&[], path);
+            assert_eq!(r.status(), StatusCode::NOT_FOUND);
+            assert_eq!(header(&r, header::CONTENT_TYPE), "text/html; charset=utf-8");
+            assert!(NOT_BUILT.contains("npm run build --prefix console"));
+            assert!(header(&r, header::CONTENT_SECURITY_POLICY).contains("script-src 'self'"));
+        }
+    }
+
+    #[test]
+    fn a_build_is_served_with_its_types_caching_and_policy() {
+        let page = answer(BUILT, "/console/");
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(header(&page, header::CACHE_CONTROL), "no-cache");
+        assert_eq!(header(&page, header::X_FRAME_OPTIONS), "DENY");
+        let asset = answer(BUILT, "/console/assets/app-1a2b.js");
+        assert_eq!(
+            header(&asset, header::CONTENT_TYPE),
+            "text/javascript; charset=utf-8"
+        );
+        assert!(header(&asset, header::CACHE_CONTROL).contains("immutable"));
+        assert_eq!(header(&asset, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+        // Nothing outside the built files, however the path is spelt.
+        for path in [
+            "/console/../keys/log.key",
+            "/console/assets/../../sov.toml",
+            "/console/nope",
+        ] {
+            assert_eq!(
+                answer(BUILT, path).status(),
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
+    }
 }
