@@ -103,6 +103,16 @@ try {
   check((await page.evaluate(() => window.__pwned)) === undefined, "no script from a message or a document ran");
   await shot(page, "chat");
 
+  // A specialist's tool call is shown as a step.
+  await page.getByLabel("Model or specialist").selectOption("reckoner");
+  await page.getByLabel("Message").fill("What is 12345 * 6789?");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.locator(".turn.assistant").nth(1).locator(".steps li").first().waitFor({ timeout: 120_000 });
+  const step = await page.locator(".turn.assistant").nth(1).locator(".steps li").first().innerText();
+  check(step.includes("calculator") && step.includes("83810205"), `the tool call is shown as a step: ${step}`);
+  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: 120_000 });
+  check((await page.locator(".turn.assistant").nth(1).locator(".content").innerText()).includes("83810205"), "the tool's answer is shown");
+
   // Models, specialists and corpora, with their hashes; a document named with markup is text.
   await page.getByRole("link", { name: "Models" }).click();
   await page.getByRole("heading", { name: "Corpora", exact: true }).waitFor();
@@ -129,6 +139,21 @@ try {
   await page.locator("table.entries tbody tr a").first().click();
   await page.getByRole("heading", { name: /^Entry \d+$/ }).waitFor();
   check((await page.locator(".detail").innerText()).includes("session"), "an entry in full names the session it came through");
+  // An entry's fields are text too: the corpus.change entry names the document whose name is
+  // markup.
+  await page.getByLabel("Kind").selectOption("corpus.change");
+  const links = await page.locator("table.entries tbody tr a").allInnerTexts();
+  check(links.length > 0, "the corpus changes are in the record");
+  let named = false;
+  for (const n of links) {
+    await page.goto(`${BASE}/console/#/audit/${n}`);
+    await page.getByRole("heading", { name: `Entry ${n}` }).waitFor();
+    await page.locator(".detail dl").first().waitFor();
+    if ((await page.locator(".detail").innerText()).includes("<img src=x")) named = true;
+  }
+  check(named, "an entry naming the document whose name is markup shows it as text");
+  await page.getByLabel("Kind").selectOption("inference");
+  check((await page.evaluate(() => window.__pwned)) === undefined, "no script from an entry's field ran");
   await shot(page, "audit");
 
   // Verification in the browser, with the console's own code: all checks pass on the record

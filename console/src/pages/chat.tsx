@@ -133,7 +133,8 @@ export function Chat() {
                   <ol class="steps">
                     {t.steps.map((s) => (
                       <li>
-                        <code>{s.name ?? s.tool}</code> <code>{JSON.stringify(s.arguments)}</code> →{" "}
+                        <code>{s.name ?? s.tool}</code>{" "}
+                        <code>{typeof s.arguments === "string" ? s.arguments : JSON.stringify(s.arguments)}</code> →{" "}
                         <code>{JSON.stringify(s.result ?? s.error)}</code>
                       </li>
                     ))}

@@ -100,6 +100,23 @@ fn the_console_signs_in_chats_with_citations_shows_the_seal_and_record_and_signs
             "Hollowmere General Hospital: staff leave",
         ],
     );
+    // A specialist with the calculator: a plain computation is answered by its tool.
+    sov(
+        &home,
+        &[
+            "specialist",
+            "add",
+            "reckoner",
+            "--model",
+            "smollm2",
+            "--corpus",
+            "hollowmere",
+            "--tools",
+            "calculator",
+            "--description",
+            "Arithmetic for the hospital's staff",
+        ],
+    );
     sov(&home, &["principal", "add", "ada", "--role", "admin"]);
     let token = sov(&home, &["token", "issue", "ada"]).trim().to_owned();
     let (server, base, _) = start(&home);
