@@ -119,16 +119,7 @@ impl Kernel {
             if !verdict.is_allowed() {
                 continue;
             }
-            let documents = corpus.documents();
-            let verdicts: Vec<_> = documents
-                .iter()
-                .map(|d| {
-                    self.inner
-                        .guard
-                        .decide(ex.caller(), Action::ReadCorpus, d, None)
-                })
-                .collect();
-            ex.decided_documents(name, &verdicts);
+            let verdicts = self.decide_documents(ex, name, &corpus.documents());
             let readable: Vec<CatalogDocument> = verdicts
                 .iter()
                 .filter(|v| v.is_allowed())

@@ -215,14 +215,7 @@ impl Exchange {
             ("action".to_owned(), verdict.action().name().to_owned()),
             ("policy_set".to_owned(), verdict.policy_set().to_owned()),
         ];
-        match self.caller.credential() {
-            Credential::Token(id) => attrs.push(("token".to_owned(), id.clone())),
-            Credential::Local(user) => attrs.push(("local".to_owned(), user.clone())),
-            Credential::Session { token, session } => {
-                attrs.push(("token".to_owned(), token.clone()));
-                attrs.push(("session".to_owned(), session.clone()));
-            }
-        }
+        attrs.extend(self.credential_attrs());
         if !decision.policies().is_empty() {
             attrs.push(("policies".to_owned(), decision.policy_ids()));
         }
@@ -279,14 +272,7 @@ impl Exchange {
             ("withheld".to_owned(), withheld.len().to_string()),
             ("withheld_sha256".to_owned(), hex::encode(digest.finalize())),
         ];
-        match self.caller.credential() {
-            Credential::Token(id) => attrs.push(("token".to_owned(), id.clone())),
-            Credential::Local(user) => attrs.push(("local".to_owned(), user.clone())),
-            Credential::Session { token, session } => {
-                attrs.push(("token".to_owned(), token.clone()));
-                attrs.push(("session".to_owned(), session.clone()));
-            }
-        }
+        attrs.extend(self.credential_attrs());
         if !policies.is_empty() {
             attrs.push((
                 "policies".to_owned(),
@@ -367,6 +353,19 @@ impl Exchange {
             attrs: self.with_door(attrs),
         };
         self.submit_decision(draft);
+    }
+
+    /// How the caller proved who they are, as a decision names it: `token` (and `session`
+    /// through a session) or `local`.
+    fn credential_attrs(&self) -> Vec<(String, String)> {
+        match self.caller.credential() {
+            Credential::Token(id) => vec![("token".to_owned(), id.clone())],
+            Credential::Local(user) => vec![("local".to_owned(), user.clone())],
+            Credential::Session { token, session } => vec![
+                ("token".to_owned(), token.clone()),
+                ("session".to_owned(), session.clone()),
+            ],
+        }
     }
 
     /// `attrs` with the door's route and peer, cleaned for an entry.

@@ -157,6 +157,26 @@ impl Kernel {
             .await
     }
 
+    /// `read-corpus` decided on each of corpus `name`'s `documents` for the caller, recorded as
+    /// one entry (search and the catalog alike).
+    pub(crate) fn decide_documents(
+        &self,
+        ex: &mut Exchange,
+        name: &str,
+        documents: &[Resource],
+    ) -> Vec<sov_policy::Verdict> {
+        let verdicts: Vec<_> = documents
+            .iter()
+            .map(|d| {
+                self.inner
+                    .guard
+                    .decide(ex.caller(), Action::ReadCorpus, d, None)
+            })
+            .collect();
+        ex.decided_documents(name, &verdicts);
+        verdicts
+    }
+
     /// [`Kernel::retrieve`] once each corpus is decided: a corpus without a permit to read it
     /// is withheld whole.
     async fn retrieve_permitted(
@@ -189,15 +209,7 @@ impl Kernel {
                 out.withheld += documents.len();
                 continue;
             }
-            let verdicts: Vec<_> = documents
-                .iter()
-                .map(|d| {
-                    self.inner
-                        .guard
-                        .decide(ex.caller(), Action::ReadCorpus, d, None)
-                })
-                .collect();
-            ex.decided_documents(&name, &verdicts);
+            let verdicts = self.decide_documents(ex, &name, &documents);
             let permits: Vec<Permit> = verdicts
                 .into_iter()
                 .filter_map(|v| v.into_permit().ok())

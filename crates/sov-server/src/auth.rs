@@ -261,7 +261,7 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
                 if let Some(id) = ended.session_id() {
                     draft.1 = draft.1.attr("session", id);
                 }
-                let secure = crate::session::secure(req.headers());
+                let secure = crate::session::behind_tls(req.headers());
                 let mut response = failed(&state, &peer_key, now, draft, error).await;
                 crate::session::clear_cookie(response.headers_mut(), secure);
                 return response;
@@ -341,7 +341,7 @@ async fn sign_in(
     peer_key: &str,
     now: Instant,
 ) -> Response {
-    let secure = crate::session::secure(req.headers());
+    let secure = crate::session::behind_tls(req.headers());
     let token = match crate::session::read_sign_in(state, req).await {
         Ok(token) => zeroize::Zeroizing::new(token),
         Err(error) => {

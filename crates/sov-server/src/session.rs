@@ -110,8 +110,9 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
 }
 
-/// Whether the request reached the node over TLS, as a proxy in front says.
-fn behind_tls(headers: &HeaderMap) -> bool {
+/// Whether the request reached the node over TLS, as a proxy in front says (the cookie is then
+/// `Secure`).
+pub(crate) fn behind_tls(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
@@ -210,11 +211,6 @@ pub(crate) fn signed_in(signed: &sov_kernel::SignedIn, secure: bool) -> Response
     );
     crate::record::set_entry_headers(response.headers_mut(), &signed.appended);
     no_store(response)
-}
-
-/// Whether the request came over TLS (for the cookie's `Secure`).
-pub(crate) fn secure(headers: &HeaderMap) -> bool {
-    behind_tls(headers)
 }
 
 fn no_store(mut response: Response) -> Response {
