@@ -53,6 +53,10 @@ queue_depth = 64
 # Inputs one embedding request may hold, and tokens in all of them together (HTTP 400 beyond).
 max_embedding_inputs = 256
 max_embedding_tokens = 16384
+# Keep finished requests' KV cells and reuse a later prompt's cached start (a system prompt, a
+# specialist's instructions, earlier turns): only the rest is read. No extra memory; a caller
+# can tell from the timing that a prompt's start was read recently (docs/threat-model.md).
+prompt_reuse = true
 
 [chat]
 # The model `sov chat` uses without --model. Empty: the only model in the store.
@@ -392,6 +396,7 @@ pub struct EngineSection {
     pub queue_depth: usize,
     pub max_embedding_inputs: usize,
     pub max_embedding_tokens: usize,
+    pub prompt_reuse: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -426,6 +431,7 @@ impl Default for EngineSection {
             queue_depth: e.queue_depth,
             max_embedding_inputs: e.max_embedding_inputs,
             max_embedding_tokens: e.max_embedding_tokens,
+            prompt_reuse: e.prompt_reuse,
         }
     }
 }
@@ -440,6 +446,7 @@ impl EngineSection {
             queue_depth: self.queue_depth,
             max_embedding_inputs: self.max_embedding_inputs,
             max_embedding_tokens: self.max_embedding_tokens,
+            prompt_reuse: self.prompt_reuse,
         }
     }
 }

@@ -105,6 +105,7 @@ fn metrics_are_for_monitors_and_parse_as_prometheus_text() {
         ("sov_http_request_duration_seconds", "histogram"),
         ("sov_refusals", "counter"),
         ("sov_engine_generated_tokens", "counter"),
+        ("sov_engine_prompt_tokens_reused", "counter"),
         ("sov_engine_queued", "gauge"),
         ("sov_audit_append_duration_seconds", "histogram"),
         ("sov_seal_layer", "gauge"),
@@ -157,6 +158,15 @@ fn metrics_are_for_monitors_and_parse_as_prometheus_text() {
     assert_eq!(
         value(&samples, "sov_engine_prompt_tokens_total", model.clone()),
         prompt
+    );
+    // One answer so far: nothing was cached before it.
+    assert_eq!(
+        value(
+            &samples,
+            "sov_engine_prompt_tokens_reused_total",
+            model.clone()
+        ),
+        0.0
     );
     assert_eq!(value(&samples, "sov_engine_queued", model.clone()), 0.0);
     assert_eq!(value(&samples, "sov_engine_slots", model.clone()), 4.0);

@@ -23,6 +23,10 @@
 //!   (512 tokens for MiniLM) is refused, not cut.
 //! - **Chat templates**: the GGUF's own, or the one the signed manifest names (chosen at import,
 //!   e.g. Gemma's for a Gemma GGUF that has none), checked against the SHA-256 the owner signed.
+//! - **Prompt reuse**: a finished sequence keeps its KV cells; a new prompt takes the free slot
+//!   holding the longest start of it (or a copy of another slot's cells) and decodes only the
+//!   rest, so a specialist's instructions or a conversation's earlier turns are read once. Bounded
+//!   by the context's own KV memory; never across models or adapters (see `reuse.rs`).
 //! - **Fairness**: one graph computes at a time in the process, and the lock that orders them is
 //!   taken per decode: a generation step waits for an embedding input, never for a whole
 //!   embedding request.
@@ -44,6 +48,7 @@ mod error;
 mod llama;
 mod prompt;
 mod pyjson;
+mod reuse;
 mod sampler;
 mod template;
 mod text;

@@ -48,6 +48,13 @@ pub struct EngineConfig {
     /// also fit the context window on its own). Embedding work grows with tokens, so this bounds
     /// the compute one request can ask for.
     pub max_embedding_tokens: usize,
+    /// Keep a finished request's KV cells and reuse them for a later prompt that starts with the
+    /// same tokens (a shared system prompt, a specialist's instructions, a conversation's earlier
+    /// turns): only the rest of that prompt is decoded. It costs no memory (the cells are the
+    /// slots' own). Its one visible effect is timing: a prompt whose start was read recently is
+    /// answered sooner, which a caller can measure (see the threat model); `false` clears every
+    /// sequence when it ends, as before.
+    pub prompt_reuse: bool,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +67,7 @@ impl Default for EngineConfig {
             queue_depth: 64,
             max_embedding_inputs: 256,
             max_embedding_tokens: 16_384,
+            prompt_reuse: true,
         }
     }
 }
@@ -860,6 +868,7 @@ fn spawn_generation(
         context_length,
         batch_size: config.batch_size,
         n_vocab: model.n_vocab(),
+        prompt_reuse: config.prompt_reuse,
     };
     let (generate, queue) = mpsc::sync_channel(config.queue_depth);
     let worker_counters = Arc::clone(counters);

@@ -18,6 +18,7 @@ use llama_cpp_2::token::LlamaToken;
 use sov_infer::SamplingParams;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::reuse::Holdings;
 use crate::sampler;
 use crate::text::{Scan, StopScanner, Utf8Stream};
 
@@ -69,6 +70,7 @@ pub(crate) struct Counters {
     pub embeddings_cancelled: AtomicUsize,
     pub queued: AtomicUsize,
     pub prompt_tokens: AtomicU64,
+    pub prompt_tokens_reused: AtomicU64,
     pub generated_tokens: AtomicU64,
 }
 
@@ -98,6 +100,10 @@ pub struct EngineStats {
     pub slots: usize,
     /// Prompt tokens of the generations admitted into a slot, over all of them.
     pub prompt_tokens: u64,
+    /// Of those, the tokens whose KV cells were already in the cache (a prompt's start that an
+    /// earlier request had read: see the prompt reuse of [`crate::EngineConfig::prompt_reuse`]),
+    /// so they were not decoded again.
+    pub prompt_tokens_reused: u64,
     /// Tokens generated, over all generations (an end-of-generation token not counted).
     pub generated_tokens: u64,
 }
@@ -116,6 +122,7 @@ impl Counters {
             queued: self.queued.load(Ordering::Relaxed),
             slots: 0,
             prompt_tokens: self.prompt_tokens.load(Ordering::Relaxed),
+            prompt_tokens_reused: self.prompt_tokens_reused.load(Ordering::Relaxed),
             generated_tokens: self.generated_tokens.load(Ordering::Relaxed),
         }
     }
@@ -140,6 +147,8 @@ pub(crate) struct WorkerConfig {
     pub context_length: u32,
     pub batch_size: u32,
     pub n_vocab: i32,
+    /// Keep finished sequences' KV cells and reuse a prompt's cached start.
+    pub prompt_reuse: bool,
 }
 
 struct Slot {
@@ -176,6 +185,7 @@ pub(crate) fn run(
     let mut batch = LlamaBatch::new(cfg.batch_size as usize, 1);
     let mut slots: Vec<Slot> = Vec::new();
     let mut free: Vec<i32> = (0..cfg.slots as i32).rev().collect();
+    let mut holdings = Holdings::new(cfg.slots);
     let mut open = true;
     loop {
         // Admit waiting requests into free slots; block only when there is nothing to do.
@@ -201,11 +211,16 @@ pub(crate) fn run(
                 counters.cancelled.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if let Some(seq) = free.pop() {
+            if let Some((seq, reused)) =
+                assign(&mut ctx, &mut holdings, &mut free, &job.tokens, &cfg)
+            {
                 counters
                     .prompt_tokens
                     .fetch_add(job.tokens.len() as u64, Ordering::Relaxed);
-                slots.push(Slot::new(seq, job, &cfg));
+                counters
+                    .prompt_tokens_reused
+                    .fetch_add(reused as u64, Ordering::Relaxed);
+                slots.push(Slot::new(seq, job, &cfg, reused));
                 counters.running.store(slots.len(), Ordering::Relaxed);
                 counters
                     .peak_running
@@ -216,7 +231,7 @@ pub(crate) fn run(
         slots.retain(|slot| {
             let keep = !slot.events.is_closed();
             if !keep {
-                release(&mut ctx, &mut free, slot.seq);
+                release(&mut ctx, &mut holdings, &mut free, slot.seq, &cfg);
                 // No longer running before it counts as cancelled, so readers never see both.
                 counters.running.fetch_sub(1, Ordering::Relaxed);
                 counters.cancelled.fetch_add(1, Ordering::Relaxed);
@@ -231,15 +246,26 @@ pub(crate) fn run(
             continue;
         }
 
-        if let Err(reason) = fill_batch(&mut batch, &mut slots, cfg.batch_size as usize) {
+        if let Err(reason) = fill_batch(
+            &mut batch,
+            &mut slots,
+            &mut holdings,
+            cfg.batch_size as usize,
+        ) {
             counters.failed.fetch_add(slots.len(), Ordering::Relaxed);
-            fail_all(&mut ctx, &mut slots, &mut free, &reason);
+            fail_all(&mut ctx, &mut slots, &mut holdings, &mut free, &reason);
             counters.running.store(0, Ordering::Relaxed);
             continue;
         }
         if let Err(err) = crate::llama::exclusive(|| ctx.decode(&mut batch)) {
             counters.failed.fetch_add(slots.len(), Ordering::Relaxed);
-            fail_all(&mut ctx, &mut slots, &mut free, &err.to_string());
+            fail_all(
+                &mut ctx,
+                &mut slots,
+                &mut holdings,
+                &mut free,
+                &err.to_string(),
+            );
             counters.running.store(0, Ordering::Relaxed);
             continue;
         }
@@ -277,14 +303,16 @@ pub(crate) fn run(
         }
         for i in finished.into_iter().rev() {
             let slot = slots.swap_remove(i);
-            release(&mut ctx, &mut free, slot.seq);
+            release(&mut ctx, &mut holdings, &mut free, slot.seq, &cfg);
         }
         counters.running.store(slots.len(), Ordering::Relaxed);
     }
 }
 
 impl Slot {
-    fn new(seq: i32, job: Job, cfg: &WorkerConfig) -> Self {
+    /// A slot for `job` in sequence `seq`, whose cells already hold the job's first `reused`
+    /// tokens.
+    fn new(seq: i32, job: Job, cfg: &WorkerConfig, reused: usize) -> Self {
         let tail = job.tokens.len().saturating_sub(64);
         let sampler = sampler::chain(
             &job.params,
@@ -303,8 +331,8 @@ impl Slot {
             events: job.events,
             tokens: job.tokens,
             sampler,
-            fed: 0,
-            pos: 0,
+            fed: reused,
+            pos: i32::try_from(reused).unwrap_or(i32::MAX),
             generated: 0,
             max_new,
             next: None,
@@ -363,6 +391,7 @@ impl Slot {
 fn fill_batch(
     batch: &mut LlamaBatch<'_>,
     slots: &mut [Slot],
+    holdings: &mut Holdings,
     capacity: usize,
 ) -> Result<(), String> {
     batch.clear();
@@ -373,6 +402,7 @@ fn fill_batch(
             batch
                 .add(token, slot.pos, &[slot.seq], true)
                 .map_err(|e| e.to_string())?;
+            holdings.extend(slot.seq, &[token]);
             slot.pos += 1;
             used += 1;
         }
@@ -398,19 +428,75 @@ fn fill_batch(
             slot.pos += 1;
             used += 1;
         }
+        holdings.extend(slot.seq, &slot.tokens[slot.fed..slot.fed + take]);
         slot.fed += take;
     }
     Ok(())
 }
 
-fn release(ctx: &mut LlamaContext<'_>, free: &mut Vec<i32>, seq: i32) {
-    if let Err(err) = ctx.clear_kv_cache_seq(Some(seq as u32), None, None) {
-        tracing::error!(%err, seq, "failed to clear a finished sequence from the KV cache");
+/// Gives `tokens` a free sequence: the one holding the longest start of it (see `reuse.rs`),
+/// trimmed to that start, copied from another sequence first when that one holds much more.
+/// Returns the sequence and how many of the tokens its cells already hold.
+fn assign(
+    ctx: &mut LlamaContext<'_>,
+    holdings: &mut Holdings,
+    free: &mut Vec<i32>,
+    tokens: &[LlamaToken],
+    cfg: &WorkerConfig,
+) -> Option<(i32, usize)> {
+    let plan = holdings.plan(tokens, free, cfg.prompt_reuse)?;
+    free.retain(|&s| s != plan.seq);
+    let seq = plan.seq;
+    if let Some(src) = plan.copy_from {
+        // Both positions open: llama.cpp copies the whole per-slot buffer (the only copy it
+        // makes between streams), at the start of the next decode.
+        if let Err(err) = ctx.copy_kv_cache_seq(src, seq, None, None) {
+            tracing::error!(%err, src, seq, "failed to copy a sequence's KV cells");
+        }
+    }
+    let mut keep = plan.reuse;
+    let trimmed = ctx.clear_kv_cache_seq(Some(seq as u32), Some(keep as u32), None);
+    // A memory that cannot drop a sequence's tail (recurrent state), or that no longer holds
+    // its start (a sliding window dropped it), cannot serve the start: the prompt is read whole.
+    if keep > 0 && (!matches!(trimmed, Ok(true)) || ctx.kv_cache_seq_pos_min(seq) != 0) {
+        keep = 0;
+    }
+    if keep == 0 {
+        clear_seq(ctx, seq);
+    }
+    holdings.take(seq, plan.copy_from, keep);
+    Some((seq, keep))
+}
+
+/// Frees a finished sequence's slot. With prompt reuse its cells stay (the next prompt that
+/// starts the same way reads only the rest); without, they are cleared.
+fn release(
+    ctx: &mut LlamaContext<'_>,
+    holdings: &mut Holdings,
+    free: &mut Vec<i32>,
+    seq: i32,
+    cfg: &WorkerConfig,
+) {
+    if !cfg.prompt_reuse {
+        clear_seq(ctx, seq);
+        holdings.forget(seq);
     }
     free.push(seq);
 }
 
-fn fail_all(ctx: &mut LlamaContext<'_>, slots: &mut Vec<Slot>, free: &mut Vec<i32>, reason: &str) {
+fn clear_seq(ctx: &mut LlamaContext<'_>, seq: i32) {
+    if let Err(err) = ctx.clear_kv_cache_seq(Some(seq as u32), None, None) {
+        tracing::error!(%err, seq, "failed to clear a sequence from the KV cache");
+    }
+}
+
+fn fail_all(
+    ctx: &mut LlamaContext<'_>,
+    slots: &mut Vec<Slot>,
+    holdings: &mut Holdings,
+    free: &mut Vec<i32>,
+    reason: &str,
+) {
     tracing::error!(
         reason,
         running = slots.len(),
@@ -421,4 +507,5 @@ fn fail_all(ctx: &mut LlamaContext<'_>, slots: &mut Vec<Slot>, free: &mut Vec<i3
         free.push(slot.seq);
     }
     ctx.clear_kv_cache();
+    holdings.forget_all();
 }

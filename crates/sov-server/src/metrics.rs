@@ -262,7 +262,7 @@ fn render(state: &AppState) -> String {
         .iter()
         .map(|(name, m)| (name, m.backend.stats()))
         .collect();
-    let per_model: [PerModel; 5] = [
+    let per_model: [PerModel; 6] = [
         (
             "sov_engine_running",
             "gauge",
@@ -286,6 +286,12 @@ fn render(state: &AppState) -> String {
             "counter",
             "Prompt tokens of the generations admitted.",
             |s| s.prompt_tokens,
+        ),
+        (
+            "sov_engine_prompt_tokens_reused_total",
+            "counter",
+            "Prompt tokens whose KV cells were already cached (an earlier prompt's start), not decoded again.",
+            |s| s.prompt_tokens_reused,
         ),
         (
             "sov_engine_generated_tokens_total",
