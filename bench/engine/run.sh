@@ -3,15 +3,20 @@
 #
 #   bash bench/engine/run.sh
 #
-# 1. pp512 / tg128 tokens/s of our engine (sov-bench-engine) vs llama.cpp's `llama-bench`.
-# 2. Aggregate completion tokens/s over HTTP at 1 and 8 concurrent clients of `sov serve`
-#    vs llama.cpp's `llama-server` and the OpenAI server of `llama-cpp-python`, and vs
-#    `sov serve` itself with the seal's kernel layers left off (what the seal costs).
-# Prints a table with ratios and writes the raw numbers as JSON to $SOV_CACHE/bench/results/.
-#
-# The comparison tools are built once into the cache (idempotent): llama-bench and llama-server
-# from the llama.cpp that the llama-cpp-python source package carries, and llama-cpp-python
-# itself (with its server extra) in a virtual environment. Only package registries are used.
+# Against two builds of llama.cpp's tools (see bench/lib.sh): "same", llama-bench built on the
+# llama.cpp our engine links, with our flags (a ratio is Sovereign's own overhead or gain), and
+# "release", llama-bench and llama-server of the newest llama.cpp release a package registry
+# carries, with llama.cpp's defaults (what a user would run instead). There is no same-source
+# llama-server (bench/lib.sh says why); the run records that and goes on.
+# 1. pp512 / tg128 tokens/s of our engine (sov-bench-engine) vs `llama-bench`.
+# 2. Aggregate completion tokens/s over HTTP at 1 and 8 concurrent clients of `sov serve` vs
+#    `llama-server`, and vs `sov serve` with the seal's kernel layers left off (the seal's cost).
+# 3. Specialist-shaped requests (bench/engine/specialist.py): an 800-token fixed instruction
+#    prefix, a 400-token passage block that varies, 64-token answers, streamed: time to first
+#    token p50/p99 and throughput, at 1 and 8 clients, vs `llama-server` with cache_prompt.
+# A reference tool that crashes or misbehaves (such as llama.cpp's AMX kernels on some Xeons) is
+# reported as such in the results and the run goes on. Prints a table with ratios and writes the
+# raw numbers as JSON to $SOV_CACHE/bench/results/.
 #
 # Environment (all optional):
 #   SOV_BENCH_MODEL      GGUF file (default: the starter model, fetched by scripts/lib.sh)
@@ -20,8 +25,9 @@
 #   SOV_BENCH_REQUESTS   requests per client in the HTTP tests (default: 4)
 #   SOV_BENCH_CLIENTS    concurrency levels (default: "1 8")
 #   SOV_BENCH_PARALLEL   server slots for sov serve and llama-server (default: 8)
-#   SOV_BENCH_SKIP       space-separated parts to skip: pp llama-server llama-cpp-python sov-serve
-#   SOV_BENCH_LLAMA_CPP_PYTHON  llama-cpp-python version (default: 0.3.36)
+#   SOV_BENCH_SKIP       space-separated parts to skip: pp http specialist same release
+#                        sov-serve-unsealed
+#   SOV_BENCH_NODE_LLAMA_CPP  node-llama-cpp version whose llama.cpp release is the reference
 #   SOV_CACHE            cache root (default: ~/.cache/sovereign)
 set -euo pipefail
 
@@ -30,7 +36,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=../../scripts/lib.sh
 source "$REPO/scripts/lib.sh"  # SOV_CACHE, CARGO_TARGET_DIR, say, ensure_build_deps, ensure_starter_model
 # shellcheck source=../lib.sh
-source "$REPO/bench/lib.sh"    # LCP_VERSION, LCP_SRC, ensure_llama_cpp_source, set_engine
+source "$REPO/bench/lib.sh"    # ensure_same_tools, ensure_release_tools, set_engine
 
 THREADS="${SOV_BENCH_THREADS:-$(nproc)}"
 REPS="${SOV_BENCH_REPS:-5}"
@@ -40,10 +46,8 @@ PARALLEL="${SOV_BENCH_PARALLEL:-8}"
 SKIP=" ${SOV_BENCH_SKIP:-} "
 CTX_PER_SLOT=4096
 MAX_TOKENS=128
-PORT_BASE="${SOV_BENCH_PORT:-18480}"
+PORT="${SOV_BENCH_PORT:-18480}"
 
-TOOLS_BUILD="$BENCH/llama.cpp-build-$LCP_VERSION"
-VENV="$BENCH/venv-$LCP_VERSION"
 LOGS="$BENCH/logs"
 RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)"
 RAW="$BENCH/results/engine-$RUN_ID"
@@ -51,38 +55,20 @@ mkdir -p "$BENCH" "$LOGS" "$RAW"
 
 skipped() { [[ "$SKIP" == *" $1 "* ]]; }
 
-# ---------------------------------------------------------------------------------------------
-# Tools (cached)
-
-ensure_llama_tools() {
-    if [ -x "$TOOLS_BUILD/bin/llama-bench" ] && [ -x "$TOOLS_BUILD/bin/llama-server" ]; then
-        return
-    fi
-    ensure_llama_cpp_source
-    say "building llama-bench and llama-server (Release, once; several minutes)"
-    cmake -S "$LCP_SRC/vendor/llama.cpp" -B "$TOOLS_BUILD" -DCMAKE_BUILD_TYPE=Release \
-        -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-        -DBUILD_SHARED_LIBS=OFF >"$LOGS/llama-tools-configure.log" 2>&1
-    cmake --build "$TOOLS_BUILD" --config Release -j "$(nproc)" --target llama-bench llama-server \
-        >"$LOGS/llama-tools-build.log" 2>&1 || { tail -n 30 "$LOGS/llama-tools-build.log" >&2; exit 1; }
+# failed NAME WHAT: records that a reference tool failed, for the report.
+failed() {
+    say "$1: $2 (recorded; the run goes on)"
+    python3 -c 'import json,sys; print(json.dumps({"tool": sys.argv[1], "failure": sys.argv[2]}))' "$1" "$2" \
+        >"$RAW/failed-$1.json"
 }
 
-ensure_llama_cpp_python() {
-    if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import llama_cpp.server.app" 2>/dev/null; then
-        return
-    fi
-    ensure_llama_cpp_source
-    say "installing llama-cpp-python[server] $LCP_VERSION into $VENV (builds llama.cpp; ~10 minutes, once)"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >&2
-    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$VENV/bin/pip" install --disable-pip-version-check \
-        --find-links "$BENCH/sdist" --no-binary llama-cpp-python \
-        "llama-cpp-python[server]==$LCP_VERSION" >"$LOGS/llama-cpp-python-install.log" 2>&1 \
-        || { tail -n 30 "$LOGS/llama-cpp-python-install.log" >&2; exit 1; }
+# why RC: a process's exit status in words.
+why() {
+    if [ "$1" -gt 128 ]; then echo "killed by SIG$(kill -l $(($1 - 128)) 2>/dev/null || echo "$(($1 - 128))")"; else echo "exit status $1"; fi
 }
 
 # ---------------------------------------------------------------------------------------------
-# Servers: exactly one runs at a time (OpenMP thread pools collapse when engines share cores).
+# Servers: exactly one runs at a time (llama.cpp's thread pools collapse when engines share cores).
 
 SERVER_PID=""
 stop_server() {
@@ -96,34 +82,84 @@ stop_server() {
 }
 trap stop_server EXIT
 
-wait_ready() { # URL LOG
+# wait_ready URL LOG: 0 when the server answers, 1 when it exited or did not answer in 300 s.
+wait_ready() {
     local url="$1" log="$2"
     for _ in $(seq 1 600); do
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "the server exited before it was ready; its log ($log):" >&2
-            tail -n 30 "$log" >&2
-            exit 1
+            local rc=0
+            wait "$SERVER_PID" 2>/dev/null || rc=$?
+            SERVER_PID=""
+            echo "the server exited ($(why "$rc")) before it was ready; its log ($log):" >&2
+            tail -n 15 "$log" >&2
+            READY_FAILURE="exited before it was ready ($(why "$rc"))"
+            return 1
         fi
         if python3 -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$url" 2>/dev/null; then
-            return
+            return 0
         fi
         sleep 0.5
     done
-    echo "the server did not become ready in 300 s ($log)" >&2
-    exit 1
+    READY_FAILURE="did not become ready in 300 s"
+    return 1
 }
 
-load_test() { # NAME PORT EXTRA_ARGS...
-    local name="$1" port="$2"
+# loads NAME EXTRA_ARGS...: the throughput and the specialist loads against the running server.
+# A load that fails (the server crashed under it, errors) is recorded and the run goes on.
+loads() {
+    local name="$1" c
+    shift
+    if ! skipped http; then
+        for c in $CLIENTS; do
+            say "$name: $c client(s) x $REQUESTS request(s), max_tokens $MAX_TOKENS"
+            if ! python3 "$HERE/load.py" --url "http://127.0.0.1:$PORT" --model bench --clients "$c" \
+                --requests "$REQUESTS" --max-tokens "$MAX_TOKENS" --ignore-eos --label "$name" "$@" \
+                >"$RAW/http-$name-c$c.json"; then
+                failed "$name" "the throughput load at $c client(s) failed: $(head -c 300 "$RAW/http-$name-c$c.json")"
+                rm -f "$RAW/http-$name-c$c.json"
+                return
+            fi
+            cat "$RAW/http-$name-c$c.json" >&2
+        done
+    fi
+    if ! skipped specialist; then
+        local extra=()
+        [[ "$name" == llama-server* ]] && extra=(--cache-prompt)
+        for c in $CLIENTS; do
+            say "$name: specialist-shaped, $c client(s) x $REQUESTS request(s)"
+            if ! python3 "$HERE/specialist.py" --url "http://127.0.0.1:$PORT" --model bench --clients "$c" \
+                --requests "$REQUESTS" --label "$name" "${extra[@]}" "$@" >"$RAW/specialist-$name-c$c.json"; then
+                failed "$name" "the specialist load at $c client(s) failed: $(head -c 300 "$RAW/specialist-$name-c$c.json")"
+                rm -f "$RAW/specialist-$name-c$c.json"
+                return
+            fi
+            cat "$RAW/specialist-$name-c$c.json" >&2
+        done
+    fi
+}
+
+# serve NAME HEALTH_URL LOAD_ARGS -- COMMAND...: starts a server, runs the loads, stops it.
+serve() {
+    local name="$1" health="$2" load_args=()
     shift 2
-    local c
-    for c in $CLIENTS; do
-        say "$name: $c client(s) x $REQUESTS request(s), max_tokens $MAX_TOKENS"
-        python3 "$HERE/load.py" --url "http://127.0.0.1:$port" --model bench --clients "$c" \
-            --requests "$REQUESTS" --max-tokens "$MAX_TOKENS" --label "$name" "$@" \
-            >"$RAW/http-$name-c$c.json"
-        cat "$RAW/http-$name-c$c.json" >&2
-    done
+    while [ "$1" != "--" ]; do load_args+=("$1"); shift; done
+    shift
+    say "starting $name"
+    "$@" >"$LOGS/$name.log" 2>&1 &
+    SERVER_PID=$!
+    if ! wait_ready "$health" "$LOGS/$name.log"; then
+        failed "$name" "$READY_FAILURE"
+        stop_server
+        return
+    fi
+    loads "$name" "${load_args[@]}"
+    if [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        local rc=0
+        wait "$SERVER_PID" 2>/dev/null || rc=$?
+        failed "$name" "the server died during the loads ($(why "$rc"))"
+        SERVER_PID=""
+    fi
+    stop_server
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -131,77 +167,85 @@ load_test() { # NAME PORT EXTRA_ARGS...
 ensure_build_deps
 MODEL="${SOV_BENCH_MODEL:-$(ensure_starter_model)}"
 [ -f "$MODEL" ] || { echo "no model file at $MODEL" >&2; exit 1; }
-if ! skipped pp || ! skipped llama-server; then ensure_llama_tools; fi
-skipped llama-cpp-python || ensure_llama_cpp_python
+declare -A TOOLS=()  # build name -> bin folder
+if ! skipped same; then
+    bin="$(ensure_same_tools)"
+    if [ -n "$bin" ]; then TOOLS[same]="$bin"; else failed same-build "building the tools failed (see $LOGS)"; fi
+fi
+if ! skipped release; then
+    bin="$(ensure_release_tools)"
+    if [ -n "$bin" ]; then TOOLS[release]="$bin"; else failed release-build "building the tools failed (see $LOGS)"; fi
+fi
 say "building sov and sov-bench-engine (release)"
 (cd "$REPO" && cargo build --release --quiet -p sov-cli -p sov-bench-engine)
 SOV="$CARGO_TARGET_DIR/release/sov"
 SOV_BENCH="$CARGO_TARGET_DIR/release/sov-bench-engine"
+
+# What each build is, for the report.
+{
+    echo "{"
+    echo "\"same\": \"$(basename "$(dirname "$(vendored_llama_cpp)")") (the llama.cpp our engine links), tools from $(llama_release_name), our flags\","
+    echo "\"release\": \"llama.cpp $(llama_release_name) $(git -C "$(ensure_llama_release_source)" rev-parse --short HEAD) (node-llama-cpp $NLC_VERSION), llama.cpp's defaults\""
+    echo "}"
+} >"$RAW/builds.json"
 
 LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 say "model $MODEL, $THREADS threads, $REPS repetitions; raw results in $RAW"
 
 # 1. pp512 / tg128 -------------------------------------------------------------------------------
 if ! skipped pp; then
-    say "llama-bench: pp512 + tg128"
-    "$TOOLS_BUILD/bin/llama-bench" -m "$MODEL" -t "$THREADS" -p 512 -n 128 -r "$REPS" -o json \
-        >"$RAW/llama-bench.json" 2>"$LOGS/llama-bench.log"
+    for build in same release; do
+        [ -n "${TOOLS[$build]:-}" ] || continue
+        say "llama-bench ($build): pp512 + tg128"
+        rc=0
+        "${TOOLS[$build]}/llama-bench" -m "$MODEL" -t "$THREADS" -p 512 -n 128 -r "$REPS" -o json \
+            >"$RAW/llama-bench-$build.json" 2>"$LOGS/llama-bench-$build.log" || rc=$?
+        if [ "$rc" -ne 0 ] || ! python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))' "$RAW/llama-bench-$build.json" 2>/dev/null; then
+            failed "llama-bench-$build" "$(why "$rc"): $(tail -n 2 "$LOGS/llama-bench-$build.log" | tr '\n' ' ' | head -c 300)"
+            rm -f "$RAW/llama-bench-$build.json"
+        fi
+    done
     say "sov-bench-engine: pp512 + tg128"
     "$SOV_BENCH" --model "$MODEL" --threads "$THREADS" --reps "$REPS" --pp 512 --tg 128 \
         >"$RAW/sov-bench-engine.json" 2>"$LOGS/sov-bench-engine.log"
 fi
 
-# 2. HTTP ------------------------------------------------------------------------------------------
-if ! skipped llama-server; then
-    port=$((PORT_BASE + 1))
-    say "starting llama-server ($PARALLEL slots)"
-    "$TOOLS_BUILD/bin/llama-server" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -np "$PARALLEL" \
-        -c $((PARALLEL * CTX_PER_SLOT)) --host 127.0.0.1 --port "$port" -a bench \
-        >"$LOGS/llama-server.log" 2>&1 &
-    SERVER_PID=$!
-    wait_ready "http://127.0.0.1:$port/health" "$LOGS/llama-server.log"
-    load_test llama-server "$port" --ignore-eos
-    stop_server
-fi
+# 2 and 3. HTTP ------------------------------------------------------------------------------------
+if ! skipped http || ! skipped specialist; then
+    for build in same release; do
+        [ -n "${TOOLS[$build]:-}" ] || continue
+        if [ ! -x "${TOOLS[$build]}/llama-server" ]; then
+            [ "$build" = same ] && failed llama-server-same "not built: llama-server's sources at the llama.cpp commit our engine links are not available, and the release's do not compile against its common library (bench/lib.sh)"
+            continue
+        fi
+        serve "llama-server-$build" "http://127.0.0.1:$PORT/health" -- \
+            "${TOOLS[$build]}/llama-server" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -np "$PARALLEL" \
+            -c $((PARALLEL * CTX_PER_SLOT)) --host 127.0.0.1 --port "$PORT" -a bench
+    done
 
-if ! skipped llama-cpp-python; then
-    port=$((PORT_BASE + 2))
-    say "starting llama-cpp-python's server (it serves one request at a time)"
-    "$VENV/bin/python" -m llama_cpp.server --model "$MODEL" --model_alias bench \
-        --n_threads "$THREADS" --n_threads_batch "$THREADS" --n_ctx "$CTX_PER_SLOT" \
-        --host 127.0.0.1 --port "$port" >"$LOGS/llama-cpp-python.log" 2>&1 &
-    SERVER_PID=$!
-    wait_ready "http://127.0.0.1:$port/v1/models" "$LOGS/llama-cpp-python.log"
-    # It has no ignore_eos; min_tokens bans the end token until max_tokens is reached.
-    load_test llama-cpp-python "$port" --min-tokens "$MAX_TOKENS"
-    stop_server
-fi
-
-if ! skipped sov-serve; then
-    port=$((PORT_BASE + 3))
     home="$BENCH/sov-home"
     rm -rf "$home"
     "$SOV" --home "$home" init >"$LOGS/sov-init.log" 2>&1
     "$SOV" --home "$home" model import "$MODEL" --name bench >>"$LOGS/sov-init.log" 2>&1
     set_engine "$home/sov.toml" threads="$THREADS" parallel="$PARALLEL" context_length="$CTX_PER_SLOT"
-    # The owner's token, printed once by `sov init`, for the load generator.
+    # The owner's token, printed once by `sov init`, for the load generators.
     SOV_BENCH_TOKEN="$(grep -oE 'sov_[A-Za-z0-9_-]{43}' "$LOGS/sov-init.log" | head -n 1)"
     export SOV_BENCH_TOKEN
-    # The same server sealed (as shipped) and with the seal's kernel layers left off, to
-    # measure what Landlock and seccomp cost.
-    for variant in sov-serve sov-serve-unsealed; do
-        extra=()
-        [ "$variant" = sov-serve-unsealed ] && extra=(--seal-unavailable landlock --seal-unavailable seccomp)
-        say "starting $variant ($PARALLEL slots)"
-        "$SOV" --home "$home" serve --listen "127.0.0.1:$port" "${extra[@]}" >"$LOGS/$variant.log" 2>&1 &
-        SERVER_PID=$!
-        wait_ready "http://127.0.0.1:$port/healthz" "$LOGS/$variant.log"
-        load_test "$variant" "$port" --ignore-eos --token-env SOV_BENCH_TOKEN
-        stop_server
-    done
+    serve sov-serve "http://127.0.0.1:$PORT/healthz" --token-env SOV_BENCH_TOKEN -- \
+        "$SOV" --home "$home" serve --listen "127.0.0.1:$PORT"
+    # The same server with the seal's kernel layers left off: what Landlock and seccomp cost
+    # (throughput only).
+    if ! skipped sov-serve-unsealed && ! skipped http; then
+        SKIP_SAVED="$SKIP"
+        SKIP="$SKIP specialist "
+        serve sov-serve-unsealed "http://127.0.0.1:$PORT/healthz" --token-env SOV_BENCH_TOKEN -- \
+            "$SOV" --home "$home" serve --listen "127.0.0.1:$PORT" \
+            --seal-unavailable landlock --seal-unavailable seccomp
+        SKIP="$SKIP_SAVED"
+    fi
 fi
 
-# 3. Report ----------------------------------------------------------------------------------------
+# 4. Report ----------------------------------------------------------------------------------------
 python3 "$HERE/report.py" --raw "$RAW" --model "$MODEL" --threads "$THREADS" --reps "$REPS" \
-    --requests "$REQUESTS" --parallel "$PARALLEL" --llama-cpp-python "$LCP_VERSION" --loadavg-start "$LOADAVG_START" \
+    --requests "$REQUESTS" --parallel "$PARALLEL" --loadavg-start "$LOADAVG_START" \
     --out "$BENCH/results/engine-$RUN_ID.json"

@@ -53,6 +53,8 @@ fn main() -> Result<()> {
         batch_size: args
             .batch_size
             .max(u32::try_from(args.pp).unwrap_or(u32::MAX)),
+        // llama-bench reads every repetition's prompt whole: so does this bench.
+        prompt_reuse: false,
         ..EngineConfig::default()
     };
     let load_start = Instant::now();
