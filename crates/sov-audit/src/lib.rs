@@ -16,6 +16,7 @@
 //! | `tile/entries/<N>[.p/<W>]` | entry bundles (C2SP) | likewise |
 //! | `signed` | `"<size>\n<root base64>\n"`: the last tree head the log signed | before each checkpoint is signed |
 //! | `checkpoint` | the latest signed checkpoint note (C2SP tlog-checkpoint) | every `checkpoint_interval` while entries arrive |
+//! | `resume` | the signed resume point: where open continues without reading the WAL before it (below) | after each checkpoint, so also at a clean close |
 //! | `vkeys` | the log's verifier keys, one signed-note vkey per line (Ed25519, then ML-DSA-44) | at creation; opening with another key fails |
 //! | `lock` | `flock`ed exclusively by the writer for its whole life | |
 //! | `running` | empty marker: present while a writer has the log open | created at open, removed by [`AuditLog::close`] |
@@ -47,7 +48,8 @@
 //!   2. fsync every tile written since the last checkpoint, then their directories;
 //!   3. write `signed` (temporary file, fsync, rename, fsync directory);
 //!   4. sign, write `checkpoint` (temporary file, fsync, rename, fsync directory);
-//!   5. remove the partial tiles of tiles that are now full (C2SP allows it once the full tile
+//!   5. write `resume` for the same size (temporary file, fsync, rename, fsync directory);
+//!   6. remove the partial tiles of tiles that are now full (C2SP allows it once the full tile
 //!      is available; readers fall back to the full tile).
 //!
 //! So a published checkpoint only ever refers to durable tiles, and `signed` is never behind a
@@ -55,9 +57,12 @@
 //!
 //! # Recovery (at every open)
 //!
-//! 1. Scan `entries.wal`, validating every entry: it decodes, its index is its position, its
-//!    `prev` is the leaf hash of the entry before (zeros for the first), its time does not go
-//!    backwards. Keep everything up to the end of the last complete valid batch.
+//! Open first tries the **resume point** (`resume`, below), then:
+//!
+//! 1. Scan `entries.wal` (with a resume point: only the bytes after it), validating every entry:
+//!    it decodes, its index is its position, its `prev` is the leaf hash of the entry before
+//!    (zeros for the first), its time does not go backwards. Keep everything up to the end of the
+//!    last complete valid batch.
 //! 2. What follows is a **torn tail** if it is at most one batch long (4 MiB) and no valid entry
 //!    can be found after the first bad record by following the framing; anything else (a longer
 //!    bad region, or damage with valid entries after it) is **corruption**: open fails with
@@ -65,10 +70,47 @@
 //! 3. The recovered tree must extend the tree in `signed` (and in `checkpoint`): at least that
 //!    size, and that root at that size. Otherwise open fails with [`AuditError::Inconsistent`],
 //!    naming both, because the log must never sign two inconsistent checkpoints.
-//! 4. Truncate the torn tail (ftruncate + fsync), rebuild the tiles from the WAL (rewrite any full
-//!    tile that is missing or differs), and, if `running` was there (the previous run did not
-//!    close) or bytes were cut, append a [`Kind::Recovery`] entry with attributes
-//!    `recovered_size`, `truncated_bytes` and `unclean`. Then sign a checkpoint.
+//! 4. Truncate the torn tail (ftruncate + fsync), rebuild the tiles from the WAL (with a resume
+//!    point: from it on; rewrite any full tile that is missing or differs among those rebuilt),
+//!    and, if `running` was there (the previous run did not close) or bytes were cut, append a
+//!    [`Kind::Recovery`] entry with attributes `recovered_size`, `truncated_bytes`, `unclean`,
+//!    `resumed` (`true`/`false`) and `resumed_from` (the resume point's size) or
+//!    `resume_fallback` (why the whole WAL was scanned). Then sign a checkpoint (which writes a
+//!    new resume point). [`Recovery::resumed_at`], [`Recovery::resume_fallback`] and
+//!    [`Recovery::wal_bytes_read`] say which way open went.
+//!
+//! **The resume point** records, for the tree at the last checkpoint: its size and root, the
+//! WAL's byte length at that size, the chain state the sequencer continues from (last leaf hash,
+//! last time, the last record's offset), the hashes of the partial tiles of levels 1 and up, and
+//! where the entries of the partial level-0 tile start in the WAL. It is signed with the log's
+//! Ed25519 key over a domain-separated message that includes the origin (format in
+//! `src/resume.rs`). Open uses it only if **all** of these hold, and otherwise logs a warning
+//! and scans the whole WAL (never an error by itself):
+//!
+//! * it parses (strictly, canonical form only), is for this origin, and its signature verifies
+//!   with the log key;
+//! * it is not ahead of `signed` or `checkpoint`: each is at its size with its root, or larger
+//!   (then step 3 checks that head in the part of the WAL after the point). A signed head older
+//!   than the point (say `signed` restored from a backup) cannot be checked without the prefix,
+//!   so it means the full scan;
+//! * the WAL is at least as long as the recorded length, and the entries just before that length
+//!   (those of the partial level-0 tile, at most 255, or the last entry if that tile is empty)
+//!   are whole records ending in a terminator exactly there, decode, have the right indexes,
+//!   chain and do not go back in time, and the last of them is the recorded last entry (offset,
+//!   leaf hash, time);
+//! * the recorded upper tiles with those entries give the recorded root.
+//!
+//! So open reads at most 256 records plus the WAL written since the last checkpoint, whatever
+//! the log's length. **What a resumed open no longer checks**: the WAL before the resume point's
+//! last tile (its entries, their chain, their hashes) and the full tiles and bundles of that
+//! part; damage or tampering there is found by [`verify_wal`] / [`LogReader::verify_wal`] and
+//! [`sov_audit_core::verify::verify_log`] (`sov audit verify`, sov-verify), which check the whole
+//! log as before, and by any open without a resume point (delete `resume` to force it). A
+//! resume point cannot be forged or altered without the log key; a genuine older one (an earlier
+//! `resume` put back) is safe to use: the WAL after it is scanned and checked against the signed
+//! heads. Partial tiles of tiles that became full, left behind by a crash between a checkpoint
+//! and their removal, are removed only by an open without a resume point; they stay valid
+//! prefixes of the full tiles (C2SP allows keeping them).
 //!
 //! **Why acknowledged entries survive `kill -9` and power loss**: an entry is acknowledged only
 //! after its whole batch, terminator included, was written and fdatasynced, and the next batch
@@ -111,7 +153,9 @@
 //! after a crash. An acknowledged entry is always kept.
 //!
 //! Tiles whose fsync failed are not rewritten (the kernel may have dropped their pages): they
-//! are derived data, checked and rebuilt from the WAL at every open.
+//! are derived data, rebuilt from the WAL at the next open (a tile whose fsync failed is never
+//! behind a resume point: the resume point is written only after the tiles it covers are
+//! synced).
 //!
 //! Callbacks given to [`AuditLog::submit`] run on the sequencer thread, in index order; they must
 //! be quick and must not block on the log. A panicking callback is caught and logged.
@@ -132,6 +176,7 @@ mod fsx;
 mod publisher;
 mod reader;
 mod recover;
+mod resume;
 mod sequencer;
 mod shared;
 mod sign;
@@ -144,6 +189,8 @@ use std::time::Duration;
 
 pub use error::AuditError;
 pub use reader::LogReader;
+#[doc(hidden)]
+pub use resume::parse_resume_bytes;
 pub use shared::{APPEND_BUCKETS_US, Counters, Health, Latency};
 pub use sov_audit_core::entry::{Kind, Outcome};
 pub use sov_audit_core::hash::Hash;
@@ -161,6 +208,8 @@ pub const SIGNED_FILE: &str = "signed";
 pub const CHECKPOINT_FILE: &str = "checkpoint";
 /// File name of the verifier keys.
 pub const VKEYS_FILE: &str = "vkeys";
+/// File name of the signed resume point.
+pub const RESUME_FILE: &str = "resume";
 /// File name of the writer's lock.
 pub const LOCK_FILE: &str = "lock";
 /// File name of the "a writer is running" marker.
@@ -205,4 +254,13 @@ pub struct Recovery {
     pub unclean: bool,
     /// The recovery entry appended, if any (when `unclean` or bytes were cut).
     pub entry: Option<Appended>,
+    /// The tree size of the signed resume point open continued from, without reading the WAL
+    /// before it; `None` if it validated the whole WAL.
+    pub resumed_at: Option<u64>,
+    /// Why the resume point was not used (`None` when it was).
+    pub resume_fallback: Option<String>,
+    /// Bytes of `entries.wal` that open read: with a resume point, the partial tile's entries
+    /// before it (at most 256 records) and, twice (scan, then tile rebuild), the WAL after it;
+    /// without, the whole file twice.
+    pub wal_bytes_read: u64,
 }

@@ -12,16 +12,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::resume::WalMark;
 use crate::sequencer::PubMsg;
 use crate::shared::{Backoff, Component, Shared};
 use crate::sign::{Signer, signed_text};
 use crate::tiles::TileBuilder;
-use crate::{AuditError, CHECKPOINT_FILE, RUNNING_FILE, SIGNED_FILE, fsx};
+use crate::{AuditError, CHECKPOINT_FILE, RESUME_FILE, RUNNING_FILE, SIGNED_FILE, fsx};
 
 pub(crate) struct Publisher {
     pub shared: Arc<Shared>,
     pub dir: PathBuf,
     pub tiles: TileBuilder,
+    /// Where the tile tree's entries end in the WAL, for the resume point (`None` once a batch
+    /// did not follow on from the last: no resume point is written after that).
+    pub mark: Option<WalMark>,
     pub signer: Signer,
     pub interval: Duration,
     /// Size of the last published checkpoint (`None` before the first).
@@ -70,7 +74,14 @@ impl Publisher {
                     .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
             };
             match msg {
-                Ok(PubMsg::Batch(entries)) => self.take(entries),
+                Ok(PubMsg::Batch {
+                    entries,
+                    start,
+                    last_time,
+                }) => {
+                    self.advance_mark(start, &entries, last_time);
+                    self.take(entries);
+                }
                 Ok(PubMsg::Sign(tx)) => {
                     let _ = tx.send(self.publish());
                 }
@@ -99,6 +110,20 @@ impl Publisher {
             && let Err(e) = self.tiles.write_full()
         {
             self.fail(&e);
+        }
+    }
+
+    fn advance_mark(
+        &mut self,
+        start: u64,
+        entries: &[(Vec<u8>, sov_audit_core::hash::Hash)],
+        last_time: u64,
+    ) {
+        if let Some(mark) = &mut self.mark
+            && let Err(e) = mark.batch(start, entries, last_time)
+        {
+            tracing::error!(error = %e.chain(), "no more audit resume points until the next open");
+            self.mark = None;
         }
     }
 
@@ -167,7 +192,7 @@ impl Publisher {
 
     /// The write order: full then partial tiles; fsync of every tile written since the last
     /// checkpoint and of their directories; `signed` (durable); sign; `checkpoint` (durable);
-    /// then old partial tiles may go.
+    /// the resume point (durable); then old partial tiles may go.
     fn write_checkpoint(&mut self) -> Result<(), AuditError> {
         let size = self.tiles.size();
         let root = self.tiles.root();
@@ -181,6 +206,15 @@ impl Publisher {
         )?;
         let note = self.signer.sign(size, &root, now_secs())?;
         fsx::write_atomic(&self.dir.join(CHECKPOINT_FILE), &note, true)?;
+        // The resume point of this size, after the checkpoint: it is never ahead of `signed`.
+        match self.mark.and_then(|m| m.point(&self.tiles)) {
+            Some(point) => fsx::write_atomic(
+                &self.dir.join(RESUME_FILE),
+                &point.encode(&self.signer),
+                true,
+            )?,
+            None => tracing::warn!(size, "no audit resume point written for this checkpoint"),
+        }
         self.tiles.remove_stale();
         Ok(())
     }

@@ -12,6 +12,7 @@ use sov_audit_core::hash::Hash;
 use sov_audit_core::note::Note;
 use sov_keys::LogKey;
 
+use crate::resume::{self, Head, WalMark};
 use crate::sign::{Signer, b64, read_signed};
 use crate::tiles::TileBuilder;
 use crate::wal::{self, ChainState, Scan};
@@ -30,16 +31,20 @@ pub(crate) struct Recovered {
     pub chain: ChainState,
     /// Byte length of the valid prefix (the WAL's length now).
     pub good_len: u64,
-    /// The tile tree of every entry in the WAL, its full tiles written and checked.
+    /// The tile tree of every entry in the WAL, its full tiles written and checked (from the
+    /// resume point on, when resuming).
     pub tiles: TileBuilder,
     /// What was recovered (`entry` is still `None`: the entry is appended by the running log).
     pub report: Recovery,
+    /// Where the WAL ends, for the publisher's resume points.
+    pub mark: WalMark,
 }
 
 /// Recovers the log in `dir` (already created and locked): checks `origin` and `vkeys` (writing
-/// them for a new log), scans the WAL, checks that it extends `signed` and `checkpoint`, cuts a
-/// torn tail, creates `running` and rebuilds the tiles. Nothing is modified before the WAL has
-/// passed the scan and the consistency check.
+/// them for a new log), then either continues from the signed resume point (scanning only the
+/// WAL after it) or scans the whole WAL, checks that it extends `signed` and `checkpoint`, cuts a
+/// torn tail, creates `running` and rebuilds the tiles (from the resume point on, or all).
+/// Nothing is modified before the WAL has passed the scan and the consistency check.
 pub(crate) fn recover(dir: &Path, key: LogKey, origin: &str) -> Result<Recovered, AuditError> {
     let wal_path = dir.join(ENTRIES_FILE);
     let wal_len = file_len(&wal_path)?;
@@ -49,17 +54,56 @@ pub(crate) fn recover(dir: &Path, key: LogKey, origin: &str) -> Result<Recovered
     let heads = signed_heads(dir)?;
     let running_path = dir.join(RUNNING_FILE);
     let unclean = fsx::exists(&running_path)?;
-
-    // 1. Validate the WAL (nothing is modified yet).
     let sizes: Vec<u64> = heads.iter().map(|(_, (s, _))| *s).collect();
-    let scan = wal::scan(&wal_path, &sizes)?;
+
+    // 0. The resume point, if it passes every check; otherwise the whole WAL is scanned.
+    let (resumed, fallback) = match resume::load(dir, &wal_path, &signer, &heads) {
+        Ok(r) => (Some(r), None),
+        Err(reason) => {
+            if wal_len > 0 {
+                tracing::warn!(
+                    reason = %reason,
+                    "not resuming the audit log from its resume point: validating the whole WAL"
+                );
+            }
+            (None, Some(reason))
+        }
+    };
+    // 1. Validate the WAL, or its part after the resume point (nothing is modified yet).
+    let scan = match &resumed {
+        Some(r) => wal::scan_after(&wal_path, &r.chain, r.point.wal_len, &sizes)?,
+        None => wal::scan(&wal_path, &sizes)?,
+    };
     // 2. It must extend every tree the log has signed.
     check_extends(&scan, &heads)?;
     // 3. Cut a torn tail.
     let (wal_file, truncated) = cut_torn_tail(dir, &wal_path, &scan, wal_len)?;
     fsx::write_atomic(&running_path, b"", true)?;
-    // 4. Rebuild the tiles from the WAL, repairing what is missing or wrong.
-    let tiles = rebuild_tiles(dir, &wal_path, &scan)?;
+    // 4. Rebuild the tiles from the WAL (from the resume point on), repairing what is missing or
+    //    wrong.
+    let from = resumed.as_ref().map_or(0, |r| r.point.wal_len);
+    let scanned = scan.file_len.saturating_sub(from);
+    let replayed = scan.good_len.saturating_sub(from);
+    let (tiles, reread, resumed_at) = match resumed {
+        Some(r) => {
+            let at = r.point.size;
+            tracing::info!(
+                size = at,
+                wal_bytes = r.point.wal_len,
+                "audit log resumed from its signed resume point"
+            );
+            (
+                rebuild_tiles(r.tiles, &wal_path, &scan, from)?,
+                r.bytes_read,
+                Some(at),
+            )
+        }
+        None => (
+            rebuild_tiles(TileBuilder::new(dir, true), &wal_path, &scan, 0)?,
+            0,
+            None,
+        ),
+    };
     Ok(Recovered {
         signer,
         wal: wal_file,
@@ -69,7 +113,11 @@ pub(crate) fn recover(dir: &Path, key: LogKey, origin: &str) -> Result<Recovered
             truncated_bytes: truncated,
             unclean,
             entry: None,
+            resumed_at,
+            resume_fallback: fallback,
+            wal_bytes_read: reread.saturating_add(scanned).saturating_add(replayed),
         },
+        mark: WalMark::new(&scan.chain, scan.good_len),
         chain: scan.chain,
         good_len: scan.good_len,
         tiles,
@@ -122,9 +170,6 @@ fn check_vkeys(dir: &Path, signer: &Signer) -> Result<(), AuditError> {
         None => fsx::write_atomic(&path, want.as_bytes(), true),
     }
 }
-
-/// A signed tree head (size, root) and the file it was read from.
-type Head = (PathBuf, (u64, Hash));
 
 /// The tree heads the log has signed, each with the file it was read from: `signed`, then
 /// `checkpoint` (those present).
@@ -217,11 +262,15 @@ fn cut_torn_tail(
     Ok((wal_file, truncated))
 }
 
-/// Replays the valid prefix of the WAL into a tile tree, rewriting every full tile that is
-/// missing or differs.
-fn rebuild_tiles(dir: &Path, wal_path: &Path, scan: &Scan) -> Result<TileBuilder, AuditError> {
-    let mut tiles = TileBuilder::new(dir, true);
-    wal::replay(wal_path, scan.good_len, |_, bytes, leaf| {
+/// Replays the valid prefix of the WAL from byte `from` (0, or a resume point, where `tiles`
+/// stands) into the tile tree, rewriting every full tile that is missing or differs.
+fn rebuild_tiles(
+    mut tiles: TileBuilder,
+    wal_path: &Path,
+    scan: &Scan,
+    from: u64,
+) -> Result<TileBuilder, AuditError> {
+    wal::replay_range(wal_path, from, scan.good_len, |_, bytes, leaf| {
         tiles.push(bytes, leaf)?;
         tiles.write_full()
     })?;
@@ -262,6 +311,32 @@ pub(crate) fn entry_draft(report: &Recovery, good_len: u64) -> Option<Draft> {
             "{truncated} bytes of a torn write were cut from entries.wal at byte {good_len}"
         ));
     }
+    let mut attrs = vec![
+        ("recovered_size".into(), size.to_string()),
+        ("truncated_bytes".into(), truncated.to_string()),
+        ("unclean".into(), unclean.to_string()),
+        ("resumed".into(), report.resumed_at.is_some().to_string()),
+    ];
+    match (report.resumed_at, &report.resume_fallback) {
+        (Some(at), _) => {
+            why.push(format!(
+                "opened from the signed resume point at {at} entries (only the WAL after it was validated)"
+            ));
+            attrs.push(("resumed_from".into(), at.to_string()));
+        }
+        (None, reason) => {
+            // Bounded and without control characters, so the entry always encodes.
+            let reason: String = reason
+                .as_deref()
+                .unwrap_or("no resume point")
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .take(300)
+                .collect();
+            why.push(format!("the whole WAL was validated ({reason})"));
+            attrs.push(("resume_fallback".into(), reason));
+        }
+    }
     Some(Draft {
         kind: Kind::Recovery,
         principal: "system".into(),
@@ -271,10 +346,6 @@ pub(crate) fn entry_draft(report: &Recovery, good_len: u64) -> Option<Draft> {
         model: None,
         input: None,
         output: None,
-        attrs: vec![
-            ("recovered_size".into(), size.to_string()),
-            ("truncated_bytes".into(), truncated.to_string()),
-            ("unclean".into(), unclean.to_string()),
-        ],
+        attrs,
     })
 }

@@ -66,7 +66,13 @@ struct Batch {
 }
 
 pub(crate) enum PubMsg {
-    Batch(Vec<(Vec<u8>, Hash)>),
+    /// An acknowledged batch: its entries, the WAL offset it was written at, and the time of
+    /// its last entry.
+    Batch {
+        entries: Vec<(Vec<u8>, Hash)>,
+        start: u64,
+        last_time: u64,
+    },
     Sign(mpsc::Sender<Result<u64, AuditError>>),
     /// Close, with the WAL's state and the time by which a failed log must have recovered.
     Close {
@@ -281,6 +287,7 @@ impl Sequencer {
         let entries = std::mem::take(&mut batch.entries);
         match written {
             Ok(()) => {
+                let start = self.good.len;
                 self.good = Good {
                     tip: self.tip,
                     len: self.good.len.saturating_add(batch_len),
@@ -292,7 +299,11 @@ impl Sequencer {
                 for (done, appended) in acks {
                     call(done, Ok(appended));
                 }
-                self.forward(PubMsg::Batch(entries));
+                self.forward(PubMsg::Batch {
+                    entries,
+                    start,
+                    last_time: self.tip.last_time,
+                });
             }
             Err(e) => {
                 let reason = format!("failed to write `{}`: {e}", self.wal_path.display());
@@ -325,7 +336,7 @@ impl Sequencer {
                 PubMsg::Close { tx, .. } => {
                     let _ = tx.send(Err(err()));
                 }
-                PubMsg::Batch(_) => {}
+                PubMsg::Batch { .. } => {}
             }
         }
     }

@@ -33,6 +33,21 @@ impl Signer {
         }
     }
 
+    /// The log origin.
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// An Ed25519 signature with the log key over `msg` (a resume point's signed message).
+    pub(crate) fn sign_ed25519(&self, msg: &[u8]) -> [u8; 64] {
+        self.key.sign_ed25519(msg)
+    }
+
+    /// The log key's Ed25519 public key.
+    pub(crate) fn ed25519_public(&self) -> ed25519_dalek::VerifyingKey {
+        self.key.ed25519_public()
+    }
+
     /// The `vkeys` file content: the Ed25519 vkey, then the ML-DSA-44 one, one per line.
     pub(crate) fn vkeys_text(&self) -> String {
         format!("{}\n{}\n", self.ed.encode(), self.ml.encode())

@@ -67,6 +67,81 @@ impl TileBuilder {
         }
     }
 
+    /// The tile tree of `size` entries rebuilt from its right edge alone (a resume point):
+    /// `upper` holds the hashes of the partial tiles of levels 1 and up, level by level (as
+    /// [`TileBuilder::upper_partials`] returns them), and `entries` the entries of the partial
+    /// level-0 tile (`size % 256` of them, with their leaf hashes). The compact range is derived
+    /// from these; the caller checks its root. Fails if the counts do not fit `size`.
+    pub(crate) fn resumed(
+        dir: &Path,
+        repair: bool,
+        size: u64,
+        upper: &[Hash],
+        entries: &[(Vec<u8>, Hash)],
+    ) -> Result<Self, String> {
+        let counts = level_counts(size);
+        let want_upper: usize = counts.iter().skip(1).sum();
+        if upper.len() != want_upper {
+            return Err(format!(
+                "{} partial tile hashes above level 0, but a tree of {size} has {want_upper}",
+                upper.len()
+            ));
+        }
+        if Some(&entries.len()) != counts.first() {
+            return Err(format!(
+                "{} entries in the partial level-0 tile, but a tree of {size} has {}",
+                entries.len(),
+                counts.first().copied().unwrap_or(0)
+            ));
+        }
+        let mut b = Self::new(dir, repair);
+        b.levels.clear();
+        b.full.clear();
+        let mut rest = upper;
+        for (level, &n) in counts.iter().enumerate() {
+            let hashes: Vec<Hash> = if level == 0 {
+                entries.iter().map(|(_, h)| *h).collect()
+            } else {
+                let (mine, more) = rest.split_at(n);
+                rest = more;
+                mine.to_vec()
+            };
+            let mut v = Vec::with_capacity(WIDTH);
+            v.extend_from_slice(&hashes);
+            b.levels.push(v);
+            let shift = u32::try_from(level.saturating_add(1).saturating_mul(8)).unwrap_or(64);
+            b.full.push(size.checked_shr(shift).unwrap_or(0));
+        }
+        for (bytes, _) in entries {
+            let len = u16::try_from(bytes.len()).map_err(|_| "entry too long".to_owned())?;
+            b.bundle.extend_from_slice(&len.to_be_bytes());
+            b.bundle.extend_from_slice(bytes);
+        }
+        b.bundle_count = entries.len();
+        // The compact range: per level, top first, one perfect subtree per set bit of that
+        // level's count, largest first.
+        let mut hashes = Vec::new();
+        for level in b.levels.iter().rev() {
+            let mut pos = 0usize;
+            for bit in (0..8u32).rev() {
+                let w = 1usize << bit;
+                if level.len() & w != 0 {
+                    let chunk = level.get(pos..pos.saturating_add(w)).unwrap_or(&[]);
+                    hashes.push(subtree_root(chunk));
+                    pos = pos.saturating_add(w);
+                }
+            }
+        }
+        b.range = CompactRange::from_parts(size, hashes).map_err(|e| e.to_string())?;
+        Ok(b)
+    }
+
+    /// The hashes of the partial tiles of levels 1 and up, level by level (what a resume point
+    /// records besides the level-0 entries, which it re-reads from the WAL).
+    pub(crate) fn upper_partials(&self) -> Vec<Hash> {
+        self.levels.iter().skip(1).flatten().copied().collect()
+    }
+
     pub(crate) fn set_repair(&mut self, repair: bool) {
         self.repair = repair;
     }
@@ -74,6 +149,11 @@ impl TileBuilder {
     /// The tree size.
     pub(crate) fn size(&self) -> u64 {
         self.range.size()
+    }
+
+    /// The tree's right edge.
+    pub(crate) fn range(&self) -> &CompactRange {
+        &self.range
     }
 
     /// The tree root.
@@ -255,6 +335,21 @@ impl TileBuilder {
             }
         }
     }
+}
+
+/// How many hashes the partial tile of each level holds in a tree of `size` (level 0 first, up to
+/// the highest level that has a tile).
+pub(crate) fn level_counts(size: u64) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut n = size;
+    loop {
+        out.push(usize::try_from(n % 256).unwrap_or(0));
+        n /= 256;
+        if n == 0 {
+            break;
+        }
+    }
+    out
 }
 
 fn hash_tile(level: u8, index: u64, width: usize) -> Tile {

@@ -7,7 +7,7 @@
 //! on disk, and only at the end of the file.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek as _, SeekFrom};
 use std::path::Path;
 
 use sov_audit_core::entry::Entry;
@@ -30,13 +30,16 @@ pub(crate) struct ChainState {
     pub last_time: u64,
     /// Byte offset of the last entry's record (its length prefix) in the file.
     pub last_offset: u64,
+    /// Byte offset of the record of the first entry of the current (partial) level-0 tile,
+    /// entry `size - size % 256`; meaningless while `size % 256 == 0` (the next push sets it).
+    pub tile_offset: u64,
     /// The tree's right edge.
     pub range: CompactRange,
 }
 
 impl ChainState {
     /// Checks that `bytes` is the next entry of this chain; returns its leaf hash and time.
-    fn check_next(&self, bytes: &[u8]) -> Result<(Hash, u64), String> {
+    pub(crate) fn check_next(&self, bytes: &[u8]) -> Result<(Hash, u64), String> {
         let entry = Entry::decode(bytes).map_err(|e| format!("entry does not decode: {e}"))?;
         if entry.index != self.size {
             return Err(format!(
@@ -59,7 +62,10 @@ impl ChainState {
         Ok((leaf_hash(bytes), entry.time_ms))
     }
 
-    fn push(&mut self, leaf: Hash, time: u64, offset: u64) {
+    pub(crate) fn push(&mut self, leaf: Hash, time: u64, offset: u64) {
+        if self.size.is_multiple_of(256) {
+            self.tile_offset = offset;
+        }
         self.size = self.size.saturating_add(1);
         self.last_offset = offset;
         self.last_leaf = leaf;
@@ -82,7 +88,7 @@ pub(crate) struct Scan {
 }
 
 /// Reads until `buf` is full or the end of the input; returns how many bytes were read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;
     while let Some(rest) = buf.get_mut(got..) {
         if rest.is_empty() {
@@ -98,7 +104,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-fn to_u64(n: usize) -> u64 {
+pub(crate) fn to_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
@@ -140,23 +146,68 @@ pub(crate) fn scan(path: &Path, check_sizes: &[u64]) -> Result<Scan, AuditError>
     )
 }
 
+/// [`scan`] of the part of the WAL after a resume point: `start` is the chain state of the
+/// first `start_len` bytes (taken as valid, not read); the scan reads and validates only what
+/// follows, with the same rules. The file must be at least `start_len` bytes long.
+pub(crate) fn scan_after(
+    path: &Path,
+    start: &ChainState,
+    start_len: u64,
+    check_sizes: &[u64],
+) -> Result<Scan, AuditError> {
+    let mut file = File::open(path).map_err(AuditError::io(path))?;
+    let file_len = file.metadata().map_err(AuditError::io(path))?.len();
+    if file_len < start_len {
+        return Err(AuditError::Corrupt {
+            path: path.to_path_buf(),
+            offset: file_len,
+            reason: format!(
+                "the file is shorter than the {start_len} bytes of the resume point (it changed while the log was being opened)"
+            ),
+        });
+    }
+    file.seek(SeekFrom::Start(start_len))
+        .map_err(AuditError::io(path))?;
+    scan_inner(
+        BufReader::with_capacity(1 << 20, file),
+        start.clone(),
+        start_len,
+        file_len,
+        path,
+        check_sizes,
+    )
+}
+
 /// [`scan`] over the `file_len` bytes that `r` reads; `path` only names the file in errors.
 pub(crate) fn scan_from(
+    r: impl Read,
+    file_len: u64,
+    path: &Path,
+    check_sizes: &[u64],
+) -> Result<Scan, AuditError> {
+    scan_inner(r, ChainState::default(), 0, file_len, path, check_sizes)
+}
+
+/// The scan itself: `r` reads the file from byte `start_len` on, where the chain state is
+/// `start`.
+fn scan_inner(
     mut r: impl Read,
+    start: ChainState,
+    start_len: u64,
     file_len: u64,
     path: &Path,
     check_sizes: &[u64],
 ) -> Result<Scan, AuditError> {
     let io = AuditError::io;
-    let mut committed = ChainState::default();
-    let mut work = ChainState::default();
     let mut roots: Vec<(u64, Hash)> = check_sizes
         .iter()
-        .filter(|&&s| s == 0)
-        .map(|&s| (s, work.range.root()))
+        .filter(|&&s| s == start.size)
+        .map(|&s| (s, start.range.root()))
         .collect();
-    let mut good_len = 0u64;
-    let mut pos = 0u64;
+    let mut committed = start.clone();
+    let mut work = start;
+    let mut good_len = start_len;
+    let mut pos = start_len;
     let mut batch_count = 0usize;
     let mut buf = vec![0u8; usize::from(u16::MAX)];
     let bad: Option<Bad> = loop {
@@ -309,15 +360,27 @@ fn later_entry(
 pub(crate) fn replay(
     path: &Path,
     len: u64,
+    each: impl FnMut(u64, &[u8], Hash) -> Result<(), AuditError>,
+) -> Result<u64, AuditError> {
+    replay_range(path, 0, len, each)
+}
+
+/// [`replay`] of the bytes `from..len` only (`from` must be a record boundary).
+pub(crate) fn replay_range(
+    path: &Path,
+    from: u64,
+    len: u64,
     mut each: impl FnMut(u64, &[u8], Hash) -> Result<(), AuditError>,
 ) -> Result<u64, AuditError> {
-    if len == 0 {
+    if len <= from {
         return Ok(0);
     }
-    let file = File::open(path).map_err(AuditError::io(path))?;
-    let mut r = BufReader::with_capacity(1 << 20, file.take(len));
+    let mut file = File::open(path).map_err(AuditError::io(path))?;
+    file.seek(SeekFrom::Start(from))
+        .map_err(AuditError::io(path))?;
+    let mut r = BufReader::with_capacity(1 << 20, file.take(len.saturating_sub(from)));
     let mut buf = vec![0u8; usize::from(u16::MAX)];
-    let mut pos = 0u64;
+    let mut pos = from;
     let mut count = 0u64;
     let corrupt = |offset, reason: &str| AuditError::Corrupt {
         path: path.to_path_buf(),

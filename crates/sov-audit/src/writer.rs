@@ -202,6 +202,7 @@ impl AuditLog {
             chain,
             good_len,
             tiles,
+            mark,
             report: _,
         } = recovered;
         let shared = Arc::new(Shared::new());
@@ -211,6 +212,7 @@ impl AuditLog {
             shared: Arc::clone(&shared),
             dir: dir.to_path_buf(),
             tiles,
+            mark: Some(mark),
             signer,
             interval: config.checkpoint_interval,
             published: None,
