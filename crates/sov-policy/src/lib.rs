@@ -27,4 +27,4 @@ pub use policy::{
 };
 pub use principal::{Principal, PrincipalKind};
 pub use session::{Opened, SessionError, SessionInfo, SessionLimits};
-pub use store::{AuthError, Directory, NewPrincipal, StoreError, TokenInfo};
+pub use store::{AuthError, Batch, Directory, NewPrincipal, StoreError, TokenInfo};

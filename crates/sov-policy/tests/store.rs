@@ -328,3 +328,125 @@ fn two_writers_on_one_database_wait_for_each_other() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
+
+/// A batch makes all its changes in one transaction, each with its own outbox entry, and its
+/// tokens authenticate like those issued one at a time.
+#[test]
+fn a_batch_adds_principals_and_tokens_together() {
+    let (_t, d) = dir();
+    let tokens = d
+        .batch("local:import", |b| {
+            let mut tokens = Vec::new();
+            for name in ["ana", "bo", "cy"] {
+                b.add_principal(&person(name, &["analyst"]))?;
+                tokens.push(b.issue_token(name, None, None)?.0);
+            }
+            Ok(tokens)
+        })
+        .unwrap();
+    let names: Vec<_> = d
+        .principals()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["ana", "bo", "cy"]);
+    for (t, name) in tokens.iter().zip(["ana", "bo", "cy"]) {
+        let caller = d.authenticate(Some(t.secret()), now_ms()).unwrap().unwrap();
+        assert_eq!(caller.name(), name);
+    }
+    let outbox = d.outbox().unwrap();
+    assert_eq!(outbox.len(), 6);
+    assert!(outbox.iter().all(|i| i.draft.principal == "local:import"));
+    let changes: Vec<_> = outbox
+        .iter()
+        .map(|i| {
+            let change = i.draft.attrs.iter().find(|(k, _)| k == "change").unwrap();
+            (i.draft.resource.as_str(), change.1.as_str())
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("ana", "principal.add"),
+            ("ana", "token.issue"),
+            ("bo", "principal.add"),
+            ("bo", "token.issue"),
+            ("cy", "principal.add"),
+            ("cy", "token.issue"),
+        ]
+    );
+}
+
+/// A batch that fails part way leaves nothing: no principal, no token, no outbox entry.
+#[test]
+fn a_failed_batch_changes_nothing() {
+    let (_t, d) = dir();
+    d.add_principal(&person("bo", &[]), "x").unwrap();
+    let before = d.outbox().unwrap().len();
+    let mut issued = None;
+    let err = d
+        .batch("local:import", |b| {
+            b.add_principal(&person("ana", &["analyst"]))?;
+            issued = Some(b.issue_token("ana", None, None)?.0);
+            b.add_principal(&person("bo", &[]))?; // exists: the batch fails here
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Exists(ref n) if n == "bo"),
+        "{err}"
+    );
+    assert!(d.principal("ana").unwrap().is_none());
+    assert!(d.tokens(None).unwrap().is_empty());
+    let token = issued.unwrap();
+    assert_eq!(
+        d.authenticate(Some(token.secret()), now_ms())
+            .unwrap()
+            .unwrap_err(),
+        AuthError::Unknown {
+            id: token.id().into()
+        }
+    );
+    assert_eq!(d.outbox().unwrap().len(), before);
+    // The directory still takes changes after the rollback.
+    d.add_principal(&person("ana", &[]), "x").unwrap();
+}
+
+/// `token(id)`, `tokens(Some(principal))` and `tokens(None)` each return exactly their rows,
+/// newest first (they are separate statements, each using its index).
+#[test]
+fn token_listings_filter_by_id_and_principal() {
+    let (_t, d) = dir();
+    let mut ids = BTreeMap::new();
+    for name in ["ana", "bo"] {
+        d.add_principal(&person(name, &[]), "x").unwrap();
+        for _ in 0..3 {
+            let (t, _) = d.issue_token(name, None, None, "x").unwrap();
+            ids.entry(name)
+                .or_insert_with(Vec::new)
+                .push(t.id().to_owned());
+        }
+    }
+    for (name, own) in &ids {
+        let listed = d.tokens(Some(name)).unwrap();
+        assert_eq!(listed.len(), 3);
+        assert!(listed.iter().all(|t| &t.principal == name));
+        let listed_ids: BTreeSet<_> = listed.iter().map(|t| t.id.clone()).collect();
+        assert_eq!(listed_ids, own.iter().cloned().collect());
+        assert!(
+            listed
+                .windows(2)
+                .all(|w| w[0].created_ms >= w[1].created_ms)
+        );
+        for id in own {
+            let t = d.token(id).unwrap().unwrap();
+            assert_eq!((&t.id, &t.principal), (id, &(*name).to_owned()));
+        }
+    }
+    assert!(d.tokens(Some("cy")).unwrap().is_empty());
+    assert!(d.token("AAAAAAAAAAAA").unwrap().is_none());
+    let all = d.tokens(None).unwrap();
+    assert_eq!(all.len(), 6);
+    assert!(all.windows(2).all(|w| w[0].created_ms >= w[1].created_ms));
+}
