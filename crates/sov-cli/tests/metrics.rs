@@ -106,6 +106,8 @@ fn metrics_are_for_monitors_and_parse_as_prometheus_text() {
         ("sov_refusals", "counter"),
         ("sov_engine_generated_tokens", "counter"),
         ("sov_engine_prompt_tokens_reused", "counter"),
+        ("sov_engine_decode_steps", "counter"),
+        ("sov_engine_decode_outputs", "counter"),
         ("sov_engine_queued", "gauge"),
         ("sov_audit_append_duration_seconds", "histogram"),
         ("sov_seal_layer", "gauge"),
@@ -167,6 +169,15 @@ fn metrics_are_for_monitors_and_parse_as_prometheus_text() {
             model.clone()
         ),
         0.0
+    );
+    // One answer alone: one sequence sampled per step, one step per token (the end token, if
+    // the answer stopped on it, was sampled too).
+    let steps = value(&samples, "sov_engine_decode_steps_total", model.clone());
+    let outputs = value(&samples, "sov_engine_decode_outputs_total", model.clone());
+    assert_eq!(steps, outputs);
+    assert!(
+        outputs >= generated && outputs <= generated + 1.0,
+        "{outputs} / {generated}"
     );
     assert_eq!(value(&samples, "sov_engine_queued", model.clone()), 0.0);
     assert_eq!(value(&samples, "sov_engine_slots", model.clone()), 4.0);

@@ -72,6 +72,8 @@ pub(crate) struct Counters {
     pub prompt_tokens: AtomicU64,
     pub prompt_tokens_reused: AtomicU64,
     pub generated_tokens: AtomicU64,
+    pub decode_steps: AtomicU64,
+    pub decode_outputs: AtomicU64,
 }
 
 /// A snapshot of what the workers (generation and embedding) have done.
@@ -106,6 +108,11 @@ pub struct EngineStats {
     pub prompt_tokens_reused: u64,
     /// Tokens generated, over all generations (an end-of-generation token not counted).
     pub generated_tokens: u64,
+    /// Decode steps the generation worker ran (each one batch through the model).
+    pub decode_steps: u64,
+    /// Sequences sampled after those steps, over all of them: divided by `decode_steps`, how
+    /// many sequences a step advanced on average (the batching actually achieved).
+    pub decode_outputs: u64,
 }
 
 impl Counters {
@@ -124,6 +131,8 @@ impl Counters {
             prompt_tokens: self.prompt_tokens.load(Ordering::Relaxed),
             prompt_tokens_reused: self.prompt_tokens_reused.load(Ordering::Relaxed),
             generated_tokens: self.generated_tokens.load(Ordering::Relaxed),
+            decode_steps: self.decode_steps.load(Ordering::Relaxed),
+            decode_outputs: self.decode_outputs.load(Ordering::Relaxed),
         }
     }
 }
@@ -270,11 +279,13 @@ pub(crate) fn run(
             continue;
         }
 
+        counters.decode_steps.fetch_add(1, Ordering::Relaxed);
         let mut finished = Vec::new();
         for (i, slot) in slots.iter_mut().enumerate() {
             let Some(at) = slot.logits_at.take() else {
                 continue;
             };
+            counters.decode_outputs.fetch_add(1, Ordering::Relaxed);
             let token = slot.sampler.sample(&ctx, at);
             if vocab.is_eog(token) && !slot.ignore_eos {
                 slot.finish(FinishReason::Stop, counters);

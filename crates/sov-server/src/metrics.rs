@@ -262,7 +262,7 @@ fn render(state: &AppState) -> String {
         .iter()
         .map(|(name, m)| (name, m.backend.stats()))
         .collect();
-    let per_model: [PerModel; 6] = [
+    let per_model: [PerModel; 8] = [
         (
             "sov_engine_running",
             "gauge",
@@ -298,6 +298,18 @@ fn render(state: &AppState) -> String {
             "counter",
             "Tokens generated.",
             |s| s.generated_tokens,
+        ),
+        (
+            "sov_engine_decode_steps_total",
+            "counter",
+            "Decode steps of the generation worker (one batch through the model each).",
+            |s| s.decode_steps,
+        ),
+        (
+            "sov_engine_decode_outputs_total",
+            "counter",
+            "Sequences sampled after decode steps; over the steps, the batching achieved.",
+            |s| s.decode_outputs,
         ),
     ];
     for (name, kind, help, value) in per_model {
