@@ -57,6 +57,19 @@ def post(conn, path, payload, timeout, token=None):
     return json.loads(data)
 
 
+def run_clients(n, client, barrier):
+    """Starts `client(i)` on n threads, each waiting at `barrier` (of n + 1 parties); returns the
+    wall time from the common start to the end of the last one."""
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8787")
@@ -104,14 +117,7 @@ def main():
                 c = http.client.HTTPConnection(host, port, timeout=args.timeout)
         c.close()
 
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
+    wall = run_clients(args.clients, client, barrier)
 
     tokens = sum(n for n, _ in results)
     out = {

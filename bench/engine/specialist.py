@@ -32,7 +32,7 @@ import threading
 import time
 import urllib.parse
 
-from load import post
+from load import post, run_clients
 
 WORDS = (
     "the of and to in is for on that with as by at from this be are or an it not which have "
@@ -185,14 +185,7 @@ def main():
             finally:
                 c.close()
 
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
+    wall = run_clients(args.clients, client, barrier)
 
     ttfts = [r[0] for r in results]
     tokens = sum(r[2] for r in results)
