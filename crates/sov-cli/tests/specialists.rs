@@ -213,6 +213,15 @@ fn specialists_answer_with_citations_and_a_confidential_document_stays_with_the_
     ));
     assert!(found.contains(SECRET), "{found}");
 
+    // The test compares a streamed answer with a whole one, word for word: that holds only when
+    // neither reads a prompt start another request left cached (prompt reuse computes it in
+    // another batch, and llama.cpp's rounding then can move a later token: README).
+    let toml = home.join("sov.toml");
+    let config = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("prompt_reuse = true", "prompt_reuse = false");
+    assert!(config.contains("prompt_reuse = false"), "{config}");
+    std::fs::write(&toml, config).unwrap();
     let (server, base, printed) = common::start(&home);
     let ready = printed.last().unwrap();
     assert!(

@@ -56,6 +56,7 @@ mod worker;
 
 pub use error::EngineError;
 pub use llama::{Engine, EngineConfig, Generation, ModelInfo, Prompt};
+pub use reuse::REDECODE_TOKENS;
 pub use sov_infer::{ChatMessage, SamplingParams};
 pub use template::ChatTemplate;
 pub use worker::{EngineStats, Event, FinishReason};

@@ -103,14 +103,11 @@ fn each_adapter_answers_in_its_own_context_and_the_base_is_untouched() {
         assert_eq!(engine.stats().prompt_tokens_reused, 0);
     }
     // And again, one after another: the same answers (nothing carried over between contexts),
-    // each adapter reusing only its own cells. All but the prompt's last token are cached now,
-    // and that token is decoded alone, by kernels that round differently from the batched ones:
-    // an answer may drift after many tokens, so their starts are compared.
-    let start = |s: &str| s.split_whitespace().take(10).collect::<Vec<_>>().join(" ");
-    assert_eq!(start(&answer(&adapted[0], QUESTION)), start(&answers[1]));
+    // each adapter reusing only its own cells.
+    assert_eq!(answer(&adapted[0], QUESTION), answers[1]);
     assert!(adapted[0].stats().prompt_tokens_reused > 0);
     assert_eq!(adapted[1].stats().prompt_tokens_reused, 0);
-    assert_eq!(start(&answer(&base, QUESTION)), start(&base_alone));
+    assert_eq!(answer(&base, QUESTION), base_alone);
 
     // They share the model's facts and its embedding worker.
     assert_eq!(adapted[0].info(), base.info());

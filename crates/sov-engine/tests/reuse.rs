@@ -6,7 +6,9 @@
 mod common;
 
 use common::{finish, model_path};
-use sov_engine::{ChatMessage, Engine, EngineConfig, Event, Prompt, SamplingParams};
+use sov_engine::{
+    ChatMessage, Engine, EngineConfig, Event, Prompt, REDECODE_TOKENS, SamplingParams,
+};
 
 fn engine(prompt_reuse: bool) -> Engine {
     let config = EngineConfig {
@@ -53,6 +55,12 @@ fn shared_start(a: &Prompt, b: &Prompt) -> usize {
         .count()
 }
 
+/// What the engine reuses of `prompt` when `cached` of its tokens are in a slot: all but the
+/// prompt's end, which is always decoded.
+fn reusable(prompt: &Prompt, cached: usize) -> usize {
+    cached.min(prompt.len().saturating_sub(REDECODE_TOKENS))
+}
+
 fn answer(engine: &Engine, prompt: Prompt, max_tokens: u32) -> String {
     finish(engine.generate(prompt, greedy(max_tokens)).unwrap()).0
 }
@@ -70,15 +78,21 @@ fn a_cached_start_is_reused_and_the_answers_stay_the_same() {
     assert_eq!(cached.stats().prompt_tokens_reused, 0);
     // The second prompt takes the slot holding the first one's cells: only its question is read.
     let a2 = answer(&cached, second.clone(), 24);
-    assert_eq!(cached.stats().prompt_tokens_reused, shared as u64);
+    let reused2 = reusable(&second, shared);
+    assert!(reused2 > 300, "{reused2}");
+    assert_eq!(cached.stats().prompt_tokens_reused, reused2 as u64);
     // The first prompt again: its slot now holds the second prompt, so the shared start.
     let a1_again = answer(&cached, first.clone(), 24);
-    assert_eq!(cached.stats().prompt_tokens_reused, 2 * shared as u64);
-    // And once more: the whole prompt but its last token, whose logits start the answer.
+    let reused3 = reusable(&first, shared);
+    assert_eq!(
+        cached.stats().prompt_tokens_reused,
+        (reused2 + reused3) as u64
+    );
+    // And once more: the whole prompt but its end, whose logits start the answer.
     let a1_thrice = answer(&cached, first.clone(), 24);
     assert_eq!(
         cached.stats().prompt_tokens_reused,
-        (2 * shared + first.len() - 1) as u64
+        (reused2 + reused3 + first.len() - REDECODE_TOKENS) as u64
     );
     assert_eq!(
         cached.stats().prompt_tokens,
@@ -89,11 +103,9 @@ fn a_cached_start_is_reused_and_the_answers_stay_the_same() {
     assert_eq!(a1, answer(&fresh, first.clone(), 24));
     assert_eq!(a2, answer(&fresh, second, 24));
     assert_eq!(a1_again, a1);
-    // With all but the last token reused, that token is decoded alone, by llama.cpp's one-row
-    // kernels, which round differently from the batched ones (llama-server's cached prompts
-    // behave the same way): the answer may drift after many tokens, never from the start.
-    let words = |s: &str| s.split_whitespace().take(12).collect::<Vec<_>>().join(" ");
-    assert_eq!(words(&a1_thrice), words(&a1), "{a1_thrice:?} / {a1:?}");
+    // All but the prompt's end reused: that end is still decoded in one batch, by the kernels a
+    // whole prompt goes through, so the answer is exactly the same.
+    assert_eq!(a1_thrice, a1);
     assert!(!a1.trim().is_empty());
     // Off means off: nothing reused, however alike the prompts.
     assert_eq!(fresh.stats().prompt_tokens_reused, 0);
@@ -124,7 +136,10 @@ fn a_start_held_by_a_busy_slot_is_copied_into_a_free_one() {
     // ...while the other prompt takes the free slot, which holds nothing yet: the running
     // slot's cells are copied there, and only the question is read.
     let got = answer(&cached, other.clone(), 24);
-    assert_eq!(cached.stats().prompt_tokens_reused, shared as u64);
+    assert_eq!(
+        cached.stats().prompt_tokens_reused,
+        reusable(&other, shared) as u64
+    );
     assert_eq!(got, answer(&fresh, other, 24));
     let (_, _, tokens) = finish(running);
     assert_eq!(tokens, 160);
