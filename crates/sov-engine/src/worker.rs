@@ -255,6 +255,10 @@ pub(crate) fn run(
             continue;
         }
 
+        // In sequence order: with a KV stream per slot, llama.cpp splits a batch into one
+        // ubatch per run of consecutive sequence ids in the order their tokens come (its
+        // `split_equal`), so slots in another order cost a model pass each instead of one for all.
+        slots.sort_unstable_by_key(|slot| slot.seq);
         if let Err(reason) = fill_batch(
             &mut batch,
             &mut slots,
